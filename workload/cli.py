@@ -1,0 +1,42 @@
+"""Argument parsing and exit statuses for ``python -m workload``.
+
+Each sub-command lives in its own ``*_command`` module that defines
+``add_parser(subparsers)`` and a ``run(args) -> int`` that imports the heavy
+libraries (mlflow, openai, scipy) only when it runs, so ``--help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from workload import chat_command, monitor_command
+from workload.errors import WorkloadError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m workload",
+        description="Run and monitor the lab's MLflow-traced Azure OpenAI chat call.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chat_command.add_parser(subparsers)
+    monitor_command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; a WorkloadError becomes one line on stderr and its exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except WorkloadError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,34 @@
+"""The workload's one exception hierarchy; each class maps to an exit status."""
+
+from __future__ import annotations
+
+__all__ = [
+    "InsufficientDataError",
+    "ServiceError",
+    "SettingsError",
+    "WorkloadError",
+]
+
+
+class WorkloadError(Exception):
+    """Base of every error the command line reports as one line, without a traceback."""
+
+    exit_code: int = 1
+
+
+class SettingsError(WorkloadError):
+    """Settings are missing or invalid; nothing was sent (exit 2)."""
+
+    exit_code = 2
+
+
+class ServiceError(WorkloadError):
+    """The remote service refused the call or still failed after retries (exit 1)."""
+
+    exit_code = 1
+
+
+class InsufficientDataError(WorkloadError):
+    """There is not enough data (traces) to answer the question asked (exit 2)."""
+
+    exit_code = 2
