@@ -1,0 +1,5 @@
+"""The Pulumi program: read the stack's configuration, build the lab, export its outputs."""
+
+from llmops_infra.stack import main
+
+main()

@@ -1,0 +1,1 @@
+"""Pulumi components and configuration for the 'Implement LLMOps with Azure Databricks' lab."""

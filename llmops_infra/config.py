@@ -1,0 +1,221 @@
+"""The stack's ``llmops:`` configuration, parsed and validated once, at the edge.
+
+Pulumi hands every configuration value over as a string (arrays and maps as
+JSON). :func:`parse_config` turns those strings into a frozen
+:class:`LlmopsConfig` or raises one :class:`ConfigError` naming every bad key,
+its value and what is allowed, before the program registers any resource.
+The defaults here are the same as the ``config:`` block of ``Pulumi.yaml``,
+because the Pulumi mocks (and so the tests and ``plan``) never read that file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, cast
+
+from llmops_infra.errors import ConfigError
+from llmops_infra.regions import AZURE_REGIONS
+
+__all__ = [
+    "CONFIG_KEYS",
+    "DEFAULT_ALLOWED_REGIONS",
+    "NAMESPACE",
+    "LlmopsConfig",
+    "WorkspaceSku",
+    "parse_config",
+]
+
+NAMESPACE: Final = "llmops"
+
+#: The lab's regions: each has default gpt-4o Standard quota (lab, "リージョン").
+DEFAULT_ALLOWED_REGIONS: Final[tuple[str, ...]] = (
+    "eastus2",
+    "northcentralus",
+    "swedencentral",
+    "switzerlandwest",
+)
+
+WorkspaceSku = Literal["premium", "trial"]
+_WORKSPACE_SKUS: Final[tuple[str, ...]] = ("premium", "trial")
+_AUTOTERMINATION_RANGE: Final = (10, 10000)
+
+#: Every key this program reads, without the namespace.
+CONFIG_KEYS: Final[tuple[str, ...]] = (
+    "allowedRegions",
+    "region",
+    "deploymentName",
+    "modelName",
+    "modelVersion",
+    "capacity",
+    "openaiApiVersion",
+    "workspaceSku",
+    "sparkVersion",
+    "nodeType",
+    "autoterminationMinutes",
+    "tags",
+)
+
+
+@dataclass(frozen=True)
+class LlmopsConfig:
+    """The validated settings of one stack; every later step trusts them."""
+
+    allowed_regions: tuple[str, ...] = DEFAULT_ALLOWED_REGIONS
+    """Regions the one-time random draw picks from."""
+    region: str | None = None
+    """A pinned region (one of ``allowed_regions``), or None to draw at random."""
+    deployment_name: str = "gpt-4o"
+    """The model deployment's name: the ``model=`` the chat call passes."""
+    model_name: str = "gpt-4o"
+    """The OpenAI model to deploy."""
+    model_version: str | None = None
+    """A pinned model version, or None for Azure's default version."""
+    capacity: int = 10
+    """Deployment capacity in thousands of tokens per minute (10 = 10K TPM)."""
+    openai_api_version: str = "2024-05-01-preview"
+    """The Azure OpenAI data-plane API version handed to the workload."""
+    workspace_sku: WorkspaceSku = "premium"
+    """The Databricks workspace's pricing tier."""
+    spark_version: str = "16.4.x-cpu-ml-scala2.12"
+    """The cluster's Databricks Runtime (16.4 LTS ML)."""
+    node_type: str = "Standard_D4ds_v5"
+    """The cluster's VM size."""
+    autotermination_minutes: int = 30
+    """Idle minutes before the cluster stops (10..10000)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags added to every Azure resource."""
+
+
+def parse_config(get: Callable[[str], str | None]) -> LlmopsConfig:
+    """Build the settings from raw values; ``get(key)`` returns the string or None.
+
+    All problems are collected and raised together, so a user fixes them in
+    one round instead of one per ``pulumi up``.
+    """
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    defaults = LlmopsConfig()
+
+    def raw(key: str) -> str | None:
+        value = get(key)
+        return None if value is None or value == "" else value
+
+    def bad(key: str, value: object, allowed: str) -> None:
+        problems.append(f"{NAMESPACE}:{key} = {value!r} is not valid: {allowed}")
+
+    regions_raw = raw("allowedRegions")
+    allowed_regions = defaults.allowed_regions
+    if regions_raw is not None:
+        parsed = _json(regions_raw)
+        if (
+            isinstance(parsed, list)
+            and parsed
+            and all(isinstance(r, str) and r.strip() for r in parsed)
+        ):
+            allowed_regions = tuple(r.strip() for r in parsed)
+            unknown = [r for r in allowed_regions if r not in AZURE_REGIONS]
+            if unknown:
+                bad(
+                    "allowedRegions",
+                    regions_raw,
+                    f"unknown Azure region(s) {', '.join(unknown)} (names as in "
+                    "`az account list-locations`); the lab's regions with gpt-4o quota are "
+                    + ", ".join(DEFAULT_ALLOWED_REGIONS),
+                )
+            elif len(set(allowed_regions)) != len(allowed_regions):
+                bad("allowedRegions", regions_raw, "list each region once")
+            else:
+                values["allowed_regions"] = allowed_regions
+        else:
+            bad(
+                "allowedRegions",
+                regions_raw,
+                'must be a non-empty JSON list of region names, e.g. ["eastus2", "swedencentral"]',
+            )
+
+    region = raw("region")
+    if region is not None:
+        if region not in AZURE_REGIONS:
+            bad("region", region, "unknown Azure region (names as in `az account list-locations`)")
+        elif region not in allowed_regions:
+            bad("region", region, f"must be one of allowedRegions: {', '.join(allowed_regions)}")
+        else:
+            values["region"] = region
+
+    for key, attr in (
+        ("deploymentName", "deployment_name"),
+        ("modelName", "model_name"),
+        ("openaiApiVersion", "openai_api_version"),
+        ("sparkVersion", "spark_version"),
+        ("nodeType", "node_type"),
+    ):
+        text = raw(key)
+        if text is not None:
+            if text.strip() != text or any(c.isspace() for c in text):
+                bad(key, text, "must not contain spaces")
+            else:
+                values[attr] = text
+    version = raw("modelVersion")
+    if version is not None:
+        values["model_version"] = version
+
+    capacity = _int(raw("capacity"))
+    if capacity is not None:
+        if isinstance(capacity, str) or capacity < 1:
+            bad("capacity", raw("capacity"), "must be a whole number >= 1 (thousands of TPM)")
+        else:
+            values["capacity"] = capacity
+
+    sku = raw("workspaceSku")
+    if sku is not None:
+        if sku not in _WORKSPACE_SKUS:
+            bad("workspaceSku", sku, f"must be one of {', '.join(_WORKSPACE_SKUS)}")
+        else:
+            values["workspace_sku"] = cast(WorkspaceSku, sku)
+
+    minutes = _int(raw("autoterminationMinutes"))
+    low, high = _AUTOTERMINATION_RANGE
+    if minutes is not None:
+        if isinstance(minutes, str) or not low <= minutes <= high:
+            bad(
+                "autoterminationMinutes",
+                raw("autoterminationMinutes"),
+                f"must be a whole number of minutes from {low} to {high}",
+            )
+        else:
+            values["autotermination_minutes"] = minutes
+
+    tags_raw = raw("tags")
+    if tags_raw is not None:
+        tags = _json(tags_raw)
+        if isinstance(tags, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+        ):
+            values["tags"] = dict(tags)
+        else:
+            bad("tags", tags_raw, 'must be a map of strings to strings, e.g. {"owner": "me"}')
+
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return LlmopsConfig(**values)
+
+
+def _json(text: str) -> object:
+    try:
+        return cast(object, json.loads(text))
+    except ValueError:
+        return text
+
+
+def _int(text: str | None) -> int | str | None:
+    """An int, or the text back when it is not a whole number (bool is not a number)."""
+    if text is None:
+        return None
+    parsed = _json(text)
+    if isinstance(parsed, bool) or not isinstance(parsed, int | float):
+        return text
+    if isinstance(parsed, float) and not parsed.is_integer():
+        return text
+    return int(parsed)

@@ -1,0 +1,122 @@
+"""The lab's sections "Azure Databricks ワークスペースをプロビジョニングする" and
+"クラスターの作成".
+
+One component: the Premium workspace in the lab's resource group and region,
+a Databricks provider bound to it, and the single-node 16.4 LTS ML cluster
+the lab creates in the workspace UI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_databricks as databricks
+from pulumi_azure_native import databricks as azure_databricks
+
+__all__ = ["Databricks", "DatabricksArgs"]
+
+#: What the UI's "単一ノード: オン" sets: no workers, a local Spark master.
+_SINGLE_NODE_SPARK_CONF = {
+    "spark.databricks.cluster.profile": "singleNode",
+    "spark.master": "local[*]",
+}
+_SINGLE_NODE_TAGS = {"ResourceClass": "SingleNode"}
+
+
+@dataclass(frozen=True)
+class DatabricksArgs:
+    """What the lab's portal and cluster forms ask for."""
+
+    resource_group_name: pulumi.Input[str]
+    """リソース グループ: the same group as the Azure OpenAI account."""
+    location: pulumi.Input[str]
+    """リージョン: the same region as the Azure OpenAI account."""
+    workspace_name: pulumi.Input[str]
+    """[名前]: the workspace's name."""
+    managed_resource_group_id: pulumi.Input[str]
+    """ARM id of the workspace's own managed group; it must not exist yet."""
+    sku: str
+    """価格レベル: ``premium`` or ``trial``."""
+    spark_version: str
+    """Databricks ランタイム: 16.4 LTS with 機械学習 on."""
+    node_type: str
+    """worker の種類 (the driver's VM size on a single node)."""
+    autotermination_minutes: int
+    """Idle minutes before the cluster stops, so a forgotten lab costs little."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags for the workspace and the cluster's VMs."""
+
+
+class Databricks(pulumi.ComponentResource):
+    """A Databricks workspace with the lab's single-node ML cluster."""
+
+    workspace_url: pulumi.Output[str]
+    """``https://adb-<id>.<n>.azuredatabricks.net``."""
+    workspace_resource_id: pulumi.Output[str]
+    """ARM id of the workspace."""
+    cluster_id: pulumi.Output[str]
+    """The cluster's id in the workspace."""
+    provider: databricks.Provider
+    """The workspace-level provider, for more resources inside the workspace."""
+
+    def __init__(
+        self, name: str, args: DatabricksArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("llmops:databricks:Databricks", name, None, opts)
+
+        workspace = azure_databricks.Workspace(
+            f"{name}-workspace",
+            workspace_name=args.workspace_name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            sku=azure_databricks.SkuArgs(name=args.sku),
+            # Classic compute (the lab's cluster) needs Hybrid; Serverless has none.
+            compute_mode=azure_databricks.ComputeMode.HYBRID,
+            managed_resource_group_id=args.managed_resource_group_id,
+            tags=dict(args.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.workspace_url = workspace.workspace_url.apply(lambda host: f"https://{host}")
+        self.workspace_resource_id = workspace.id
+
+        # Azure auth through the workspace's ARM id: `az login` or ARM_* variables.
+        self.provider = databricks.Provider(
+            f"{name}-provider",
+            host=self.workspace_url,
+            azure_workspace_resource_id=workspace.id,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        in_workspace = pulumi.ResourceOptions(parent=self, provider=self.provider)
+
+        me = databricks.get_current_user_output(
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=self.provider)
+        )
+        cluster = databricks.Cluster(
+            f"{name}-cluster",
+            # クラスター名: the UI's default, "<user>'s cluster".
+            cluster_name=me.user_name.apply(lambda user: f"{user}'s cluster"),
+            spark_version=args.spark_version,
+            node_type_id=args.node_type,
+            # Photon Acceleration を使用する: オフ
+            runtime_engine="STANDARD",
+            # 単一ノード: オン
+            num_workers=0,
+            spark_conf=_SINGLE_NODE_SPARK_CONF,
+            custom_tags={**args.tags, **_SINGLE_NODE_TAGS},
+            # Dedicated to one user: the access mode the ML runtime supports.
+            data_security_mode="SINGLE_USER",
+            single_user_name=me.user_name,
+            autotermination_minutes=args.autotermination_minutes,
+            opts=in_workspace,
+        )
+        self.cluster_id = cluster.cluster_id
+
+        self.register_outputs(
+            {
+                "workspace_url": self.workspace_url,
+                "workspace_resource_id": self.workspace_resource_id,
+                "cluster_id": self.cluster_id,
+            }
+        )

@@ -1,0 +1,113 @@
+"""The whole lab as one Pulumi program: configuration -> components -> exports.
+
+The region and a name suffix are drawn once by pulumi-random and kept in the
+stack's state, so a second ``pulumi up`` changes nothing; the program itself
+uses no randomness and no clock.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pulumi
+import pulumi_random as random
+from pulumi_azure_native import authorization, resources
+
+from llmops_infra.config import NAMESPACE, LlmopsConfig, parse_config
+from llmops_infra.databricks_workspace import Databricks, DatabricksArgs
+from llmops_infra.errors import ConfigError
+from llmops_infra.openai_service import AzureOpenAI, AzureOpenAIArgs
+from workload import contract
+
+__all__ = ["deploy", "load_config", "main", "name_base"]
+
+
+def load_config() -> LlmopsConfig:
+    """The stack's validated settings; bad values stop the program with one message."""
+    try:
+        return parse_config(pulumi.Config(NAMESPACE).get)
+    except ConfigError as err:
+        # RunError: Pulumi prints the message alone, without a Python traceback.
+        raise pulumi.RunError(f"invalid stack configuration: {err}") from None
+
+
+def name_base(project: str, stack: str) -> str:
+    """``<project>-<stack>`` reduced to what every Azure name here accepts."""
+    base = re.sub(r"[^a-z0-9]+", "-", f"{project}-{stack}".lower()).strip("-")
+    return base[:36].rstrip("-") or "llmops"
+
+
+def deploy(config: LlmopsConfig) -> None:
+    """Create the lab's resources and export the outputs of ``workload.contract``."""
+    base = name_base(pulumi.get_project(), pulumi.get_stack())
+
+    # Globally unique names (the endpoint's subdomain) need a suffix that never changes.
+    suffix = random.RandomString(
+        "name-suffix", length=6, special=False, upper=False, numeric=True, lower=True
+    ).result
+
+    if config.region is not None:
+        region: pulumi.Output[str] = pulumi.Output.from_input(config.region)
+    else:
+        # [リージョン]: drawn at random once, then kept in state for the stack's life.
+        draw = random.RandomShuffle("region", inputs=list(config.allowed_regions), result_count=1)
+        region = draw.results.apply(lambda results: results[0])
+
+    group = resources.ResourceGroup(
+        "resource-group",
+        resource_group_name=suffix.apply(lambda s: f"rg-{base}-{s}"),
+        location=region,
+        tags=dict(config.tags),
+    )
+
+    openai = AzureOpenAI(
+        "openai",
+        AzureOpenAIArgs(
+            resource_group_name=group.name,
+            location=region,
+            account_name=suffix.apply(lambda s: f"oai-{base}-{s}"),
+            deployment_name=config.deployment_name,
+            model_name=config.model_name,
+            model_version=config.model_version,
+            capacity=config.capacity,
+            tags=config.tags,
+        ),
+    )
+
+    subscription_id = authorization.get_client_config_output().subscription_id
+    workspace = Databricks(
+        "databricks",
+        DatabricksArgs(
+            resource_group_name=group.name,
+            location=region,
+            workspace_name=suffix.apply(lambda s: f"dbw-{base}-{s}"),
+            managed_resource_group_id=pulumi.Output.all(subscription_id, suffix).apply(
+                lambda a: f"/subscriptions/{a[0]}/resourceGroups/rg-{base}-{a[1]}-dbw-managed"
+            ),
+            sku=config.workspace_sku,
+            spark_version=config.spark_version,
+            node_type=config.node_type,
+            autotermination_minutes=config.autotermination_minutes,
+            tags=config.tags,
+        ),
+    )
+
+    exports: dict[str, pulumi.Input[str]] = {
+        contract.RESOURCE_GROUP_NAME: group.name,
+        contract.REGION: region,
+        contract.OPENAI_ACCOUNT_NAME: openai.account_name,
+        contract.OPENAI_ENDPOINT: openai.endpoint,
+        contract.OPENAI_API_KEY: openai.api_key,
+        contract.OPENAI_API_VERSION: config.openai_api_version,
+        contract.OPENAI_DEPLOYMENT: openai.deployment_name,
+        contract.DATABRICKS_WORKSPACE_URL: workspace.workspace_url,
+        contract.DATABRICKS_WORKSPACE_RESOURCE_ID: workspace.workspace_resource_id,
+        contract.DATABRICKS_CLUSTER_ID: workspace.cluster_id,
+    }
+    for name in contract.STACK_OUTPUTS:
+        pulumi.export(name, exports[name])
+
+
+def main() -> None:
+    """The program ``pulumi up`` runs."""
+    deploy(load_config())

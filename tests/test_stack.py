@@ -1,0 +1,306 @@
+"""The Pulumi program under mocks that act like the providers: what `pulumi up` would create."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llmops_infra.config import DEFAULT_ALLOWED_REGIONS, LlmopsConfig, parse_config
+from llmops_infra.errors import ConfigError
+from llmops_infra.mock_engine import (
+    FAKE_SUBSCRIPTION_ID,
+    FAKE_USER,
+    PROJECT_DIR,
+    ProgramFailed,
+    ProgramRun,
+    run_program_isolated,
+)
+from llmops_infra.stack_files import read_stack_config
+from workload import contract
+
+ACCOUNT = "azure-native:cognitiveservices:Account"
+DEPLOYMENT = "azure-native:cognitiveservices:Deployment"
+GROUP = "azure-native:resources:ResourceGroup"
+WORKSPACE = "azure-native:databricks:Workspace"
+CLUSTER = "databricks:index/cluster:Cluster"
+PROVIDER = "pulumi:providers:databricks"
+SHUFFLE = "random:index/randomShuffle:RandomShuffle"
+
+Run = Callable[..., ProgramRun]
+
+
+@pytest.fixture(scope="session")
+def run() -> Run:
+    """Run the program in a forked child per configuration, the SDKs imported once here."""
+    import pulumi_random  # noqa: F401
+
+    def _run(config: dict[str, str] | None = None, **kwargs: object) -> ProgramRun:
+        return run_program_isolated(config or {}, **kwargs)
+
+    return _run
+
+
+@pytest.fixture(scope="session")
+def dev(run: Run) -> ProgramRun:
+    """The dev stack exactly as its files configure it."""
+    return run(read_stack_config(PROJECT_DIR, "dev"), stack="dev")
+
+
+def test_creates_exactly_the_lab_resources(dev: ProgramRun) -> None:
+    custom = sorted(r.type for r in dev.resources if r.custom)
+    assert custom == sorted(
+        [
+            "random:index/randomString:RandomString",
+            SHUFFLE,
+            GROUP,
+            ACCOUNT,
+            DEPLOYMENT,
+            WORKSPACE,
+            PROVIDER,
+            CLUSTER,
+        ]
+    ), "one of each resource the lab creates by hand, plus the random draws"
+    components = sorted(r.type for r in dev.resources if not r.custom)
+    assert components == ["llmops:databricks:Databricks", "llmops:openai:AzureOpenAI"]
+
+
+def test_openai_account_is_the_labs_s0_resource(dev: ProgramRun) -> None:
+    account = dev.one(ACCOUNT).inputs
+    group = dev.one(GROUP).outputs
+    assert account["kind"] == "OpenAI"
+    assert account["sku"] == {"name": "S0"}, "価格レベル: Standard S0"
+    assert account["resourceGroupName"] == group["name"]
+    assert account["location"] == dev.exports[contract.REGION].value
+    assert account["properties"]["customSubDomainName"] == account["accountName"], (
+        "the custom subdomain (the endpoint's host) is the account's unique name"
+    )
+    assert account["properties"]["publicNetworkAccess"] == "Enabled"
+    assert "dynamicThrottlingEnabled" not in account["properties"], "dynamic quota never enabled"
+    assert account["tags"] == {"purpose": "llmops-lab", "stack": "dev"}
+
+
+def test_gpt4o_deployment_matches_the_lab(dev: ProgramRun) -> None:
+    deployment = dev.one(DEPLOYMENT)
+    account = dev.one(ACCOUNT)
+    inputs = deployment.inputs
+    assert inputs["deploymentName"] == "gpt-4o", "デプロイ名: gpt-4o"
+    assert inputs["sku"] == {"name": "Standard", "capacity": 10}, "Standard, 10K TPM"
+    model = inputs["properties"]["model"]
+    assert model == {"format": "OpenAI", "name": "gpt-4o"}, "no version: Azure's default"
+    assert inputs["properties"]["versionUpgradeOption"] == "OnceNewDefaultVersionAvailable"
+    assert inputs["properties"]["raiPolicyName"] == "Microsoft.DefaultV2", "default content filter"
+    assert "dynamicThrottlingEnabled" not in inputs["properties"]
+    assert inputs["accountName"] == account.outputs["name"], "deployed into the account"
+    assert account.urn in deployment.dependencies, "created after the account"
+    assert deployment.parent == account.parent, "both belong to the OpenAI component"
+
+
+def test_workspace_shares_group_and_region_with_its_own_managed_group(dev: ProgramRun) -> None:
+    workspace = dev.one(WORKSPACE).inputs
+    group = dev.one(GROUP).outputs
+    assert workspace["sku"] == {"name": "premium"}
+    assert workspace["computeMode"] == "Hybrid"
+    assert workspace["resourceGroupName"] == group["name"]
+    assert workspace["location"] == dev.one(ACCOUNT).inputs["location"] == group["location"]
+    managed = workspace["managedResourceGroupId"]
+    assert managed.startswith(f"/subscriptions/{FAKE_SUBSCRIPTION_ID}/resourceGroups/")
+    assert managed.rsplit("/", 1)[1] != group["name"], "the managed group is a new, separate one"
+    assert workspace["tags"] == {"purpose": "llmops-lab", "stack": "dev"}
+
+
+def test_provider_is_bound_to_the_new_workspace(dev: ProgramRun) -> None:
+    provider = dev.one(PROVIDER)
+    workspace = dev.one(WORKSPACE)
+    assert provider.inputs["host"] == "https://" + workspace.outputs["workspaceUrl"]
+    assert provider.inputs["azureWorkspaceResourceId"] == workspace.id
+    assert "token" not in provider.inputs, "Azure auth, never a personal access token"
+
+
+def test_cluster_is_the_labs_single_node_ml_cluster(dev: ProgramRun) -> None:
+    cluster = dev.one(CLUSTER)
+    provider = dev.one(PROVIDER)
+    inputs = cluster.inputs
+    assert cluster.provider.startswith(provider.urn + "::"), "created in the new workspace"
+    assert inputs["sparkVersion"] == "16.4.x-cpu-ml-scala2.12", "16.4 LTS ML, pinned"
+    assert inputs["nodeTypeId"] == "Standard_D4ds_v5"
+    assert inputs["runtimeEngine"] == "STANDARD", "Photon off"
+    assert inputs["numWorkers"] == 0
+    assert inputs["sparkConf"] == {
+        "spark.databricks.cluster.profile": "singleNode",
+        "spark.master": "local[*]",
+    }
+    assert inputs["customTags"]["ResourceClass"] == "SingleNode"
+    assert inputs["customTags"]["purpose"] == "llmops-lab", "stack tags reach the cluster's VMs"
+    assert inputs["dataSecurityMode"] == "SINGLE_USER"
+    assert inputs["singleUserName"] == FAKE_USER
+    assert inputs["clusterName"] == f"{FAKE_USER}'s cluster"
+    assert inputs["autoterminationMinutes"] == 30
+    assert "policyId" not in inputs, "ポリシー: Unrestricted"
+
+
+def test_children_are_parented_to_their_components(dev: ProgramRun) -> None:
+    components = {r.name: r.urn for r in dev.resources if not r.custom}
+    for resource in dev.resources:
+        if resource.type in (ACCOUNT, DEPLOYMENT):
+            assert resource.parent == components["openai"], resource.name
+        if resource.type in (WORKSPACE, PROVIDER, CLUSTER):
+            assert resource.parent == components["databricks"], resource.name
+
+
+def test_exports_exactly_the_contract_and_only_the_key_is_secret(dev: ProgramRun) -> None:
+    assert list(dev.exports) == list(contract.STACK_OUTPUTS)
+    secret = {name for name, export in dev.exports.items() if export.secret}
+    assert secret == {contract.OPENAI_API_KEY}
+    values = {name: export.value for name, export in dev.exports.items()}
+    account = dev.one(ACCOUNT).outputs
+    workspace = dev.one(WORKSPACE)
+    assert values[contract.RESOURCE_GROUP_NAME] == dev.one(GROUP).outputs["name"]
+    assert values[contract.REGION] in DEFAULT_ALLOWED_REGIONS
+    assert values[contract.OPENAI_ACCOUNT_NAME] == account["name"]
+    assert values[contract.OPENAI_ENDPOINT] == f"https://{account['name']}.openai.azure.com/"
+    assert isinstance(values[contract.OPENAI_API_KEY], str) and values[contract.OPENAI_API_KEY]
+    assert values[contract.OPENAI_API_VERSION] == "2024-05-01-preview"
+    assert values[contract.OPENAI_DEPLOYMENT] == "gpt-4o"
+    assert (
+        values[contract.DATABRICKS_WORKSPACE_URL] == "https://" + workspace.outputs["workspaceUrl"]
+    )
+    assert values[contract.DATABRICKS_WORKSPACE_RESOURCE_ID] == workspace.id
+    assert values[contract.DATABRICKS_CLUSTER_ID] == dev.one(CLUSTER).outputs["clusterId"]
+
+
+def test_key_comes_from_the_created_account(dev: ProgramRun) -> None:
+    calls = [i for i in dev.invokes if i.token == "azure-native:cognitiveservices:listAccountKeys"]
+    assert len(calls) == 1
+    assert calls[0].args == {
+        "accountName": dev.one(ACCOUNT).outputs["name"],
+        "resourceGroupName": dev.one(GROUP).outputs["name"],
+    }
+
+
+def test_region_is_random_across_stacks_and_stable_within_one(run: Run) -> None:
+    regions = {run(stack=f"s{i}").exports[contract.REGION].value for i in range(6)}
+    assert len(regions) > 1, "different stacks draw different regions"
+    assert regions <= set(DEFAULT_ALLOWED_REGIONS)
+    first, second = run(stack="s0"), run(stack="s0")
+    assert {r.urn: r.inputs for r in first.resources} == {
+        r.urn: r.inputs for r in second.resources
+    }, "a second `pulumi up` of the same stack sends the same inputs: nothing changes"
+
+
+def test_pinned_region_moves_everything_and_draws_nothing(run: Run) -> None:
+    pinned = run({"region": "swedencentral"})
+    assert not pinned.by_type(SHUFFLE), "no random draw when the region is pinned"
+    assert pinned.exports[contract.REGION].value == "swedencentral"
+    for type_ in (GROUP, ACCOUNT, WORKSPACE):
+        assert pinned.one(type_).inputs["location"] == "swedencentral", type_
+
+
+def test_configured_values_reach_the_resources(run: Run) -> None:
+    result = run(
+        {
+            "capacity": "25",
+            "modelVersion": "2024-08-06",
+            "deploymentName": "chat",
+            "workspaceSku": "trial",
+            "autoterminationMinutes": "120",
+            "allowedRegions": '["eastus2"]',
+            "tags": '{"owner": "ml-team"}',
+        }
+    )
+    deployment = result.one(DEPLOYMENT).inputs
+    assert deployment["sku"]["capacity"] == 25
+    assert deployment["properties"]["model"]["version"] == "2024-08-06"
+    assert deployment["properties"]["versionUpgradeOption"] == "NoAutoUpgrade"
+    assert result.exports[contract.OPENAI_DEPLOYMENT].value == "chat"
+    assert result.one(WORKSPACE).inputs["sku"] == {"name": "trial"}
+    assert result.one(CLUSTER).inputs["autoterminationMinutes"] == 120
+    assert result.exports[contract.REGION].value == "eastus2"
+    for type_ in (GROUP, ACCOUNT, DEPLOYMENT, WORKSPACE):
+        assert result.one(type_).inputs["tags"] == {"owner": "ml-team"}, type_
+
+
+@pytest.mark.parametrize(
+    ("config", "key", "bad"),
+    [
+        ({"region": "westeurope"}, "llmops:region", "'westeurope'"),
+        ({"region": "narnia"}, "llmops:region", "'narnia'"),
+        ({"allowedRegions": '["eastus2", "atlantis"]'}, "llmops:allowedRegions", "atlantis"),
+        ({"allowedRegions": "eastus2"}, "llmops:allowedRegions", "'eastus2'"),
+        ({"allowedRegions": "[]"}, "llmops:allowedRegions", "'[]'"),
+        ({"capacity": "0"}, "llmops:capacity", "'0'"),
+        ({"capacity": "ten"}, "llmops:capacity", "'ten'"),
+        ({"capacity": "2.5"}, "llmops:capacity", "'2.5'"),
+        ({"workspaceSku": "standard"}, "llmops:workspaceSku", "'standard'"),
+        ({"autoterminationMinutes": "5"}, "llmops:autoterminationMinutes", "'5'"),
+        ({"autoterminationMinutes": "10001"}, "llmops:autoterminationMinutes", "'10001'"),
+        ({"tags": '["a"]'}, "llmops:tags", "'[\"a\"]'"),
+        ({"tags": '{"n": 1}'}, "llmops:tags", "'{\"n\": 1}'"),
+    ],
+)
+def test_bad_configuration_stops_before_any_resource(
+    run: Run, config: dict[str, str], key: str, bad: str
+) -> None:
+    with pytest.raises(ProgramFailed) as failure:
+        run(config)
+    message = str(failure.value)
+    assert key in message and bad in message, f"the message names the key and value: {message}"
+    assert "valid" in message or "must" in message, "the message says what is allowed"
+    assert failure.value.registered == 0, "nothing is registered before validation"
+    assert "\n" not in message, "one message, no traceback"
+
+
+def test_all_errors_are_reported_together() -> None:
+    with pytest.raises(ConfigError, match=r"llmops:capacity.*llmops:workspaceSku"):
+        parse_config({"capacity": "0", "workspaceSku": "gold"}.get)
+
+
+def test_dev_stack_file_loads_and_validates() -> None:
+    raw = read_stack_config(PROJECT_DIR, "dev")
+    config = parse_config(lambda key: raw.get(f"llmops:{key}"))
+    assert config.region is None and config.capacity == 10
+    assert config.tags == {"purpose": "llmops-lab", "stack": "dev"}
+
+
+def test_pulumi_yaml_declares_every_key_with_the_programs_defaults() -> None:
+    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    defaults = LlmopsConfig()
+    expected = {
+        "allowedRegions": list(defaults.allowed_regions),
+        "region": "",
+        "deploymentName": defaults.deployment_name,
+        "modelName": defaults.model_name,
+        "modelVersion": "",
+        "capacity": defaults.capacity,
+        "openaiApiVersion": defaults.openai_api_version,
+        "workspaceSku": defaults.workspace_sku,
+        "sparkVersion": defaults.spark_version,
+        "nodeType": defaults.node_type,
+        "autoterminationMinutes": defaults.autotermination_minutes,
+    }
+    assert {key: d["default"] for key, d in declared.items()} == expected
+    for key, declaration in declared.items():
+        assert declaration.get("description"), f"{key} is described"
+        assert declaration["type"] in {"string", "integer", "boolean", "array"}, key
+
+
+def test_program_uses_no_randomness_or_clock() -> None:
+    forbidden = {"random", "time", "datetime", "uuid", "secrets"}
+    program = [PROJECT_DIR / "__main__.py"] + [
+        p for p in (PROJECT_DIR / "llmops_infra").glob("*.py") if p.name != "mock_engine.py"
+    ]
+    for path in program:
+        tree = ast.parse(Path(path).read_text())
+        for node in ast.walk(tree):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
