@@ -43,6 +43,7 @@ __all__ = [
     "ProviderMocks",
     "RecordedInvoke",
     "RecordedResource",
+    "Secret",
     "StackExport",
     "is_unknown",
     "run_program",
@@ -142,10 +143,22 @@ class ProgramRun:
         raise LookupError(urn)
 
 
+@dataclass(frozen=True)
+class Secret:
+    """A recorded input or output that the program marked secret."""
+
+    value: Any
+
+    def __repr__(self) -> str:
+        return "Secret([secret])"  # never the value, even in a failing test's report
+
+
 def _plain(value: Any) -> Any:
-    """Recorded values as plain, picklable data, with unknowns as :data:`UNKNOWN`."""
+    """Recorded values as plain, picklable data: unknowns as :data:`UNKNOWN`, secrets wrapped."""
     if isinstance(value, Unknown):
         return UNKNOWN
+    if rpc.is_rpc_secret(value):
+        return Secret(_plain(rpc.unwrap_rpc_secret(value)))
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -1,0 +1,40 @@
+"""Argument parsing and exit statuses for ``python -m llmops_infra``.
+
+Each sub-command module defines ``add_parser(subparsers)`` and
+``run(args) -> int``, and imports the provider SDKs only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from llmops_infra import plan_command
+from llmops_infra.errors import ConfigError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m llmops_infra",
+        description="Inspect the lab's Pulumi stack without touching Azure.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    plan_command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; a configuration error is one line on stderr and exit status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

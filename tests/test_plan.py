@@ -1,0 +1,155 @@
+"""`python -m llmops_infra plan`, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from llmops_infra.mock_engine import PROJECT_DIR
+from workload import contract
+
+PLAN = [sys.executable, "-m", "llmops_infra", "plan"]
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*PLAN, *args],
+        cwd=PROJECT_DIR,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def plans() -> dict[str, tuple[int, str, str]]:
+    """The slow plans, started together so the machine's cores share the work."""
+    started = {
+        "text": _start(),
+        "json1": _start("--json"),
+        "json2": _start("--json"),
+        "pinned": _start("--config", "llmops:region=swedencentral", "--json"),
+    }
+    results = {}
+    for name, process in started.items():
+        out, err = process.communicate(timeout=300)
+        results[name] = (process.returncode, out, err)
+    return results
+
+
+def test_tree_shows_every_resource_with_the_labs_settings(
+    plans: dict[str, tuple[int, str, str]],
+) -> None:
+    code, out, err = plans["text"]
+    assert code == 0, err
+    for line in [
+        "pulumi:pulumi:Stack  llmops-dev",
+        "├─ llmops:openai:AzureOpenAI  openai",
+        "azure-native:cognitiveservices:Account  openai-account",
+        "kind: OpenAI",
+        "sku: S0",
+        "azure-native:cognitiveservices:Deployment  openai-deployment",
+        "model: gpt-4o",
+        "version: Azure's default",
+        "type: Standard",
+        "tokens per minute: 10K",
+        "content filter: Microsoft.DefaultV2",
+        "└─ llmops:databricks:Databricks  databricks",
+        "sku: premium",
+        "compute mode: Hybrid",
+        "databricks:index/cluster:Cluster  databricks-cluster  (provider: databricks-provider)",
+        "runtime: 16.4.x-cpu-ml-scala2.12",
+        "node type: Standard_D4ds_v5",
+        "photon: off",
+        "single node: yes",
+        "auto-termination: 30 min",
+        "draws one of: eastus2, northcentralus, swedencentral, switzerlandwest",
+    ]:
+        assert line in out, f"the plan shows {line!r}"
+    assert out.rstrip().splitlines()[-2] == (
+        "11 resources to create in a region drawn at random once from "
+        "eastus2, northcentralus, swedencentral, switzerlandwest"
+    )
+
+
+def test_cloud_values_are_unknown_and_secrets_masked(
+    plans: dict[str, tuple[int, str, str]],
+) -> None:
+    code, out, err = plans["json1"]
+    assert code == 0, err
+    plan = json.loads(out)
+    outputs = plan["outputs"]
+    assert list(outputs) == list(contract.STACK_OUTPUTS)
+    for name in (
+        contract.OPENAI_ENDPOINT,
+        contract.DATABRICKS_WORKSPACE_URL,
+        contract.DATABRICKS_CLUSTER_ID,
+        contract.REGION,
+    ):
+        assert outputs[name] == {"value": "(known after up)", "secret": False, "known": False}
+    assert outputs[contract.OPENAI_API_KEY]["value"] == "[secret]"
+    assert outputs[contract.OPENAI_API_KEY]["secret"] is True
+    assert outputs[contract.OPENAI_API_VERSION]["value"] == "2024-05-01-preview"
+    assert "example.com" not in out and ".azuredatabricks.net" not in out, "nothing invented"
+    text = plans["text"][1]
+    assert "[secret]" in text
+
+
+def test_json_is_identical_across_runs(plans: dict[str, tuple[int, str, str]]) -> None:
+    assert plans["json1"][0] == plans["json2"][0] == 0
+    assert plans["json1"][1] == plans["json2"][1], "two plans of one config can be diffed"
+
+
+def test_pinned_region_moves_everything(plans: dict[str, tuple[int, str, str]]) -> None:
+    code, out, err = plans["pinned"]
+    assert code == 0, err
+    plan: dict[str, Any] = json.loads(out)
+    assert plan["region"] == {
+        "pinned": True,
+        "value": "swedencentral",
+        "candidates": ["swedencentral"],
+    }
+    located = [r for r in plan["resources"] if "location" in r["inputs"]]
+    assert {r["type"] for r in located} >= {
+        "azure-native:resources:ResourceGroup",
+        "azure-native:cognitiveservices:Account",
+        "azure-native:databricks:Workspace",
+    }
+    assert {r["inputs"]["location"] for r in located} == {"swedencentral"}
+    assert not any(r["type"].endswith("RandomShuffle") for r in plan["resources"])
+    assert plan["outputs"][contract.REGION]["value"] == "swedencentral"
+    assert plan["summary"]["region"] == "swedencentral"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--config", "llmops:region=westus"], "llmops:region = 'westus'"),
+        (["--config", "capacity=0"], "llmops:capacity = '0'"),
+        (["--config", "workspaceSku=gold"], "llmops:workspaceSku = 'gold'"),
+        (["--config", "autoterminationMinutes=3"], "llmops:autoterminationMinutes = '3'"),
+        (["--config", "allowedRegions=[]"], "llmops:allowedRegions = '[]'"),
+        (["--config", "tags=oops"], "llmops:tags = 'oops'"),
+        (["--config", "nonsense"], "key=value"),
+        (["--stack", "nosuchstack"], "Pulumi.nosuchstack.yaml"),
+    ],
+)
+def test_bad_configuration_exits_2_with_one_line(args: list[str], needle: str) -> None:
+    done = subprocess.run(
+        [*PLAN, *args], cwd=PROJECT_DIR, env=_env(), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert needle in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr
