@@ -1,0 +1,72 @@
+"""Set up and run the project on a fresh machine that has only Python 3.11+ and a package index.
+
+    python3 tasks.py plan [ARGS...]   install what is needed, then show the dev stack's offline plan
+    python3 tasks.py test [ARGS...]   install what is needed (with test tools), then run the tests
+    python3 tasks.py lint             ruff and mypy, as CI runs them
+
+Everything goes into ./.venv (the virtualenv Pulumi.yaml names, so `pulumi up`
+uses the same one). The install runs again only when a requirements file changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _install(requirements: str) -> None:
+    """Create the virtualenv and install ``requirements`` unless already done."""
+    if sys.version_info < (3, 11):  # noqa: UP036 (the check is for users on an older Python)
+        sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
+    files = sorted(ROOT.glob("requirements*.txt"))
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    stamp = VENV / f".installed-{requirements}"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    if not PYTHON.exists():
+        print(f"creating {VENV}", file=sys.stderr)
+        venv.create(VENV, with_pip=True)
+    print(f"installing {requirements} into {VENV} (a few minutes the first time)", file=sys.stderr)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
+    subprocess.run(
+        [str(PYTHON), "-m", "pip", "install", "--quiet", "-r", str(ROOT / requirements)],
+        check=True,
+    )
+    stamp.write_text(digest)
+
+
+def _run(*args: str) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    return subprocess.run([str(PYTHON), *args], cwd=ROOT, env=env).returncode
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch one task."""
+    task, rest = (argv[0], argv[1:]) if argv else ("", [])
+    if task == "plan":
+        _install("requirements.txt")
+        return _run("-m", "llmops_infra", "plan", *rest)
+    if task == "test":
+        _install("requirements-dev.txt")
+        return _run("-m", "pytest", *(rest or ["-q"]))
+    if task == "lint":
+        _install("requirements-dev.txt")
+        return (
+            _run("-m", "ruff", "check", ".")
+            or _run("-m", "ruff", "format", "--check", ".")
+            or _run("-m", "mypy")
+        )
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
