@@ -23,17 +23,28 @@ PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
 def _install(requirements: str) -> None:
-    """Create the virtualenv and install ``requirements`` unless already done."""
+    """Create the virtualenv and install ``requirements`` unless already done.
+
+    With ``LLMOPS_VENV_CACHE=DIR`` (CI sets it), the environment lives in DIR,
+    keyed by the requirements files' content, and ./.venv links to it: a clean
+    clone on the same machine then installs nothing.
+    """
     if sys.version_info < (3, 11):  # noqa: UP036 (the check is for users on an older Python)
         sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
     files = sorted(ROOT.glob("requirements*.txt"))
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    cache = os.environ.get("LLMOPS_VENV_CACHE")
+    if cache and not VENV.exists():
+        target = Path(cache).expanduser() / f"venv-{digest[:16]}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        VENV.symlink_to(target, target_is_directory=True)
+        requirements = "requirements-dev.txt"  # the superset, so one cached env serves all
     stamp = VENV / f".installed-{requirements}"
     if stamp.exists() and stamp.read_text() == digest:
         return
     if not PYTHON.exists():
         print(f"creating {VENV}", file=sys.stderr)
-        venv.create(VENV, with_pip=True)
+        venv.create(VENV.resolve(), with_pip=True)
     print(f"installing {requirements} into {VENV} (a few minutes the first time)", file=sys.stderr)
     subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
     subprocess.run(
