@@ -135,6 +135,13 @@ class ProgramRun:
             raise LookupError(f"expected one {type_}, found {len(found)}")
         return found[0]
 
+    def stack_output_json(self, *, show_secrets: bool) -> dict[str, Any]:
+        """The exports as ``pulumi stack output --json [--show-secrets]`` prints them."""
+        return {
+            name: export.value if show_secrets or not export.secret else "[secret]"
+            for name, export in self.exports.items()
+        }
+
     def by_urn(self, urn: str) -> RecordedResource:
         """The resource with this URN."""
         for resource in self.resources:
