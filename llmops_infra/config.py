@@ -11,6 +11,7 @@ because the Pulumi mocks (and so the tests and ``plan``) never read that file.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
@@ -40,6 +41,10 @@ DEFAULT_ALLOWED_REGIONS: Final[tuple[str, ...]] = (
 WorkspaceSku = Literal["premium", "trial"]
 _WORKSPACE_SKUS: Final[tuple[str, ...]] = ("premium", "trial")
 _AUTOTERMINATION_RANGE: Final = (10, 10000)
+#: Databricks' rule for secret scope (and key) names.
+_SECRET_SCOPE_NAME: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
+#: An experiment is a workspace object: an absolute path under /Shared or a user's home.
+_EXPERIMENT_PATH: Final = re.compile(r"/(Shared|Users/[^/]+)(/[^/]+)+")
 
 #: Every key this program reads, without the namespace.
 CONFIG_KEYS: Final[tuple[str, ...]] = (
@@ -55,6 +60,8 @@ CONFIG_KEYS: Final[tuple[str, ...]] = (
     "nodeType",
     "autoterminationMinutes",
     "tags",
+    "secretScope",
+    "experimentPath",
 )
 
 
@@ -86,6 +93,10 @@ class LlmopsConfig:
     """Idle minutes before the cluster stops (10..10000)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags added to every Azure resource."""
+    secret_scope: str = "llmops"
+    """The Databricks-backed secret scope holding the Azure OpenAI key."""
+    experiment_path: str = "/Shared/llmops-lab"
+    """The workspace path of the MLflow experiment the traces land in."""
 
 
 def parse_config(get: Callable[[str], str | None]) -> LlmopsConfig:
@@ -196,6 +207,29 @@ def parse_config(get: Callable[[str], str | None]) -> LlmopsConfig:
             values["tags"] = dict(tags)
         else:
             bad("tags", tags_raw, 'must be a map of strings to strings, e.g. {"owner": "me"}')
+
+    scope = raw("secretScope")
+    if scope is not None:
+        if _SECRET_SCOPE_NAME.fullmatch(scope):
+            values["secret_scope"] = scope
+        else:
+            bad(
+                "secretScope",
+                scope,
+                "must be 1 to 128 letters, digits, dashes, underscores or periods",
+            )
+
+    experiment = raw("experimentPath")
+    if experiment is not None:
+        if _EXPERIMENT_PATH.fullmatch(experiment) and experiment.strip() == experiment:
+            values["experiment_path"] = experiment
+        else:
+            bad(
+                "experimentPath",
+                experiment,
+                "must be an absolute workspace path under /Shared/ or /Users/<user>/, "
+                "e.g. /Shared/llmops-lab, without a trailing slash",
+            )
 
     if problems:
         raise ConfigError("; ".join(problems))

@@ -3,7 +3,9 @@
 
 One component: the Premium workspace in the lab's resource group and region,
 a Databricks provider bound to it, and the single-node 16.4 LTS ML cluster
-the lab creates in the workspace UI.
+the lab creates in the workspace UI. Inside it, the lab's MLflow section
+(``databricks_lab``): the key as a secret, the experiment, the cluster's
+environment and libraries, and the workload as jobs on the cluster.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import pulumi
 import pulumi_databricks as databricks
 from pulumi_azure_native import databricks as azure_databricks
 
+from llmops_infra.databricks_lab import LabEnvironment, LabEnvironmentArgs, LabJobs, LabJobsArgs
+
 __all__ = ["Databricks", "DatabricksArgs"]
 
 #: What the UI's "単一ノード: オン" sets: no workers, a local Spark master.
@@ -23,6 +27,8 @@ _SINGLE_NODE_SPARK_CONF = {
     "spark.master": "local[*]",
 }
 _SINGLE_NODE_TAGS = {"ResourceClass": "SingleNode"}
+#: The workload's folder in the deploying user's home (the jobs run as that user).
+_WORKLOAD_FOLDER = "llmops-workload"
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,8 @@ class DatabricksArgs:
     """worker の種類 (the driver's VM size on a single node)."""
     autotermination_minutes: int
     """Idle minutes before the cluster stops, so a forgotten lab costs little."""
+    lab: LabEnvironmentArgs
+    """The key, endpoint and experiment the cluster's environment carries."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for the workspace and the cluster's VMs."""
 
@@ -60,6 +68,14 @@ class Databricks(pulumi.ComponentResource):
     """The cluster's id in the workspace."""
     provider: databricks.Provider
     """The workspace-level provider, for more resources inside the workspace."""
+    secret_scope: pulumi.Output[str]
+    """The secret scope holding the Azure OpenAI key."""
+    experiment_path: pulumi.Output[str]
+    """Workspace path of the MLflow experiment the traces land in."""
+    chat_job_id: pulumi.Output[str]
+    """Id of the job that runs ``workload chat`` on the cluster."""
+    monitor_job_id: pulumi.Output[str]
+    """Id of the paused, scheduled job that runs ``workload monitor --fail-on-drift``."""
 
     def __init__(
         self, name: str, args: DatabricksArgs, opts: pulumi.ResourceOptions | None = None
@@ -93,6 +109,7 @@ class Databricks(pulumi.ComponentResource):
         me = databricks.get_current_user_output(
             opts=pulumi.InvokeOutputOptions(parent=self, provider=self.provider)
         )
+        environment = LabEnvironment(f"{name}-lab", args.lab, opts=in_workspace)
         cluster = databricks.Cluster(
             f"{name}-cluster",
             # クラスター名: the UI's default, "<user>'s cluster".
@@ -109,14 +126,37 @@ class Databricks(pulumi.ComponentResource):
             data_security_mode="SINGLE_USER",
             single_user_name=me.user_name,
             autotermination_minutes=args.autotermination_minutes,
-            opts=in_workspace,
+            # The lab's first cell, done once: its variables, the key as a secret reference.
+            spark_env_vars=environment.spark_env_vars,
+            libraries=environment.libraries,
+            # A cluster that starts before its secret exists fails to start.
+            opts=pulumi.ResourceOptions.merge(
+                in_workspace, pulumi.ResourceOptions(depends_on=[environment])
+            ),
         )
         self.cluster_id = cluster.cluster_id
+
+        jobs = LabJobs(
+            f"{name}-jobs",
+            LabJobsArgs(
+                cluster_id=cluster.cluster_id,
+                folder=me.home.apply(lambda home: f"{home}/{_WORKLOAD_FOLDER}"),
+            ),
+            opts=in_workspace,
+        )
+        self.secret_scope = environment.secret_scope
+        self.experiment_path = environment.experiment_path
+        self.chat_job_id = jobs.chat_job_id
+        self.monitor_job_id = jobs.monitor_job_id
 
         self.register_outputs(
             {
                 "workspace_url": self.workspace_url,
                 "workspace_resource_id": self.workspace_resource_id,
                 "cluster_id": self.cluster_id,
+                "secret_scope": self.secret_scope,
+                "experiment_path": self.experiment_path,
+                "chat_job_id": self.chat_job_id,
+                "monitor_job_id": self.monitor_job_id,
             }
         )

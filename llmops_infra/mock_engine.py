@@ -310,6 +310,46 @@ class ProviderMocks(pulumi_mocks.Mocks):
             "url": self._cloud(f"#setting/clusters/{cluster_id}/configuration"),
         }
 
+    # Issue 6: the lab inside the workspace (llmops_infra/databricks_lab.py).
+
+    def _databricks_secret_scope(
+        self, name: str, inputs: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        # The scope's id is its name; without a backend Databricks picks its own.
+        return inputs["name"], {"backendType": inputs.get("backendType") or "DATABRICKS"}
+
+    def _databricks_secret(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        scope, key = inputs["scope"], inputs["key"]
+        return f"{scope}|||{key}", {
+            "configReference": self._cloud(f"{{{{secrets/{scope}/{key}}}}}"),
+            "lastUpdatedTimestamp": self._cloud(1_767_225_600_000),
+        }
+
+    def _databricks_mlflow_experiment(
+        self, name: str, inputs: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        experiment_id = str(self._rng(name).randrange(10**15, 10**16))
+        return experiment_id, {
+            "experimentId": self._cloud(experiment_id),
+            "artifactLocation": self._cloud(f"dbfs:/databricks/mlflow-tracking/{experiment_id}"),
+            "lifecycleStage": self._cloud("active"),
+        }
+
+    def _databricks_workspace_file(
+        self, name: str, inputs: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        path = inputs["path"]
+        return path, {
+            # The id is the path; the URL is relative to the workspace's host, as for clusters.
+            "url": self._cloud(f"#workspace{path}"),
+            "workspacePath": self._cloud(f"/Workspace{path}"),
+            "objectId": self._cloud(self._rng(name).randrange(10**15, 10**16)),
+        }
+
+    def _databricks_job(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        job_id = str(self._rng(name).randrange(10**14, 10**15))
+        return job_id, {"url": self._cloud(f"#job/{job_id}")}
+
     # --- functions -------------------------------------------------------------------------
 
     def _client_config(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -348,6 +388,13 @@ _RESOURCE_HANDLERS: Final = {
     "azure-native:databricks:Workspace": ProviderMocks._databricks_workspace,
     "pulumi:providers:databricks": ProviderMocks._databricks_provider,
     "databricks:index/cluster:Cluster": ProviderMocks._databricks_cluster,
+    "databricks:index/secretScope:SecretScope": ProviderMocks._databricks_secret_scope,
+    "databricks:index/secret:Secret": ProviderMocks._databricks_secret,
+    "databricks:index/mlflowExperiment:MlflowExperiment": (
+        ProviderMocks._databricks_mlflow_experiment
+    ),
+    "databricks:index/workspaceFile:WorkspaceFile": ProviderMocks._databricks_workspace_file,
+    "databricks:index/job:Job": ProviderMocks._databricks_job,
 }
 
 _INVOKE_HANDLERS: Final = {

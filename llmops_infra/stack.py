@@ -14,6 +14,7 @@ import pulumi_random as random
 from pulumi_azure_native import authorization, resources
 
 from llmops_infra.config import NAMESPACE, LlmopsConfig, parse_config
+from llmops_infra.databricks_lab import LabEnvironmentArgs
 from llmops_infra.databricks_workspace import Databricks, DatabricksArgs
 from llmops_infra.errors import ConfigError
 from llmops_infra.openai_service import AzureOpenAI, AzureOpenAIArgs
@@ -88,6 +89,14 @@ def deploy(config: LlmopsConfig) -> None:
             spark_version=config.spark_version,
             node_type=config.node_type,
             autotermination_minutes=config.autotermination_minutes,
+            lab=LabEnvironmentArgs(
+                secret_scope=config.secret_scope,
+                api_key=openai.api_key,
+                endpoint=openai.endpoint,
+                api_version=config.openai_api_version,
+                deployment=openai.deployment_name,
+                experiment_path=config.experiment_path,
+            ),
             tags=config.tags,
         ),
     )
@@ -103,6 +112,10 @@ def deploy(config: LlmopsConfig) -> None:
         contract.DATABRICKS_WORKSPACE_URL: workspace.workspace_url,
         contract.DATABRICKS_WORKSPACE_RESOURCE_ID: workspace.workspace_resource_id,
         contract.DATABRICKS_CLUSTER_ID: workspace.cluster_id,
+        contract.MLFLOW_EXPERIMENT_PATH: workspace.experiment_path,
+        contract.DATABRICKS_SECRET_SCOPE: workspace.secret_scope,
+        contract.DATABRICKS_CHAT_JOB_ID: workspace.chat_job_id,
+        contract.DATABRICKS_MONITOR_JOB_ID: workspace.monitor_job_id,
     }
     for name in contract.STACK_OUTPUTS:
         pulumi.export(name, exports[name])

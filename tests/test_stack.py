@@ -29,6 +29,7 @@ WORKSPACE = "azure-native:databricks:Workspace"
 CLUSTER = "databricks:index/cluster:Cluster"
 PROVIDER = "pulumi:providers:databricks"
 SHUFFLE = "random:index/randomShuffle:RandomShuffle"
+WORKLOAD_DIR = PROJECT_DIR / "workload"
 
 Run = Callable[..., ProgramRun]
 
@@ -36,7 +37,8 @@ Run = Callable[..., ProgramRun]
 @pytest.fixture(scope="session")
 def run() -> Run:
     """Run the program in a forked child per configuration, the SDKs imported once here."""
-    import pulumi_random  # noqa: F401
+    # Every provider SDK the program imports (azure-native takes seconds), so no child does.
+    import llmops_infra.stack  # noqa: F401
 
     def _run(config: dict[str, str] | None = None, **kwargs: object) -> ProgramRun:
         return run_program_isolated(config or {}, **kwargs)
@@ -62,10 +64,22 @@ def test_creates_exactly_the_lab_resources(dev: ProgramRun) -> None:
             WORKSPACE,
             PROVIDER,
             CLUSTER,
+            # Issue 6: the lab inside the workspace (tests/test_workspace_lab.py).
+            "databricks:index/secretScope:SecretScope",
+            "databricks:index/secret:Secret",
+            "databricks:index/mlflowExperiment:MlflowExperiment",
+            "databricks:index/job:Job",
+            "databricks:index/job:Job",
         ]
-    ), "one of each resource the lab creates by hand, plus the random draws"
+        + ["databricks:index/workspaceFile:WorkspaceFile"] * len(list(WORKLOAD_DIR.glob("*.py")))
+    ), "one of each resource the lab creates by hand, plus the random draws and the lab's jobs"
     components = sorted(r.type for r in dev.resources if not r.custom)
-    assert components == ["llmops:databricks:Databricks", "llmops:openai:AzureOpenAI"]
+    assert components == [
+        "llmops:databricks:Databricks",
+        "llmops:databricks:LabEnvironment",
+        "llmops:databricks:LabJobs",
+        "llmops:openai:AzureOpenAI",
+    ]
 
 
 def test_openai_account_is_the_labs_s0_resource(dev: ProgramRun) -> None:
@@ -153,6 +167,8 @@ def test_children_are_parented_to_their_components(dev: ProgramRun) -> None:
 
 def test_exports_exactly_the_contract_and_only_the_key_is_secret(dev: ProgramRun) -> None:
     assert list(dev.exports) == list(contract.STACK_OUTPUTS)
+    assert contract.STACK_OUTPUTS == contract.CORE_OUTPUTS + contract.LAB_OUTPUTS
+    assert len(contract.CORE_OUTPUTS) == 10, "DESIGN.md's ten outputs, none renamed or dropped"
     secret = {name for name, export in dev.exports.items() if export.secret}
     assert secret == {contract.OPENAI_API_KEY}
     values = {name: export.value for name, export in dev.exports.items()}
@@ -280,6 +296,8 @@ def test_pulumi_yaml_declares_every_key_with_the_programs_defaults() -> None:
         "sparkVersion": defaults.spark_version,
         "nodeType": defaults.node_type,
         "autoterminationMinutes": defaults.autotermination_minutes,
+        "secretScope": defaults.secret_scope,
+        "experimentPath": defaults.experiment_path,
     }
     assert {key: d["default"] for key, d in declared.items()} == expected
     for key, declaration in declared.items():

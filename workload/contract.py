@@ -10,9 +10,15 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "CORE_OUTPUTS",
+    "DATABRICKS_CHAT_JOB_ID",
     "DATABRICKS_CLUSTER_ID",
+    "DATABRICKS_MONITOR_JOB_ID",
+    "DATABRICKS_SECRET_SCOPE",
     "DATABRICKS_WORKSPACE_RESOURCE_ID",
     "DATABRICKS_WORKSPACE_URL",
+    "LAB_OUTPUTS",
+    "MLFLOW_EXPERIMENT_PATH",
     "OPENAI_ACCOUNT_NAME",
     "OPENAI_API_KEY",
     "OPENAI_API_VERSION",
@@ -34,9 +40,14 @@ OPENAI_DEPLOYMENT: Final = "openai_deployment"
 DATABRICKS_WORKSPACE_URL: Final = "databricks_workspace_url"
 DATABRICKS_WORKSPACE_RESOURCE_ID: Final = "databricks_workspace_resource_id"
 DATABRICKS_CLUSTER_ID: Final = "databricks_cluster_id"
+# Issue 6: the lab inside the workspace.
+MLFLOW_EXPERIMENT_PATH: Final = "mlflow_experiment_path"
+DATABRICKS_SECRET_SCOPE: Final = "databricks_secret_scope"
+DATABRICKS_CHAT_JOB_ID: Final = "databricks_chat_job_id"
+DATABRICKS_MONITOR_JOB_ID: Final = "databricks_monitor_job_id"
 
-#: Every output the program exports, in DESIGN.md's order.
-STACK_OUTPUTS: Final[tuple[str, ...]] = (
+#: The ten outputs DESIGN.md fixes, in its order.
+CORE_OUTPUTS: Final[tuple[str, ...]] = (
     RESOURCE_GROUP_NAME,
     REGION,
     OPENAI_ACCOUNT_NAME,
@@ -48,6 +59,17 @@ STACK_OUTPUTS: Final[tuple[str, ...]] = (
     DATABRICKS_WORKSPACE_RESOURCE_ID,
     DATABRICKS_CLUSTER_ID,
 )
+
+#: What the workspace holds for the lab (issue 6): experiment, secret scope, jobs.
+LAB_OUTPUTS: Final[tuple[str, ...]] = (
+    MLFLOW_EXPERIMENT_PATH,
+    DATABRICKS_SECRET_SCOPE,
+    DATABRICKS_CHAT_JOB_ID,
+    DATABRICKS_MONITOR_JOB_ID,
+)
+
+#: Every output the program exports, in this order: DESIGN.md's, then the lab's.
+STACK_OUTPUTS: Final[tuple[str, ...]] = CORE_OUTPUTS + LAB_OUTPUTS
 
 #: Outputs exported as Pulumi secrets (never printed in clear).
 SECRET_OUTPUTS: Final[frozenset[str]] = frozenset({OPENAI_API_KEY})
