@@ -47,6 +47,12 @@ PROVISIONING_SECONDS: Final[Mapping[str, float]] = {
     "azure-native:databricks:Workspace": 240.0,  # observed 48 s to 5 min
     "pulumi:providers:databricks": 0.0,  # configured locally, no cloud call
     "databricks:index/cluster:Cluster": 300.0,  # waits for RUNNING: a cold VM start, 4-5 min
+    # One Databricks REST call each, answered at once.
+    "databricks:index/secretScope:SecretScope": 1.0,
+    "databricks:index/secret:Secret": 1.0,
+    "databricks:index/mlflowExperiment:MlflowExperiment": 1.0,
+    "databricks:index/workspaceFile:WorkspaceFile": 1.0,
+    "databricks:index/job:Job": 1.0,
 }
 DEFAULT_SECONDS: Final = 1.0
 #: The cluster's creation if the provider did not wait for RUNNING (``no_wait``): the
@@ -136,7 +142,7 @@ def _preload_program() -> None:
 
     Done once in the parent, so every forked run starts with them loaded and
     its wall time is scheduling, not importing; the collector is then frozen
-    so the runs do not rescan the SDKs' million objects either.
+    so the runs do not rescan the SDKs' objects either.
     """
     import sys
 
