@@ -1,0 +1,301 @@
+"""``python -m workload submit``: run the lab's job on the cluster, follow it, show its result.
+
+``pulumi up`` creates two jobs on the lab's cluster (``llmops_infra/databricks_lab.py``):
+``chat`` runs ``workload chat``, ``monitor`` runs ``workload monitor --fail-on-drift``.
+This command starts one through the Databricks SDK for Python, reports each
+state change on stderr while it runs, and prints the task's output and the
+run's page URL. Authentication is the SDK's own: ``az login`` (Azure CLI) or
+``DATABRICKS_*`` variables; the workspace's host comes from the stack outputs.
+
+Exit status: 0 the run succeeded; 1 it failed (or the service refused);
+2 unknown job, missing outputs or missing authentication (one line, nothing run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
+
+from workload import contract
+from workload.errors import ServiceError, SettingsError
+
+if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.jobs import Run
+
+__all__ = ["JOBS", "JobName", "JobRun", "add_parser", "follow_run", "job_id_for", "run"]
+
+JobName = Literal["chat", "monitor"]
+
+#: Each job this command can start, and the stack output that holds its id.
+JOBS: Final[Mapping[str, str]] = {
+    "chat": contract.DATABRICKS_CHAT_JOB_ID,
+    "monitor": contract.DATABRICKS_MONITOR_JOB_ID,
+}
+
+#: Life-cycle states after which a run changes no more.
+_FINAL_STATES: Final = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
+_POLL_SECONDS: Final = 5.0
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """How a run ended, as the Jobs API reports it."""
+
+    run_id: int
+    url: str
+    """The run's page in the workspace."""
+    life_cycle_state: str
+    result_state: str | None
+    """``SUCCESS``, ``FAILED``, ``TIMEDOUT``, ``CANCELED`` ...; None when it never ran."""
+    message: str
+    """The service's words on the final state (empty when it has none)."""
+    logs: str
+    """What the task printed (the chat's reply, the monitor's report)."""
+    error: str
+    """The task's error, when it failed."""
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the run ended with ``SUCCESS``."""
+        return self.result_state == "SUCCESS"
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the sub-command."""
+    parser = subparsers.add_parser(
+        "submit",
+        help="run the chat or monitor job on the lab's cluster and wait for its result",
+        description="Start one of the stack's Databricks jobs, follow it, print its output.",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--stack", metavar="NAME", help="read the outputs of this Pulumi stack (runs pulumi)"
+    )
+    source.add_argument(
+        "--outputs",
+        metavar="FILE",
+        help="read the outputs from this JSON file (pulumi stack output --json)",
+    )
+    parser.add_argument(
+        "--job",
+        default="chat",
+        metavar="{chat,monitor}",
+        help="which job to run (default: chat)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="MINUTES",
+        help="stop waiting after this long; the run goes on (default: 60)",
+    )
+    parser.set_defaults(run=run)
+
+
+def job_id_for(job: str, outputs: Mapping[str, Any]) -> int:
+    """The id of the named job in the stack outputs, or a :class:`SettingsError` saying why not."""
+    if job not in JOBS:
+        raise SettingsError(f"unknown job {job!r}: choose one of {', '.join(JOBS)}")
+    name = JOBS[job]
+    value = outputs.get(name)
+    if value in (None, ""):
+        raise SettingsError(
+            f"the stack outputs have no {name}: run `pulumi up` to create the lab's jobs"
+        )
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} = {value!r} is not a job id (a whole number)") from None
+
+
+def follow_run(
+    client: WorkspaceClient,
+    job_id: int,
+    *,
+    on_change: Callable[[Run], None],
+    timeout_seconds: float,
+    poll_seconds: float = _POLL_SECONDS,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> JobRun:
+    """Start the job, call ``on_change`` at each new state, and return how the run ended.
+
+    Polls ``jobs.get_run`` itself instead of the SDK's waiter, which reports
+    nothing on the final state and gives up after twenty minutes. ``sleep`` and
+    ``clock`` default to :func:`time.sleep` and :func:`time.monotonic`.
+    """
+    from databricks.sdk.errors.base import DatabricksError
+
+    sleep = sleep or time.sleep
+    clock = clock or time.monotonic
+
+    started = client.jobs.run_now(job_id=job_id)
+    run_id = started.response.run_id if started.response is not None else None
+    if run_id is None:
+        raise ServiceError(f"job {job_id} did not start a run")
+
+    deadline = clock() + timeout_seconds
+    seen: tuple[str, str] | None = None
+    while True:
+        current = client.jobs.get_run(run_id)
+        state = _life_cycle(current)
+        message = (current.state.state_message if current.state else None) or ""
+        if (state, message) != seen:
+            seen = (state, message)
+            on_change(current)
+        if state in _FINAL_STATES:
+            break
+        if clock() >= deadline:
+            raise ServiceError(
+                f"run {run_id} is still {state} after {timeout_seconds / 60:g} minutes; "
+                f"it goes on in the workspace: {current.run_page_url or ''}"
+            )
+        sleep(poll_seconds)
+
+    # A job run's output is its task's; this job has one task.
+    task_run_id = current.tasks[0].run_id if current.tasks and current.tasks[0].run_id else run_id
+    try:
+        output = client.jobs.get_run_output(task_run_id)
+        logs, error = output.logs or "", output.error or ""
+    except DatabricksError as err:
+        logs, error = "", f"(no output: {err})"
+    result = current.state.result_state if current.state else None
+    return JobRun(
+        run_id=run_id,
+        url=current.run_page_url or "",
+        life_cycle_state=state,
+        result_state=result.value if result is not None else None,
+        message=message,
+        logs=logs,
+        error=error,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sub-command."""
+    job = cast(str, args.job)
+    if job not in JOBS:  # before reading any outputs: nothing to look up for a typo
+        job_id_for(job, {})
+    outputs = _load_outputs(args)
+    job_id = job_id_for(job, outputs)
+    host = outputs.get(contract.DATABRICKS_WORKSPACE_URL)
+    if not host:
+        raise SettingsError(
+            f"the stack outputs have no {contract.DATABRICKS_WORKSPACE_URL}: run `pulumi up` first"
+        )
+    client = _client(str(host))
+
+    from databricks.sdk.errors.base import DatabricksError
+    from databricks.sdk.errors.platform import NotFound, Unauthenticated
+
+    shown_url = False
+
+    def progress(current: Run) -> None:
+        nonlocal shown_url
+        if not shown_url and current.run_page_url:
+            # At once, so the run can be watched in the workspace while it goes on.
+            print(f"run {current.run_id}: {current.run_page_url}", file=sys.stderr)
+            shown_url = True
+        message = current.state.state_message if current.state else None
+        detail = f": {message}" if message else ""
+        print(f"run {current.run_id} {_life_cycle(current)}{detail}", file=sys.stderr)
+
+    print(f"starting job {job} ({job_id}) in {host}", file=sys.stderr)
+    try:
+        result = follow_run(
+            client, job_id, on_change=progress, timeout_seconds=float(args.timeout) * 60
+        )
+    except Unauthenticated as err:
+        raise SettingsError(f"{host} refused the credentials: {_one_line(err)}") from None
+    except NotFound as err:
+        raise SettingsError(
+            f"job {job_id} ({job}) does not exist in {host}: run `pulumi up` ({_one_line(err)})"
+        ) from None
+    except DatabricksError as err:
+        if _no_such_job(err):
+            raise SettingsError(
+                f"job {job_id} ({job}) does not exist in {host}: run `pulumi up`"
+            ) from None
+        raise ServiceError(f"Databricks refused to run job {job_id}: {_one_line(err)}") from None
+
+    if result.logs.strip():
+        print(result.logs.rstrip())
+    print(f"run {result.run_id} {result.result_state or result.life_cycle_state}: {result.url}")
+    if result.succeeded:
+        return 0
+    reason = result.error or result.message or "no message"
+    raise ServiceError(
+        f"run {result.run_id} of job {job} ended {result.result_state or result.life_cycle_state}: "
+        f"{_one_line(reason)} ({result.url})"
+    )
+
+
+def _load_outputs(args: argparse.Namespace) -> Mapping[str, Any]:
+    """The stack outputs named by ``--outputs FILE`` or ``--stack NAME``.
+
+    TODO(issue 6): replace with the outputs loader of ``workload/settings.py`` (the chat
+    command's settings, being written alongside) once it lands; this stand-in exists only
+    so that ``submit`` works before it. Submit needs no secret, so ``--stack`` does not
+    ask Pulumi to show them.
+    """
+    import json
+    import subprocess
+
+    if args.outputs:
+        try:
+            with open(args.outputs, encoding="utf-8") as file:
+                data = json.load(file)
+        except (OSError, ValueError) as err:
+            raise SettingsError(f"cannot read --outputs {args.outputs}: {_one_line(err)}") from None
+    elif args.stack:
+        command = ["pulumi", "stack", "output", "--json", "--stack", args.stack]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+        except OSError as err:
+            raise SettingsError(f"cannot run pulumi for --stack: {_one_line(err)}") from None
+        if done.returncode != 0:
+            raise SettingsError(
+                f"`{' '.join(command)}` failed: {_one_line(done.stderr or done.stdout)}"
+            )
+        try:
+            data = json.loads(done.stdout)
+        except ValueError as err:
+            raise SettingsError(f"pulumi printed no JSON outputs: {_one_line(err)}") from None
+    else:
+        raise SettingsError("say which stack: --stack NAME or --outputs FILE")
+    if not isinstance(data, dict):
+        raise SettingsError("the stack outputs are not a JSON object of output names")
+    return data
+
+
+def _client(host: str) -> WorkspaceClient:
+    """A client for the workspace, authenticated as the SDK finds (Azure CLI, DATABRICKS_*)."""
+    from databricks.sdk import WorkspaceClient
+
+    try:
+        return WorkspaceClient(host=host)
+    except ValueError as err:
+        raise SettingsError(
+            f"no Databricks authentication for {host}: sign in with `az login` or set "
+            f"DATABRICKS_TOKEN (or another DATABRICKS_* method) ({_one_line(err)})"
+        ) from None
+
+
+def _life_cycle(current: Run) -> str:
+    state = current.state.life_cycle_state if current.state else None
+    return state.value if state is not None else "UNKNOWN"
+
+
+def _no_such_job(err: Exception) -> bool:
+    """The Jobs API answers an unknown job id with 400 INVALID_PARAMETER_VALUE."""
+    return "does not exist" in str(err).lower()
+
+
+def _one_line(err: object, limit: int = 300) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
