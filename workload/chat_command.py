@@ -1,18 +1,85 @@
-"""``python -m workload chat``: placeholder until the chat command lands."""
+"""``python -m workload chat``: the lab's MLflow-traced chat call, from the stack's outputs."""
 
 from __future__ import annotations
 
 import argparse
+
+from workload.defaults import LAB_SYSTEM_PROMPT, LAB_USER_PROMPT
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the sub-command."""
-    parser = subparsers.add_parser("chat", help="run the lab's traced chat call")
+    parser = subparsers.add_parser(
+        "chat",
+        help="run the lab's traced chat call",
+        description=(
+            "Run the lab's cell: mlflow.openai.autolog(), one MLflow run, one chat completion, "
+            "log_param('completion_tokens'), print the reply. Settings come from the stack "
+            "outputs (--outputs or --stack), overridden by AZURE_OPENAI_ENDPOINT, "
+            "AZURE_OPENAI_API_KEY, AZURE_OPENAI_API_VERSION and AZURE_OPENAI_DEPLOYMENT; "
+            "OPENAI_BASE_URL with OPENAI_API_KEY and --model/OPENAI_MODEL selects an "
+            "OpenAI-compatible server instead. Traces go to MLFLOW_TRACKING_URI. "
+            "Exit status: 0 done, 1 the service refused or kept failing, 2 bad settings."
+        ),
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--outputs",
+        metavar="FILE",
+        help="the JSON of `pulumi stack output --json --show-secrets`",
+    )
+    source.add_argument(
+        "--stack", metavar="NAME", help="read the outputs of this stack with the pulumi CLI"
+    )
+    parser.add_argument("--prompt", default=LAB_USER_PROMPT, help="the user prompt")
+    parser.add_argument("--system-prompt", default=LAB_SYSTEM_PROMPT, help="the system prompt")
+    parser.add_argument(
+        "--experiment", help="MLflow experiment (else MLFLOW_EXPERIMENT_NAME, else llmops-lab)"
+    )
+    parser.add_argument("--model", help="model name for an OpenAI-compatible server")
+    parser.add_argument(
+        "--max-retries",
+        type=int,
+        default=5,
+        help="retries on 429, 5xx and timeouts, with backoff that honours Retry-After (5)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for each attempt (60)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the reply"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the sub-command."""
-    raise NotImplementedError
+    """Resolve the settings (nothing is sent if they are bad), then make the traced call."""
+    import json
+    import os
+
+    from workload.errors import SettingsError
+    from workload.outputs import load_outputs
+    from workload.settings import resolve_experiment, resolve_settings, tracking_env
+
+    if args.max_retries < 0 or args.timeout <= 0:
+        raise SettingsError("--max-retries must be >= 0 and --timeout > 0")
+    outputs = load_outputs(args.outputs, args.stack)
+    settings = resolve_settings(outputs, os.environ, model=args.model)
+    experiment = resolve_experiment(args.experiment, outputs, os.environ)
+    os.environ.update(tracking_env(outputs, os.environ))
+
+    from workload.chat import make_client, traced_chat
+
+    client = make_client(settings, max_retries=args.max_retries, timeout=args.timeout)
+    result = traced_chat(
+        client,
+        model=settings.model,
+        system_prompt=args.system_prompt,
+        user_prompt=args.prompt,
+        experiment=experiment,
+        secret=settings.api_key,
+    )
+    print(json.dumps(result.as_dict()) if args.json else result.reply)
+    return 0

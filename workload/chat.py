@@ -1,0 +1,159 @@
+"""The lab's cell "MLflow を使用して LLM をログする" as a function.
+
+``mlflow.openai.autolog()``, one run, one chat completion with the lab's
+prompts, ``mlflow.log_param("completion_tokens", ...)``. The client is passed
+in, so tests and other callers choose where the call goes. A failed call
+ends the run as FAILED (the ``with`` block sees the error) and autolog keeps
+the exception in the trace; the error that reaches the user names the HTTP
+status and never the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from workload.errors import ServiceError, SettingsError
+from workload.settings import ChatSettings
+
+if TYPE_CHECKING:
+    import openai
+
+__all__ = ["ChatResult", "make_client", "traced_chat"]
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """What one traced call produced."""
+
+    reply: str
+    run_id: str
+    trace_id: str | None
+    experiment_id: str
+    model: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``--json`` object."""
+        return asdict(self)
+
+
+def make_client(settings: ChatSettings, *, max_retries: int, timeout: float) -> openai.OpenAI:
+    """The lab's ``AzureOpenAI`` client, or a plain one for an OpenAI-compatible server.
+
+    The client's own retries handle 429 and 5xx with exponential backoff and
+    honour ``Retry-After``; 400-404 are not retried.
+    """
+    import openai
+
+    if settings.provider == "azure":
+        return openai.AzureOpenAI(
+            azure_endpoint=settings.endpoint,
+            api_key=settings.api_key,
+            api_version=settings.api_version,
+            max_retries=max_retries,
+            timeout=timeout,
+        )
+    return openai.OpenAI(
+        base_url=settings.endpoint,
+        api_key=settings.api_key,
+        max_retries=max_retries,
+        timeout=timeout,
+    )
+
+
+def _describe(err: Exception, secret: str) -> str:
+    """One line for the user: the HTTP status and the service's own words, never the key."""
+    import openai
+
+    if isinstance(err, openai.APIStatusError):
+        reason = err.response.reason_phrase
+        detail = ""
+        body = err.body
+        if isinstance(body, dict):
+            inner = body.get("error", body)
+            if isinstance(inner, dict):
+                detail = str(inner.get("message") or inner.get("code") or "")
+        text = f"the chat call failed with HTTP {err.status_code} {reason}".rstrip()
+        if detail:
+            text += f": {detail.splitlines()[0][:300]}"
+        hint = {
+            401: " (check the API key)",
+            403: " (the key or network rules do not allow this call)",
+            404: " (check the endpoint, the deployment name and the API version)",
+            429: " (rate limit: the deployment's tokens per minute are used up; retry later "
+            "or raise llmops:capacity)",
+        }.get(err.status_code, "")
+        text += hint
+    elif isinstance(err, openai.APITimeoutError):
+        text = "the chat call timed out, also after retries"
+    elif isinstance(err, openai.APIConnectionError):
+        cause = err.__cause__ or err
+        text = f"could not reach the service: {type(cause).__name__}"
+    else:
+        text = f"the chat call failed: {type(err).__name__}"
+    return text.replace(secret, "[secret]") if secret else text
+
+
+def traced_chat(
+    client: openai.OpenAI,
+    *,
+    model: str,
+    system_prompt: str,
+    user_prompt: str,
+    experiment: str,
+    secret: str = "",
+) -> ChatResult:
+    """Run the lab's traced call in a new MLflow run; raise ServiceError when it fails."""
+    import mlflow
+    import openai
+    from mlflow.exceptions import MlflowException
+
+    try:
+        experiment_id = mlflow.set_experiment(experiment).experiment_id
+    except MlflowException as err:
+        raise SettingsError(
+            f"cannot use MLflow experiment {experiment!r} at {mlflow.get_tracking_uri()}: "
+            f"{str(err).splitlines()[0]}"
+        ) from None
+    mlflow.openai.autolog()
+    try:
+        with mlflow.start_run() as run:
+            try:
+                response = client.chat.completions.create(
+                    model=model,
+                    messages=[
+                        {"role": "system", "content": system_prompt},
+                        {"role": "user", "content": user_prompt},
+                    ],
+                )
+            except openai.OpenAIError as err:
+                # Raised inside the run: MLflow ends it FAILED; autolog kept the error.
+                raise ServiceError(_describe(err, secret)) from None
+            reply = response.choices[0].message.content or ""
+            usage = response.usage
+            completion_tokens = usage.completion_tokens if usage else None
+            mlflow.log_param("completion_tokens", completion_tokens)
+            if usage is not None:
+                mlflow.log_metrics(
+                    {
+                        "prompt_tokens": usage.prompt_tokens,
+                        "completion_tokens": usage.completion_tokens,
+                        "total_tokens": usage.total_tokens,
+                    }
+                )
+    finally:
+        # Traces are written in the background; a short-lived command must not exit first.
+        mlflow.flush_trace_async_logging()
+    return ChatResult(
+        reply=reply,
+        run_id=run.info.run_id,
+        trace_id=mlflow.get_last_active_trace_id(),
+        experiment_id=experiment_id,
+        model=model,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=completion_tokens,
+        total_tokens=usage.total_tokens if usage else None,
+    )

@@ -1,0 +1,80 @@
+"""The Pulumi stack's outputs, from a file or from the Pulumi CLI.
+
+``--outputs FILE`` reads what ``pulumi stack output --json --show-secrets``
+printed; ``--stack NAME`` runs that command itself. Either way the result is
+a plain mapping of output names (``workload.contract``) to values.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from workload.errors import SettingsError
+
+__all__ = ["load_outputs"]
+
+#: The checkout's root, where Pulumi.yaml lives, when the workload runs from the repository.
+_PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no details"
+
+
+def _parse(text: str, source: str) -> Mapping[str, Any]:
+    try:
+        parsed = json.loads(text)
+    except ValueError as err:
+        raise SettingsError(
+            f"{source} is not the JSON of `pulumi stack output --json --show-secrets`: {err}"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise SettingsError(f"{source} must hold a JSON object of stack outputs")
+    return parsed
+
+
+def _from_file(path: str) -> Mapping[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise SettingsError(f"cannot read --outputs {path}: {err.strerror or err}") from None
+    return _parse(text, f"--outputs {path}")
+
+
+def _from_stack(stack: str) -> Mapping[str, Any]:
+    command = ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack]
+    cwd = _PROJECT_DIR if (_PROJECT_DIR / "Pulumi.yaml").is_file() else None
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        raise SettingsError(
+            "the pulumi CLI is not on PATH: install it, or pass --outputs FILE "
+            "(the JSON of `pulumi stack output --json --show-secrets`)"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise SettingsError(
+            f"`pulumi stack output --stack {stack}` did not answer in 120 s"
+        ) from None
+    if done.returncode != 0:
+        raise SettingsError(
+            f"`pulumi stack output --stack {stack}` failed ({_one_line(done.stderr)}); "
+            "is the stack deployed (`pulumi up`) and are you logged in to its backend?"
+        )
+    outputs = _parse(done.stdout, f"the outputs of stack {stack}")
+    if not outputs:
+        raise SettingsError(f"stack {stack} has no outputs: run `pulumi up` first")
+    return outputs
+
+
+def load_outputs(outputs_file: str | None, stack: str | None) -> Mapping[str, Any]:
+    """The stack outputs named by ``--outputs`` or ``--stack``; empty when neither is given."""
+    if outputs_file is not None:
+        return _from_file(outputs_file)
+    if stack is not None:
+        return _from_stack(stack)
+    return {}

@@ -1,0 +1,166 @@
+"""The chat call's settings: stack outputs overlaid by the lab's environment variables.
+
+Built and validated once, at the edge, into a frozen :class:`ChatSettings`;
+every problem is reported together in one :class:`SettingsError` line that
+names the variable or output, never the API key's value.
+
+Precedence, lowest to highest: the stack outputs (``--outputs``/``--stack``),
+then ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``,
+``AZURE_OPENAI_API_VERSION``, ``AZURE_OPENAI_DEPLOYMENT``. Setting
+``OPENAI_BASE_URL`` selects an OpenAI-compatible server instead (Ollama, vLLM),
+with ``OPENAI_API_KEY`` and a model from ``--model`` or ``OPENAI_MODEL``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+from urllib.parse import urlparse
+
+from workload import contract
+from workload.defaults import DEFAULT_EXPERIMENT
+from workload.errors import SettingsError
+
+__all__ = ["ChatSettings", "Provider", "resolve_experiment", "resolve_settings", "tracking_env"]
+
+Provider = Literal["azure", "openai"]
+
+_API_VERSION: Final = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+_DEPLOYMENT: Final = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+_MASKED: Final = "[secret]"  # what `pulumi stack output --json` prints without --show-secrets
+
+#: Each Azure setting: its field, the lab's environment variable, the stack output under it.
+_AZURE_SOURCES: Final = (
+    ("endpoint", "AZURE_OPENAI_ENDPOINT", contract.OPENAI_ENDPOINT),
+    ("api_key", "AZURE_OPENAI_API_KEY", contract.OPENAI_API_KEY),
+    ("api_version", "AZURE_OPENAI_API_VERSION", contract.OPENAI_API_VERSION),
+    ("model", "AZURE_OPENAI_DEPLOYMENT", contract.OPENAI_DEPLOYMENT),
+)
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """Everything the chat call needs; the key never shows in its repr."""
+
+    provider: Provider
+    """``azure`` (the lab: an Azure OpenAI deployment) or ``openai`` (a compatible server)."""
+    endpoint: str
+    """The Azure OpenAI endpoint, or the compatible server's base URL."""
+    api_key: str = field(repr=False)
+    """The key; never printed, logged or traced."""
+    api_version: str | None
+    """The Azure OpenAI API version (None for a compatible server)."""
+    model: str
+    """The deployment name (Azure) or model name: the ``model=`` of the call."""
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _check_url(name: str, url: str, problems: list[str]) -> None:
+    parsed = urlparse(url)
+    local = parsed.hostname in _LOCAL_HOSTS
+    if (
+        not parsed.netloc
+        or parsed.scheme not in ("https", "http")
+        or (parsed.scheme == "http" and not local)
+    ):
+        problems.append(f"{name} = {url!r} is not an https:// URL")
+
+
+def resolve_settings(
+    outputs: Mapping[str, Any], env: Mapping[str, str], *, model: str | None = None
+) -> ChatSettings:
+    """Combine outputs and environment into validated settings, or raise one SettingsError."""
+    problems: list[str] = []
+    missing: list[str] = []
+
+    base_url = _text(env.get("OPENAI_BASE_URL"))
+    if base_url is not None:
+        key = _text(env.get("OPENAI_API_KEY"))
+        chosen_model = _text(model) or _text(env.get("OPENAI_MODEL"))
+        if key is None:
+            missing.append("OPENAI_API_KEY (any value for a server without authentication)")
+        if chosen_model is None:
+            missing.append("--model or OPENAI_MODEL")
+        _check_url("OPENAI_BASE_URL", base_url, problems)
+        _raise(missing, problems)
+        assert key is not None and chosen_model is not None
+        return ChatSettings("openai", base_url, key, None, chosen_model)
+
+    sources: dict[str, tuple[str, str | None]] = {}
+    for name, variable, output in _AZURE_SOURCES:
+        from_env = _text(env.get(variable))
+        if from_env is not None:
+            sources[name] = (variable, from_env)
+        else:
+            sources[name] = (f"stack output {output}", _text(outputs.get(output)))
+            if sources[name][1] is None:
+                missing.append(f"{variable} (or the stack output {output} via --stack/--outputs)")
+
+    endpoint_source, endpoint = sources["endpoint"]
+    if endpoint is not None:
+        _check_url(endpoint_source, endpoint, problems)
+    key_source, key = sources["api_key"]
+    if key == _MASKED:
+        problems.append(
+            f"{key_source} is masked: write the outputs with "
+            "`pulumi stack output --json --show-secrets`"
+        )
+    elif key is not None and any(c.isspace() for c in key):
+        problems.append(f"{key_source} contains white space (value not shown)")
+    version_source, version = sources["api_version"]
+    if version is not None and not _API_VERSION.match(version):
+        problems.append(
+            f"{version_source} = {version!r} is not an API version like 2024-05-01-preview"
+        )
+    model_source, deployment = sources["model"]
+    if deployment is not None and not _DEPLOYMENT.match(deployment):
+        problems.append(
+            f"{model_source} = {deployment!r} is not a deployment name "
+            "(letters, digits, '.', '_' and '-', at most 64)"
+        )
+    _raise(missing, problems)
+    assert endpoint and key and version and deployment
+    return ChatSettings("azure", endpoint, key, version, deployment)
+
+
+def _raise(missing: list[str], problems: list[str]) -> None:
+    parts = []
+    if missing:
+        parts.append("missing " + ", ".join(missing))
+    parts.extend(problems)
+    if parts:
+        raise SettingsError("; ".join(parts))
+
+
+def _uses_databricks(env: Mapping[str, str]) -> bool:
+    uri = env.get("MLFLOW_TRACKING_URI", "")
+    return uri == "databricks" or uri.startswith("databricks://")
+
+
+def resolve_experiment(flag: str | None, outputs: Mapping[str, Any], env: Mapping[str, str]) -> str:
+    """``--experiment``, else ``MLFLOW_EXPERIMENT_NAME``, else the stack's workspace
+    experiment when tracking to Databricks, else the default."""
+    for candidate in (flag, env.get("MLFLOW_EXPERIMENT_NAME")):
+        if _text(candidate):
+            return str(candidate).strip()
+    provisioned = _text(outputs.get(contract.MLFLOW_EXPERIMENT_PATH))
+    if _uses_databricks(env) and provisioned:
+        return provisioned
+    return DEFAULT_EXPERIMENT
+
+
+def tracking_env(outputs: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Variables to add so ``MLFLOW_TRACKING_URI=databricks`` finds the stack's workspace."""
+    host = _text(outputs.get(contract.DATABRICKS_WORKSPACE_URL))
+    if _uses_databricks(env) and not env.get("DATABRICKS_HOST") and host:
+        return {"DATABRICKS_HOST": host}
+    return {}
