@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Final
 
@@ -49,19 +53,37 @@ def _failed(name: str, message: str) -> Result:
     )
 
 
+def _run_child(name: str, quick: bool, result_file: Path) -> int:
+    """In the child: run one benchmark and write its rows (or its failure) as JSON."""
+    try:
+        module = importlib.import_module(BENCHMARKS[name])
+        rows = [asdict(r) for r in module.run(quick)]
+    except BenchmarkError as err:
+        rows = [asdict(_failed(name, str(err)))]
+    except Exception:
+        rows = [asdict(_failed(name, traceback.format_exc(limit=-3)))]
+    result_file.write_text(json.dumps(rows))
+    return 0
+
+
 def run_benchmarks(names: Sequence[str], *, quick: bool) -> list[Result]:
-    """Run the named benchmarks in order; one that fails becomes a FAILED row, not a crash."""
+    """Run each benchmark in its own process; one that fails becomes a FAILED row.
+
+    A process each, so what one sets up (MLflow's tracking store, Pulumi's mock
+    runtime, a frozen garbage collector) cannot change another's numbers.
+    """
     results: list[Result] = []
     for name in names:
         start = time.perf_counter()
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        try:
-            module = importlib.import_module(BENCHMARKS[name])
-            results.extend(module.run(quick))
-        except BenchmarkError as err:
-            results.append(_failed(name, str(err)))
-        except Exception:
-            results.append(_failed(name, traceback.format_exc(limit=-3)))
+        with tempfile.TemporaryDirectory() as tmp:
+            result_file = Path(tmp) / "rows.json"
+            argv = [sys.executable, __file__, "--child", name, "--result-file", str(result_file)]
+            done = subprocess.run([*argv, *(["--quick"] if quick else [])], check=False)
+            if result_file.exists():
+                results.extend(Result(**row) for row in json.loads(result_file.read_text()))
+            else:
+                results.append(_failed(name, f"the benchmark's process exited {done.returncode}"))
         print(f"  {name}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     return results
 
@@ -74,7 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only", action="append", choices=list(BENCHMARKS), help="run only this (repeatable)"
     )
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--child", choices=list(BENCHMARKS), help=argparse.SUPPRESS)
+    parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        return _run_child(args.child, args.quick, args.result_file)
 
     info = machine()
     results = run_benchmarks(args.only or list(BENCHMARKS), quick=args.quick)
