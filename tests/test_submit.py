@@ -247,7 +247,7 @@ def test_help_does_not_import_the_databricks_sdk() -> None:
     assert done.stderr.strip() == "False", "--help stays quick: the SDK loads only to submit"
 
 
-def test_stack_outputs_come_from_pulumi_without_secrets(
+def test_stack_outputs_come_from_the_pulumi_cli(
     sdk: MagicMock, outputs: Path, mocker: MockerFixture
 ) -> None:
     pulumi = mocker.patch(
@@ -260,8 +260,9 @@ def test_stack_outputs_come_from_pulumi_without_secrets(
     jobs.get_run_output.return_value = RunOutput(logs=REPLY)
     assert main(["submit", "--stack", "dev"]) == 0
     command = pulumi.call_args.args[0]
-    assert command[:4] == ["pulumi", "stack", "output", "--json"] and "dev" in command
-    assert "--show-secrets" not in command, "submit needs no secret, so it never asks for one"
+    assert command[:4] == ["pulumi", "stack", "output", "--json"]
+    assert command[-2:] == ["--stack", "dev"]
+    sdk.assert_called_once_with(host=HOST)
 
 
 @pytest.mark.parametrize("argv", [[], ["--outputs", "/nonexistent/outputs.json"]])

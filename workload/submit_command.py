@@ -236,41 +236,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_outputs(args: argparse.Namespace) -> Mapping[str, Any]:
-    """The stack outputs named by ``--outputs FILE`` or ``--stack NAME``.
+    """The stack outputs named by ``--outputs FILE`` or ``--stack NAME`` (one is needed)."""
+    from workload.outputs import load_outputs
 
-    TODO(issue 6): replace with the outputs loader of ``workload/settings.py`` (the chat
-    command's settings, being written alongside) once it lands; this stand-in exists only
-    so that ``submit`` works before it. Submit needs no secret, so ``--stack`` does not
-    ask Pulumi to show them.
-    """
-    import json
-    import subprocess
-
-    if args.outputs:
-        try:
-            with open(args.outputs, encoding="utf-8") as file:
-                data = json.load(file)
-        except (OSError, ValueError) as err:
-            raise SettingsError(f"cannot read --outputs {args.outputs}: {_one_line(err)}") from None
-    elif args.stack:
-        command = ["pulumi", "stack", "output", "--json", "--stack", args.stack]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-        except OSError as err:
-            raise SettingsError(f"cannot run pulumi for --stack: {_one_line(err)}") from None
-        if done.returncode != 0:
-            raise SettingsError(
-                f"`{' '.join(command)}` failed: {_one_line(done.stderr or done.stdout)}"
-            )
-        try:
-            data = json.loads(done.stdout)
-        except ValueError as err:
-            raise SettingsError(f"pulumi printed no JSON outputs: {_one_line(err)}") from None
-    else:
+    if args.outputs is None and args.stack is None:
         raise SettingsError("say which stack: --stack NAME or --outputs FILE")
-    if not isinstance(data, dict):
-        raise SettingsError("the stack outputs are not a JSON object of output names")
-    return data
+    return load_outputs(args.outputs, args.stack)
 
 
 def _client(host: str) -> WorkspaceClient:
