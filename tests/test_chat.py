@@ -1,0 +1,342 @@
+"""`python -m workload chat` end to end: a subprocess, the fake Azure OpenAI, a real MLflow store.
+
+The scenarios start together (each its own server and store) so the machine's
+cores share the slow part, MLflow's start-up; each test then checks one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fake_azure_openai import JOKE, FakeAzureOpenAI, Reply
+
+from llmops_infra.mock_engine import PROJECT_DIR, run_program_isolated
+from workload import contract
+from workload.settings import resolve_settings
+
+KEY = "test-key-5f1c0ffee0123456789"
+
+
+@dataclass
+class Scenario:
+    """One run of the command: its server, its store, its result."""
+
+    fake: FakeAzureOpenAI
+    store: Path
+    args: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[str] | None = None
+    code: int = -1
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.store / 'mlflow.db'}"
+
+
+def _empty_store(tmp: Path) -> Path:
+    """An MLflow sqlite file with its tables made once: each fresh store costs seconds."""
+    from mlflow import MlflowClient
+
+    template = tmp / "template.db"
+    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+    return template
+
+
+def _scenario(
+    tmp: Path, name: str, *args: str, key: str = KEY, template: Path | None = None, **env: str
+) -> Scenario:
+    fake = FakeAzureOpenAI(api_key=key).start()
+    store = tmp / name
+    store.mkdir()
+    if template is not None:
+        shutil.copyfile(template, store / "mlflow.db")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_OPENAI_", "OPENAI_"))}
+    scenario = Scenario(fake, store, list(args), base)
+    scenario.env.update(
+        {
+            "MLFLOW_TRACKING_URI": scenario.tracking_uri,
+            "AZURE_OPENAI_ENDPOINT": fake.endpoint,
+            "AZURE_OPENAI_API_KEY": key,
+            "AZURE_OPENAI_API_VERSION": "2024-05-01-preview",
+            "AZURE_OPENAI_DEPLOYMENT": "gpt-4o",
+            "PYTHONPATH": str(PROJECT_DIR),
+        }
+    )
+    scenario.env.update(env)
+    for variable in [k for k, v in env.items() if v == ""]:
+        del scenario.env[variable]
+    return scenario
+
+
+def _contract_outputs(tmp: Path) -> Path:
+    """The program's exports under the mocks, as `pulumi stack output --json --show-secrets`."""
+    import pulumi_azure_native.cognitiveservices  # noqa: F401 (loaded once, before the fork)
+    import pulumi_databricks  # noqa: F401
+
+    run = run_program_isolated({}, stack="dev")
+    path = tmp / "outputs.json"
+    path.write_text(json.dumps(run.stack_output_json(show_secrets=True)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scenario]]:
+    tmp = tmp_path_factory.mktemp("chat")
+    outputs = _contract_outputs(tmp)
+    exported = json.loads(outputs.read_text())
+    db = _empty_store(tmp)
+    runs = {
+        "lab": _scenario(tmp, "lab", template=db),
+        "down": _scenario(tmp, "down", "--json", "--max-retries", "1", template=db),
+        "denied": _scenario(tmp, "denied", "--json", AZURE_OPENAI_API_KEY="wrong-key", template=db),
+        "compatible": _scenario(
+            tmp,
+            "compatible",
+            "--json",
+            "--model",
+            "llama3",
+            "--prompt",
+            "Tell me a joke about cats.",
+            template=db,
+        ),
+        # The program's own exports feed the command; only the endpoint is redirected here.
+        "contract": _scenario(
+            tmp,
+            "contract",
+            "--json",
+            "--outputs",
+            str(outputs),
+            key=exported[contract.OPENAI_API_KEY],
+            template=db,
+            AZURE_OPENAI_API_KEY="",
+            AZURE_OPENAI_API_VERSION="",
+            AZURE_OPENAI_DEPLOYMENT="",
+        ),
+    }
+    # The contract run also meets the deployment's rate limit once (429, then success).
+    runs["contract"].fake.script(
+        Reply(429, {"error": {"code": "429", "message": "Rate limit"}}, {"Retry-After": "0"})
+    )
+    runs["down"].fake.script(*[Reply(500, {"error": {"message": "boom"}})] * 5)
+    compatible = runs["compatible"]
+    compatible.env.update({"OPENAI_BASE_URL": compatible.fake.base_url, "OPENAI_API_KEY": KEY})
+    for scenario in runs.values():
+        scenario.process = subprocess.Popen(
+            [sys.executable, "-m", "workload", "chat", *scenario.args],
+            cwd=scenario.store,
+            env=scenario.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    for scenario in runs.values():
+        assert scenario.process is not None
+        scenario.stdout, scenario.stderr = scenario.process.communicate(timeout=300)
+        scenario.code = scenario.process.returncode
+    runs["contract-file"] = _scenario(tmp, "contract-file")
+    runs["contract-file"].stdout = outputs.read_text()
+    yield runs
+    for scenario in runs.values():
+        scenario.fake.stop()
+
+
+def _client(scenario: Scenario):  # type: ignore[no-untyped-def]
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=scenario.tracking_uri)
+
+
+def _traces(scenario: Scenario) -> list:  # type: ignore[type-arg]
+    import mlflow
+
+    mlflow.set_tracking_uri(scenario.tracking_uri)
+    experiment = _client(scenario).get_experiment_by_name("llmops-lab")
+    assert experiment is not None, "the default experiment was created"
+    return mlflow.search_traces(locations=[experiment.experiment_id], return_type="list")
+
+
+def _only_run(scenario: Scenario):  # type: ignore[no-untyped-def]
+    client = _client(scenario)
+    experiment = client.get_experiment_by_name("llmops-lab")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1, "one run per call"
+    return runs[0]
+
+
+def test_lab_cell_end_to_end(scenarios: dict[str, Scenario]) -> None:
+    lab = scenarios["lab"]
+    assert lab.code == 0, lab.stderr
+    assert lab.stdout.strip() == JOKE, "the reply is printed, bare"
+    request = lab.fake.requests[0]
+    assert request.path == "/openai/deployments/gpt-4o/chat/completions"
+    assert request.query["api-version"] == ["2024-05-01-preview"]
+    assert request.body["messages"] == [
+        {"role": "system", "content": "Assistant is a large language model trained by OpenAI."},
+        {"role": "user", "content": "Tell me a joke about animals."},
+    ]
+
+    run = _only_run(lab)
+    assert run.info.status == "FINISHED"
+    usage = lab.fake._completion(request.body)["usage"]
+    assert run.data.params == {"completion_tokens": str(usage["completion_tokens"])}
+    assert run.data.metrics == {
+        "prompt_tokens": usage["prompt_tokens"],
+        "completion_tokens": usage["completion_tokens"],
+        "total_tokens": usage["total_tokens"],
+    }
+
+    (trace,) = _traces(lab)
+    assert trace.info.state.value == "OK"
+    assert trace.info.trace_metadata["mlflow.sourceRun"] == run.info.run_id, "trace in the run"
+    assert "Tell me a joke about animals." in trace.info.request_preview
+    (span,) = trace.data.spans
+    assert span.span_type == "CHAT_MODEL"
+    assert span.inputs["messages"][1]["content"] == "Tell me a joke about animals."
+    assert span.outputs["choices"][0]["message"]["content"] == JOKE
+    assert trace.info.token_usage == {
+        "input_tokens": usage["prompt_tokens"],
+        "output_tokens": usage["completion_tokens"],
+        "total_tokens": usage["total_tokens"],
+    }
+
+
+def test_rate_limit_is_retried_then_succeeds(scenarios: dict[str, Scenario]) -> None:
+    retry = scenarios["contract"]
+    assert retry.code == 0, retry.stderr
+    result = json.loads(retry.stdout)
+    assert {"reply", "run_id", "trace_id", "completion_tokens"} <= set(result)
+    assert result["reply"] == JOKE
+    assert len(retry.fake.requests) == 2, "one 429, then the retry"
+    assert _only_run(retry).info.run_id == result["run_id"]
+    (trace,) = _traces(retry)
+    assert trace.info.trace_id == result["trace_id"]
+
+
+def test_permanent_server_error_fails_the_run_and_keeps_the_error(
+    scenarios: dict[str, Scenario],
+) -> None:
+    down = scenarios["down"]
+    assert down.code == 1
+    assert down.stdout == ""
+    assert "HTTP 500" in down.stderr
+    assert "Traceback" not in down.stderr
+    assert len(down.fake.requests) == 2, "the first try and one retry"
+    assert _only_run(down).info.status == "FAILED", "the run is ended, as FAILED"
+    (trace,) = _traces(down)
+    assert trace.info.state.value == "ERROR"
+    events = [e for span in trace.data.spans for e in span.events]
+    assert any(e.name == "exception" and "500" in str(e.attributes) for e in events), (
+        "the trace keeps the error"
+    )
+
+
+def test_unauthorized_fails_at_once(scenarios: dict[str, Scenario]) -> None:
+    denied = scenarios["denied"]
+    assert denied.code == 1
+    assert "HTTP 401" in denied.stderr and "check the API key" in denied.stderr
+    assert len(denied.fake.requests) == 1, "401 is not retried"
+    assert _only_run(denied).info.status == "FAILED"
+    assert "wrong-key" not in denied.stderr
+
+
+def test_openai_compatible_server_is_traced_the_same_way(scenarios: dict[str, Scenario]) -> None:
+    compatible = scenarios["compatible"]
+    assert compatible.code == 0, compatible.stderr
+    request = compatible.fake.requests[0]
+    assert request.path == "/v1/chat/completions"
+    assert request.body["model"] == "llama3"
+    assert request.body["messages"][1]["content"] == "Tell me a joke about cats."
+    (trace,) = _traces(compatible)
+    assert trace.data.spans[0].span_type == "CHAT_MODEL"
+
+
+def test_the_programs_exports_are_what_the_workload_reads(scenarios: dict[str, Scenario]) -> None:
+    exported = json.loads(scenarios["contract-file"].stdout)
+    assert set(exported) == set(contract.STACK_OUTPUTS), "every contract output is exported"
+    settings = resolve_settings(exported, {})
+    assert settings.endpoint == exported[contract.OPENAI_ENDPOINT]
+    assert settings.api_key == exported[contract.OPENAI_API_KEY]
+    assert settings.model == exported[contract.OPENAI_DEPLOYMENT]
+    run = scenarios["contract"]
+    assert run.code == 0, run.stderr
+    request = run.fake.requests[-1]
+    assert request.headers["api-key"] == exported[contract.OPENAI_API_KEY]
+    assert (
+        request.path
+        == f"/openai/deployments/{exported[contract.OPENAI_DEPLOYMENT]}/chat/completions"
+    )
+    assert request.query["api-version"] == [exported[contract.OPENAI_API_VERSION]]
+
+
+def test_the_key_appears_nowhere(scenarios: dict[str, Scenario]) -> None:
+    for name in ("lab", "down", "denied", "compatible"):
+        scenario = scenarios[name]
+        assert KEY not in scenario.stdout + scenario.stderr, name
+        for path in scenario.store.rglob("*"):
+            if path.is_file():
+                assert KEY.encode() not in path.read_bytes(), f"{name}: {path}"
+
+
+def test_missing_settings_exit_2_and_send_nothing(tmp_path: Path) -> None:
+    with FakeAzureOpenAI() as fake:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AZURE_OPENAI_", "OPENAI_"))
+        }
+        env["AZURE_OPENAI_ENDPOINT"] = fake.endpoint
+        env["PYTHONPATH"] = str(PROJECT_DIR)
+        done = subprocess.run(
+            [sys.executable, "-m", "workload", "chat"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+        assert "AZURE_OPENAI_API_KEY" in done.stderr and "AZURE_OPENAI_DEPLOYMENT" in done.stderr
+        assert fake.requests == [], "no request is sent"
+        assert not (tmp_path / "mlflow.db").exists(), "no run is started"
+
+
+def test_malformed_outputs_file_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "outputs.json"
+    bad.write_text("{ this is not json")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_OPENAI_", "OPENAI_"))}
+    env["PYTHONPATH"] = str(PROJECT_DIR)
+    done = subprocess.run(
+        [sys.executable, "-m", "workload", "chat", "--outputs", str(bad)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "is not the JSON of `pulumi stack output" in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_help_does_not_import_mlflow_or_openai() -> None:
+    code = (
+        "import sys, contextlib, io\n"
+        "from workload.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['chat', '--help'])\n"
+        "print(sorted(m for m in ('mlflow', 'openai') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
