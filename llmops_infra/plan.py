@@ -32,6 +32,13 @@ _ORDER: Final[tuple[str, ...]] = (
     "azure-native:databricks:Workspace",
     "pulumi:providers:databricks",
     "databricks:index/cluster:Cluster",
+    "llmops:databricks:LabEnvironment",
+    "databricks:index/secretScope:SecretScope",
+    "databricks:index/secret:Secret",
+    "databricks:index/mlflowExperiment:MlflowExperiment",
+    "llmops:databricks:LabJobs",
+    "databricks:index/workspaceFile:WorkspaceFile",
+    "databricks:index/job:Job",
 )
 
 
@@ -132,6 +139,21 @@ _SETTINGS: Final[dict[str, list[tuple[str, Callable[[Mapping[str, Any]], Any]]]]
         ("single node", lambda i: "yes" if _single_node(i) else "no"),
         ("access mode", lambda i: i.get("dataSecurityMode")),
         ("auto-termination", lambda i: f"{_display(i.get('autoterminationMinutes'))} min"),
+    ],
+    "databricks:index/secretScope:SecretScope": [
+        ("name", lambda i: i.get("name")),
+        ("backend", lambda i: i.get("backendType")),
+    ],
+    "databricks:index/secret:Secret": [
+        ("scope", lambda i: i.get("scope")),
+        ("key", lambda i: i.get("key")),
+        ("value", lambda i: i.get("stringValue")),
+    ],
+    "databricks:index/mlflowExperiment:MlflowExperiment": [("path", lambda i: i.get("name"))],
+    "databricks:index/workspaceFile:WorkspaceFile": [("source", lambda i: i.get("source"))],
+    "databricks:index/job:Job": [
+        ("name", lambda i: i.get("name")),
+        ("schedule", lambda i: _get(i, "schedule.pauseStatus") or "none (run on demand)"),
     ],
 }
 
