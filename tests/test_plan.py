@@ -74,6 +74,9 @@ def test_tree_shows_every_resource_with_the_labs_settings(
         "single node: yes",
         "auto-termination: 30 min",
         "draws one of: eastus2, northcentralus, swedencentral, switzerlandwest",
+        "databricks:index/secret:Secret  databricks-lab-openai-key  (provider: databricks-provider)",
+        "value: [secret]",
+        "path: /Shared/llmops-lab",
     ]:
         assert line in out, f"the plan shows {line!r}"
     # 11 for the lab's portal steps; issue 6 adds 2 components, the scope, the secret, the
