@@ -74,7 +74,7 @@ def test_tree_shows_every_resource_with_the_labs_settings(
         "single node: yes",
         "auto-termination: 30 min",
         "draws one of: eastus2, northcentralus, swedencentral, switzerlandwest",
-        "databricks:index/secret:Secret  databricks-lab-openai-key  (provider: databricks-provider)",
+        "databricks:index/secret:Secret  databricks-lab-openai-key",
         "value: [secret]",
         "path: /Shared/llmops-lab",
     ]:
