@@ -4,17 +4,22 @@
 ``api-key`` header answers with the JSON Azure returns (``choices``,
 ``usage`` ...); ``POST /v1/chat/completions`` with ``Authorization: Bearer``
 stands in for an OpenAI-compatible server. Replies can be scripted (429 with
-Retry-After, 500, 401, a body that is not JSON) and every request is recorded.
+Retry-After, 500, 401, a slow answer, a body that is not JSON) and every request is recorded.
 
     with FakeAzureOpenAI(api_key="k") as fake:
-        fake.script(Reply(429, headers={"Retry-After": "0"}))   # then the default success
-        ... AZURE_OPENAI_ENDPOINT=fake.endpoint ...
-        assert len(fake.requests) == 2
+        fake.script(Reply.rate_limited(), Reply.slow(2.0))  # then the normal completion
+        ... AZURE_OPENAI_ENDPOINT=fake.endpoint, AZURE_OPENAI_API_KEY=fake.api_key ...
+        assert len(fake.requests) == 3
+
+A wrong key gets 401, an unknown deployment 404, as Azure answers. Pytest
+tests can take the ``fake_azure_openai`` fixture (``tests/conftest.py``): a
+started server with the default key and deployment.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import deque
@@ -24,8 +29,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-__all__ = ["FakeAzureOpenAI", "RecordedRequest", "Reply", "default_reply_text"]
+__all__ = ["JOKE", "FakeAzureOpenAI", "RecordedRequest", "Reply", "default_reply_text"]
 
+#: What every completion says, unless ``reply_text`` is given.
 JOKE = "Why don't elephants use computers? They're afraid of the mouse!"
 
 
@@ -36,12 +42,41 @@ def default_reply_text(messages: list[dict[str, Any]]) -> str:
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer; ``body`` None means the normal completion."""
+    """One scripted answer; ``body`` None with status 200 means the normal completion.
+
+    A ``str`` body is sent as is (with a JSON content type), so it can be malformed.
+    """
 
     status: int = 200
     body: dict[str, Any] | str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+
+    @classmethod
+    def rate_limited(cls, retry_after: str = "0.01") -> Reply:
+        """Azure's 429 when the deployment's tokens per minute are used up."""
+        message = (
+            "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version "
+            "2024-05-01-preview have exceeded token rate limit of your current OpenAI S0 "
+            f"pricing tier. Please retry after {retry_after} seconds."
+        )
+        body = {"error": {"code": "429", "message": message}}
+        return cls(429, body, {"Retry-After": retry_after})
+
+    @classmethod
+    def server_error(cls, status: int = 500) -> Reply:
+        """A 5xx from the service."""
+        return cls(status, {"error": {"code": "InternalServerError", "message": "boom"}})
+
+    @classmethod
+    def slow(cls, delay: float) -> Reply:
+        """The normal completion, after ``delay`` seconds (longer than a client timeout, say)."""
+        return cls(delay=delay)
+
+    @classmethod
+    def garbled(cls) -> Reply:
+        """HTTP 200 with a body that is not JSON."""
+        return cls(200, '{"choices": [')
 
 
 @dataclass(frozen=True)
@@ -57,6 +92,15 @@ class RecordedRequest:
 
 def _tokens(text: str) -> int:
     return max(1, len(text.split()))
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Says nothing when a client hangs up first (it timed out on a slow reply)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class FakeAzureOpenAI:
@@ -77,7 +121,7 @@ class FakeAzureOpenAI:
         self.requests: list[RecordedRequest] = []
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -104,7 +148,8 @@ class FakeAzureOpenAI:
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
 
     def __enter__(self) -> FakeAzureOpenAI:
@@ -117,7 +162,8 @@ class FakeAzureOpenAI:
         with self._lock:
             return self._script.popleft() if self._script else None
 
-    def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
+    def completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The normal answer to a request body: Azure's JSON, ``usage`` counted from the words."""
         messages = body.get("messages") or []
         text = self.reply_text(messages)
         prompt_tokens = sum(_tokens(str(m.get("content", ""))) + 4 for m in messages)
@@ -217,7 +263,9 @@ class FakeAzureOpenAI:
                 scripted = fake._next()
                 time.sleep(fake.delay + (scripted.delay if scripted else 0.0))
                 if scripted is not None and (scripted.status != 200 or scripted.body is not None):
-                    return self._send(scripted.status, scripted.body or {}, scripted.headers)
-                return self._send(200, fake._completion(body if isinstance(body, dict) else {}))
+                    answer = scripted.body if scripted.body is not None else {}
+                    return self._send(scripted.status, answer, scripted.headers)
+                completion = fake.completion(body if isinstance(body, dict) else {})
+                return self._send(200, completion, scripted.headers if scripted else None)
 
         return Handler
