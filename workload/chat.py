@@ -106,7 +106,11 @@ def traced_chat(
     experiment: str,
     secret: str = "",
 ) -> ChatResult:
-    """Run the lab's traced call in a new MLflow run; raise ServiceError when it fails."""
+    """Run the lab's traced call in a new MLflow run; raise ServiceError when it fails.
+
+    The trace is exported in the background: call ``mlflow.flush_trace_async_logging()``
+    before reading it back (MLflow also flushes when the process exits).
+    """
     import mlflow
     import openai
     from mlflow.exceptions import MlflowException
@@ -119,34 +123,33 @@ def traced_chat(
             f"{str(err).splitlines()[0]}"
         ) from None
     mlflow.openai.autolog()
-    try:
-        with mlflow.start_run() as run:
-            try:
-                response = client.chat.completions.create(
-                    model=model,
-                    messages=[
-                        {"role": "system", "content": system_prompt},
-                        {"role": "user", "content": user_prompt},
-                    ],
-                )
-            except openai.OpenAIError as err:
-                # Raised inside the run: MLflow ends it FAILED; autolog kept the error.
-                raise ServiceError(_describe(err, secret)) from None
-            reply = response.choices[0].message.content or ""
-            usage = response.usage
-            completion_tokens = usage.completion_tokens if usage else None
-            mlflow.log_param("completion_tokens", completion_tokens)
-            if usage is not None:
-                mlflow.log_metrics(
-                    {
-                        "prompt_tokens": usage.prompt_tokens,
-                        "completion_tokens": usage.completion_tokens,
-                        "total_tokens": usage.total_tokens,
-                    }
-                )
-    finally:
-        # Traces are written in the background; a short-lived command must not exit first.
-        mlflow.flush_trace_async_logging()
+    # The trace is written in the background. No flush here: each one waits about a second
+    # for MLflow's export thread, which polls its queue once a second (bench/tracing_overhead.py);
+    # the caller flushes once when it is done, as the chat command does.
+    with mlflow.start_run() as run:
+        try:
+            response = client.chat.completions.create(
+                model=model,
+                messages=[
+                    {"role": "system", "content": system_prompt},
+                    {"role": "user", "content": user_prompt},
+                ],
+            )
+        except openai.OpenAIError as err:
+            # Raised inside the run: MLflow ends it FAILED; autolog kept the error.
+            raise ServiceError(_describe(err, secret)) from None
+        reply = response.choices[0].message.content or ""
+        usage = response.usage
+        completion_tokens = usage.completion_tokens if usage else None
+        mlflow.log_param("completion_tokens", completion_tokens)
+        if usage is not None:
+            mlflow.log_metrics(
+                {
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "total_tokens": usage.total_tokens,
+                }
+            )
     return ChatResult(
         reply=reply,
         run_id=run.info.run_id,

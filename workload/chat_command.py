@@ -73,13 +73,20 @@ def run(args: argparse.Namespace) -> int:
     from workload.chat import make_client, traced_chat
 
     client = make_client(settings, max_retries=args.max_retries, timeout=args.timeout)
-    result = traced_chat(
-        client,
-        model=settings.model,
-        system_prompt=args.system_prompt,
-        user_prompt=args.prompt,
-        experiment=experiment,
-        secret=settings.api_key,
-    )
+    try:
+        result = traced_chat(
+            client,
+            model=settings.model,
+            system_prompt=args.system_prompt,
+            user_prompt=args.prompt,
+            experiment=experiment,
+            secret=settings.api_key,
+        )
+    finally:
+        import mlflow
+
+        # The trace (a failed call's too) is written before the process ends; terminating
+        # the export thread here spares MLflow's exit hook a second wait for it.
+        mlflow.flush_trace_async_logging(terminate=True)
     print(json.dumps(result.as_dict()) if args.json else result.reply)
     return 0
