@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -34,6 +35,8 @@ def test_outputs_alone_are_enough() -> None:
     assert settings.api_version == "2024-05-01-preview"
     assert settings.model == "gpt-4o"
     assert KEY not in repr(settings), "the key never shows in a repr"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.api_key = "changed"  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
@@ -93,6 +96,22 @@ def test_malformed_values_are_named(env: dict[str, str], needle: str) -> None:
     assert "has space" not in str(failure.value), "a key's value is never echoed"
 
 
+def test_non_string_outputs_are_named_without_their_value() -> None:
+    outputs = {**OUTPUTS, contract.OPENAI_API_KEY: {"value": KEY}, contract.OPENAI_ENDPOINT: 5}
+    with pytest.raises(SettingsError) as failure:
+        resolve_settings(outputs, {})
+    message = str(failure.value)
+    assert f"stack output {contract.OPENAI_API_KEY} is not a string" in message
+    assert f"stack output {contract.OPENAI_ENDPOINT} is not a string" in message
+    assert KEY not in message
+
+
+def test_a_key_in_the_wrong_variable_is_not_echoed() -> None:
+    with pytest.raises(SettingsError, match=r"AZURE_OPENAI_ENDPOINT = '\[secret\]'") as failure:
+        resolve_settings({}, {"AZURE_OPENAI_ENDPOINT": KEY, "AZURE_OPENAI_API_KEY": KEY})
+    assert KEY not in str(failure.value)
+
+
 def test_masked_key_says_how_to_get_it() -> None:
     with pytest.raises(SettingsError, match="--show-secrets"):
         resolve_settings({**OUTPUTS, contract.OPENAI_API_KEY: "[secret]"}, {})
@@ -116,6 +135,15 @@ def test_openai_compatible_server_is_selected_by_base_url() -> None:
     assert flagged.model == "qwen2", "--model beats OPENAI_MODEL"
     with pytest.raises(SettingsError, match=r"OPENAI_API_KEY.*--model or OPENAI_MODEL"):
         resolve_settings(OUTPUTS, {"OPENAI_BASE_URL": "http://localhost:11434/v1"})
+
+
+def test_a_compatible_server_may_be_plain_http_but_azure_may_not() -> None:
+    env = {"OPENAI_BASE_URL": "http://gpu-box:8000/v1", "OPENAI_API_KEY": "x", "OPENAI_MODEL": "m"}
+    assert resolve_settings({}, env).endpoint == "http://gpu-box:8000/v1"
+    with pytest.raises(SettingsError, match="is not an http:// or https:// URL"):
+        resolve_settings({}, {**env, "OPENAI_BASE_URL": "gpu-box:8000"})
+    with pytest.raises(SettingsError, match="is not an https:// URL"):
+        resolve_settings(OUTPUTS, {"AZURE_OPENAI_ENDPOINT": "http://gpu-box:8000/"})
 
 
 def test_experiment_precedence() -> None:

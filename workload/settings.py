@@ -64,15 +64,18 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _check_url(name: str, url: str, problems: list[str]) -> None:
+def _check_url(name: str, url: str, problems: list[str], *, plain_http: bool = False) -> None:
+    """An Azure endpoint must be https (the key travels in a header); a self-hosted
+    compatible server (``plain_http``) and a local test server may be plain http."""
     parsed = urlparse(url)
-    local = parsed.hostname in _LOCAL_HOSTS
+    http_allowed = plain_http or parsed.hostname in _LOCAL_HOSTS
     if (
         not parsed.netloc
         or parsed.scheme not in ("https", "http")
-        or (parsed.scheme == "http" and not local)
+        or (parsed.scheme == "http" and not http_allowed)
     ):
-        problems.append(f"{name} = {url!r} is not an https:// URL")
+        allowed = "an http:// or https:// URL" if plain_http else "an https:// URL"
+        problems.append(f"{name} = {url!r} is not {allowed}")
 
 
 def resolve_settings(
@@ -90,8 +93,8 @@ def resolve_settings(
             missing.append("OPENAI_API_KEY (any value for a server without authentication)")
         if chosen_model is None:
             missing.append("--model or OPENAI_MODEL")
-        _check_url("OPENAI_BASE_URL", base_url, problems)
-        _raise(missing, problems)
+        _check_url("OPENAI_BASE_URL", base_url, problems, plain_http=True)
+        _raise(missing, problems, secret=key)
         assert key is not None and chosen_model is not None
         return ChatSettings("openai", base_url, key, None, chosen_model)
 
@@ -101,8 +104,13 @@ def resolve_settings(
         if from_env is not None:
             sources[name] = (variable, from_env)
         else:
-            sources[name] = (f"stack output {output}", _text(outputs.get(output)))
-            if sources[name][1] is None:
+            raw = outputs.get(output)
+            value = _text(raw) if isinstance(raw, str) else None
+            sources[name] = (f"stack output {output}", value)
+            if raw is not None and not isinstance(raw, str):
+                # Named without its value: this may be the key's output.
+                problems.append(f"stack output {output} is not a string")
+            elif value is None:
                 missing.append(f"{variable} (or the stack output {output} via --stack/--outputs)")
 
     endpoint_source, endpoint = sources["endpoint"]
@@ -127,18 +135,23 @@ def resolve_settings(
             f"{model_source} = {deployment!r} is not a deployment name "
             "(letters, digits, '.', '_' and '-', at most 64)"
         )
-    _raise(missing, problems)
+    _raise(missing, problems, secret=key)
     assert endpoint and key and version and deployment
     return ChatSettings("azure", endpoint, key, version, deployment)
 
 
-def _raise(missing: list[str], problems: list[str]) -> None:
+def _raise(missing: list[str], problems: list[str], *, secret: str | None) -> None:
+    """One SettingsError naming every problem; a key pasted into the wrong variable
+    (the endpoint's, say) is blanked out of the message."""
     parts = []
     if missing:
         parts.append("missing " + ", ".join(missing))
     parts.extend(problems)
     if parts:
-        raise SettingsError("; ".join(parts))
+        message = "; ".join(parts)
+        if secret and len(secret) >= 8:  # shorter ones are placeholders ("ollama")
+            message = message.replace(secret, _MASKED)
+        raise SettingsError(message)
 
 
 def _uses_databricks(env: Mapping[str, str]) -> bool:
