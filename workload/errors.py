@@ -6,6 +6,7 @@ __all__ = [
     "InsufficientDataError",
     "ServiceError",
     "SettingsError",
+    "TrackingStoreError",
     "WorkloadError",
 ]
 
@@ -30,5 +31,11 @@ class ServiceError(WorkloadError):
 
 class InsufficientDataError(WorkloadError):
     """There is not enough data (traces) to answer the question asked (exit 2)."""
+
+    exit_code = 2
+
+
+class TrackingStoreError(WorkloadError):
+    """The MLflow tracking store cannot be read or lacks the experiment asked for (exit 2)."""
 
     exit_code = 2
