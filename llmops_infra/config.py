@@ -62,6 +62,7 @@ CONFIG_KEYS: Final[tuple[str, ...]] = (
     "tags",
     "secretScope",
     "experimentPath",
+    "purgeOnDestroy",
 )
 
 
@@ -97,6 +98,8 @@ class LlmopsConfig:
     """The Databricks-backed secret scope holding the Azure OpenAI key."""
     experiment_path: str = "/Shared/llmops-lab"
     """The workspace path of the MLflow experiment the traces land in."""
+    purge_on_destroy: bool = True
+    """Purge the soft-deleted Azure OpenAI account after ``pulumi destroy`` deletes it."""
 
 
 def parse_config(get: Callable[[str], str | None]) -> LlmopsConfig:
@@ -230,6 +233,13 @@ def parse_config(get: Callable[[str], str | None]) -> LlmopsConfig:
                 "must be an absolute workspace path under /Shared/ or /Users/<user>/, "
                 "e.g. /Shared/llmops-lab, without a trailing slash",
             )
+
+    purge = raw("purgeOnDestroy")
+    if purge is not None:
+        if purge.lower() in ("true", "false"):
+            values["purge_on_destroy"] = purge.lower() == "true"
+        else:
+            bad("purgeOnDestroy", purge, "must be true or false")
 
     if problems:
         raise ConfigError("; ".join(problems))

@@ -350,6 +350,20 @@ class ProviderMocks(pulumi_mocks.Mocks):
         job_id = str(self._rng(name).randrange(10**14, 10**15))
         return job_id, {"url": self._cloud(f"#job/{job_id}")}
 
+    def _deleted_account_purge(
+        self, name: str, inputs: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        # Issue 7 (llmops_infra/purge.py): create records its inputs, with no Azure call.
+        fields = ("subscription_id", "resource_group_name", "location", "account_name")
+        values = [inputs.get(key) for key in fields]
+        if _any_unknown(*values):
+            return f"{name}-id", {}
+        sub, group, location, account = values
+        return (
+            f"/subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/{location}"
+            f"/resourceGroups/{group}/deletedAccounts/{account}"
+        ), {}
+
     # --- functions -------------------------------------------------------------------------
 
     def _client_config(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -395,6 +409,7 @@ _RESOURCE_HANDLERS: Final = {
     ),
     "databricks:index/workspaceFile:WorkspaceFile": ProviderMocks._databricks_workspace_file,
     "databricks:index/job:Job": ProviderMocks._databricks_job,
+    "pulumi-python:dynamic/llmops:DeletedAccountPurge": ProviderMocks._deleted_account_purge,
 }
 
 _INVOKE_HANDLERS: Final = {

@@ -25,6 +25,7 @@ _ORDER: Final[tuple[str, ...]] = (
     "random:index/randomString:RandomString",
     "random:index/randomShuffle:RandomShuffle",
     "azure-native:resources:ResourceGroup",
+    "pulumi-python:dynamic/llmops:DeletedAccountPurge",
     "llmops:openai:AzureOpenAI",
     "azure-native:cognitiveservices:Account",
     "azure-native:cognitiveservices:Deployment",
@@ -100,6 +101,10 @@ _SETTINGS: Final[dict[str, list[tuple[str, Callable[[Mapping[str, Any]], Any]]]]
     ],
     "azure-native:resources:ResourceGroup": [
         ("name", lambda i: i.get("resourceGroupName")),
+        ("region", lambda i: i.get("location")),
+    ],
+    "pulumi-python:dynamic/llmops:DeletedAccountPurge": [
+        ("purges on destroy", lambda i: i.get("account_name")),
         ("region", lambda i: i.get("location")),
     ],
     "azure-native:cognitiveservices:Account": [

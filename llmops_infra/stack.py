@@ -18,6 +18,7 @@ from llmops_infra.databricks_lab import LabEnvironmentArgs
 from llmops_infra.databricks_workspace import Databricks, DatabricksArgs
 from llmops_infra.errors import ConfigError
 from llmops_infra.openai_service import AzureOpenAI, AzureOpenAIArgs
+from llmops_infra.purge import DeletedAccountPurge, DeletedAccountPurgeArgs
 from workload import contract
 
 __all__ = ["deploy", "load_config", "main", "name_base"]
@@ -61,21 +62,39 @@ def deploy(config: LlmopsConfig) -> None:
         tags=dict(config.tags),
     )
 
+    subscription_id = authorization.get_client_config_output().subscription_id
+    account_name = suffix.apply(lambda s: f"oai-{base}-{s}")
+    # Issue 7: the account depends on the purge, so `pulumi destroy` deletes the account
+    # first and then purges it from the soft-deleted accounts, freeing its name and quota.
+    purge: tuple[pulumi.Resource, ...] = ()
+    if config.purge_on_destroy:
+        purge = (
+            DeletedAccountPurge(
+                "openai-account-purge",
+                DeletedAccountPurgeArgs(
+                    subscription_id=subscription_id,
+                    resource_group_name=group.name,
+                    location=region,
+                    account_name=account_name,
+                ),
+            ),
+        )
+
     openai = AzureOpenAI(
         "openai",
         AzureOpenAIArgs(
             resource_group_name=group.name,
             location=region,
-            account_name=suffix.apply(lambda s: f"oai-{base}-{s}"),
+            account_name=account_name,
             deployment_name=config.deployment_name,
             model_name=config.model_name,
             model_version=config.model_version,
             capacity=config.capacity,
             tags=config.tags,
+            depends_on=purge,
         ),
     )
 
-    subscription_id = authorization.get_client_config_output().subscription_id
     workspace = Databricks(
         "databricks",
         DatabricksArgs(

@@ -80,10 +80,11 @@ def test_tree_shows_every_resource_with_the_labs_settings(
     ]:
         assert line in out, f"the plan shows {line!r}"
     # 11 for the lab's portal steps; issue 6 adds 2 components, the scope, the secret, the
-    # experiment, 2 jobs and one workspace file per module of the workload package.
+    # experiment, 2 jobs and one workspace file per module of the workload package; issue 7
+    # the purge of the deleted account.
     uploaded = len(list((PROJECT_DIR / "workload").glob("*.py")))
     assert out.rstrip().splitlines()[-2] == (
-        f"{11 + 7 + uploaded} resources to create in a region drawn at random once from "
+        f"{11 + 7 + 1 + uploaded} resources to create in a region drawn at random once from "
         "eastus2, northcentralus, swedencentral, switzerlandwest"
     )
 

@@ -70,6 +70,8 @@ def test_creates_exactly_the_lab_resources(dev: ProgramRun) -> None:
             "databricks:index/mlflowExperiment:MlflowExperiment",
             "databricks:index/job:Job",
             "databricks:index/job:Job",
+            # Issue 7: purges the soft-deleted account on destroy (tests/test_purge.py).
+            "pulumi-python:dynamic/llmops:DeletedAccountPurge",
         ]
         + ["databricks:index/workspaceFile:WorkspaceFile"] * len(list(WORKLOAD_DIR.glob("*.py")))
     ), "one of each resource the lab creates by hand, plus the random draws and the lab's jobs"
@@ -298,6 +300,7 @@ def test_pulumi_yaml_declares_every_key_with_the_programs_defaults() -> None:
         "autoterminationMinutes": defaults.autotermination_minutes,
         "secretScope": defaults.secret_scope,
         "experimentPath": defaults.experiment_path,
+        "purgeOnDestroy": defaults.purge_on_destroy,
     }
     assert {key: d["default"] for key, d in declared.items()} == expected
     for key, declaration in declared.items():
