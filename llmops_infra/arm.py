@@ -14,6 +14,7 @@ lists page through ``nextLink``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -73,6 +74,9 @@ def default_credential() -> TokenCredential:
     """
     from azure.identity import ClientSecretCredential, DefaultAzureCredential
 
+    # Its chain logs every failed attempt as a multi-line warning; the failure is reported
+    # once, as one line, by ArmClient.
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
     client_id = os.environ.get("ARM_CLIENT_ID")
     secret = os.environ.get("ARM_CLIENT_SECRET")
     tenant = os.environ.get("ARM_TENANT_ID")

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from llmops_infra import plan_command
+from llmops_infra import plan_command, preflight
 from llmops_infra.errors import ConfigError
 
 __all__ = ["build_parser", "main"]
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     plan_command.add_parser(subparsers)
+    preflight.add_parser(subparsers)
     return parser
 
 
