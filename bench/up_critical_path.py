@@ -53,6 +53,9 @@ PROVISIONING_SECONDS: Final[Mapping[str, float]] = {
     "databricks:index/mlflowExperiment:MlflowExperiment": 1.0,
     "databricks:index/workspaceFile:WorkspaceFile": 1.0,
     "databricks:index/job:Job": 1.0,
+    # Create only records the account's coordinates; the engine starts the Python dynamic
+    # provider's host for it first (estimate: a Python start-up with pulumi imported).
+    "pulumi-python:dynamic/llmops:DeletedAccountPurge": 2.0,
 }
 DEFAULT_SECONDS: Final = 1.0
 #: The cluster's creation if the provider did not wait for RUNNING (``no_wait``): the
