@@ -1,0 +1,287 @@
+"""Did a metric move between two windows of traces? Pure statistics, no MLflow.
+
+A metric drifts when two things hold at once:
+
+* the difference is significant: a two-sample test rejects "same distribution"
+  at ``alpha`` (Kolmogorov-Smirnov for latency, token counts and response
+  length; Fisher's exact test for the error rate), and
+* the difference is large enough to matter: the effect size is at least
+  ``min_effect``. For a distribution that is the Wasserstein (earth mover's)
+  distance between the windows divided by the larger of the two windows' mean
+  magnitudes: 0.2 means the values moved, on average, by a fifth of their
+  typical size (200 ms -> 250 ms is 0.2; it also grows when only the spread or
+  the tail changes). For the error rate it is Cohen's h, the difference of the
+  arcsine-square-root rates, where 0.2 is conventionally "small".
+
+Significance alone is not enough: on thousands of traces a 1 % shift is
+"significant" and nobody should be paged for it. Size alone is not enough
+either: five slow calls in a row may be chance.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+if TYPE_CHECKING:
+    from workload.traces import TraceRecord
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_MIN_EFFECT",
+    "DISTRIBUTION_METRICS",
+    "ERROR_RATE",
+    "MIN_VALUES",
+    "DriftReport",
+    "MetricResult",
+    "compare_rates",
+    "compare_samples",
+    "compare_windows",
+]
+
+#: Significance level of each test.
+DEFAULT_ALPHA: Final = 0.01
+
+#: Smallest effect size called drift (see the module docstring).
+DEFAULT_MIN_EFFECT: Final = 0.2
+
+#: Fewest values per window a test is run on; below it the metric is reported, never flagged.
+MIN_VALUES: Final = 5
+
+#: The per-trace numbers compared as distributions, in the order they are reported.
+DISTRIBUTION_METRICS: Final = (
+    "latency_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "response_chars",
+)
+
+#: The share of traces that ended in error, compared as a proportion.
+ERROR_RATE: Final = "error_rate"
+
+TestKind = Literal["ks", "fisher"]
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One metric compared across the two windows."""
+
+    name: str
+    """The metric, e.g. ``latency_ms`` or ``error_rate``."""
+    test: TestKind
+    """``ks`` (two-sample Kolmogorov-Smirnov) or ``fisher`` (Fisher's exact test)."""
+    summary: Literal["median", "rate"]
+    """What ``baseline`` and ``recent`` are: each window's median, or its error rate."""
+    baseline_count: int
+    """Values in the baseline window (traces without the metric are left out)."""
+    recent_count: int
+    """Values in the recent window."""
+    baseline: float | None
+    """The baseline window's median (or rate); None without values."""
+    recent: float | None
+    """The recent window's median (or rate)."""
+    change: float | None
+    """``recent - baseline``, in the metric's unit."""
+    relative_change: float | None
+    """``change / |baseline|``; None when the baseline is zero or missing."""
+    effect: float | None
+    """Effect size: normalised Wasserstein distance, or |Cohen's h| for the error rate."""
+    statistic: float | None
+    """The test statistic: KS distance D, or the odds ratio (None when infinite)."""
+    p_value: float | None
+    """The test's two-sided p-value; None when the test was not run."""
+    drift: bool
+    """p_value < alpha and effect >= min_effect."""
+    note: str = ""
+    """Why the test was not run, when it was not."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready object."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Every metric's comparison and the thresholds used."""
+
+    metrics: tuple[MetricResult, ...]
+    alpha: float
+    min_effect: float
+
+    @property
+    def drift(self) -> bool:
+        """True when any metric drifted."""
+        return any(metric.drift for metric in self.metrics)
+
+    @property
+    def drifted(self) -> tuple[str, ...]:
+        """Names of the metrics that drifted."""
+        return tuple(metric.name for metric in self.metrics if metric.drift)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready object: ``drift``, ``drifted``, the thresholds and ``metrics``."""
+        return {
+            "drift": self.drift,
+            "drifted": list(self.drifted),
+            "alpha": self.alpha,
+            "min_effect": self.min_effect,
+            "metrics": [metric.as_dict() for metric in self.metrics],
+        }
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _changes(baseline: float | None, recent: float | None) -> tuple[float | None, float | None]:
+    if baseline is None or recent is None:
+        return None, None
+    change = recent - baseline
+    return change, (change / abs(baseline) if baseline else None)
+
+
+def _check(alpha: float, min_effect: float) -> None:
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1 (exclusive), not {alpha}")
+    if min_effect < 0.0:
+        raise ValueError(f"min_effect must be 0 or more, not {min_effect}")
+
+
+def compare_samples(
+    name: str,
+    baseline: Sequence[float | None],
+    recent: Sequence[float | None],
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    min_effect: float = DEFAULT_MIN_EFFECT,
+) -> MetricResult:
+    """Compare two samples of a continuous metric; ``None`` values (missing) are left out."""
+    _check(alpha, min_effect)
+    from scipy import stats
+
+    old = [float(v) for v in baseline if v is not None]
+    new = [float(v) for v in recent if v is not None]
+    old_median = statistics.median(old) if old else None
+    new_median = statistics.median(new) if new else None
+    change, relative = _changes(old_median, new_median)
+    untested = MetricResult(
+        name=name,
+        test="ks",
+        summary="median",
+        baseline_count=len(old),
+        recent_count=len(new),
+        baseline=old_median,
+        recent=new_median,
+        change=change,
+        relative_change=relative,
+        effect=None,
+        statistic=None,
+        p_value=None,
+        drift=False,
+        note=f"too few values to test (baseline {len(old)}, recent {len(new)}; "
+        f"{MIN_VALUES} needed in each)",
+    )
+    if min(len(old), len(new)) < MIN_VALUES:
+        return untested
+    with warnings.catch_warnings():
+        # For large samples scipy falls back from the exact p-value to the asymptotic one
+        # and says so; either is fine here.
+        warnings.filterwarnings("ignore", "ks_2samp: Exact calculation", RuntimeWarning)
+        result = stats.ks_2samp(old, new)
+    scale = max(statistics.fmean(abs(v) for v in old), statistics.fmean(abs(v) for v in new))
+    effect = float(stats.wasserstein_distance(old, new)) / scale if scale else 0.0
+    p_value = float(result.pvalue)
+    return replace(
+        untested,
+        effect=effect,
+        statistic=float(result.statistic),
+        p_value=p_value,
+        drift=p_value < alpha and effect >= min_effect,
+        note="",
+    )
+
+
+def compare_rates(
+    name: str,
+    baseline: Sequence[bool],
+    recent: Sequence[bool],
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    min_effect: float = DEFAULT_MIN_EFFECT,
+) -> MetricResult:
+    """Compare how often something happened (True) in two windows, with Fisher's exact test."""
+    _check(alpha, min_effect)
+    from scipy import stats
+
+    old_hits, new_hits = sum(baseline), sum(recent)
+    old_rate = old_hits / len(baseline) if baseline else None
+    new_rate = new_hits / len(recent) if recent else None
+    change, relative = _changes(old_rate, new_rate)
+    untested = MetricResult(
+        name=name,
+        test="fisher",
+        summary="rate",
+        baseline_count=len(baseline),
+        recent_count=len(recent),
+        baseline=old_rate,
+        recent=new_rate,
+        change=change,
+        relative_change=relative,
+        effect=None,
+        statistic=None,
+        p_value=None,
+        drift=False,
+        note=f"too few traces to test (baseline {len(baseline)}, recent {len(recent)}; "
+        f"{MIN_VALUES} needed in each)",
+    )
+    if old_rate is None or new_rate is None or min(len(baseline), len(recent)) < MIN_VALUES:
+        return untested
+    # Rows: recent, baseline; so an odds ratio above 1 means more errors lately.
+    table = [[new_hits, len(recent) - new_hits], [old_hits, len(baseline) - old_hits]]
+    result = stats.fisher_exact(table)
+    effect = abs(2 * math.asin(math.sqrt(new_rate)) - 2 * math.asin(math.sqrt(old_rate)))
+    p_value = float(result.pvalue)
+    return replace(
+        untested,
+        effect=effect,
+        statistic=_finite(result.statistic),
+        p_value=p_value,
+        drift=p_value < alpha and effect >= min_effect,
+        note="",
+    )
+
+
+def compare_windows(
+    baseline: Sequence[TraceRecord],
+    recent: Sequence[TraceRecord],
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    min_effect: float = DEFAULT_MIN_EFFECT,
+) -> DriftReport:
+    """Compare every metric of two windows of traces."""
+    results = [
+        compare_samples(
+            name,
+            [getattr(record, name) for record in baseline],
+            [getattr(record, name) for record in recent],
+            alpha=alpha,
+            min_effect=min_effect,
+        )
+        for name in DISTRIBUTION_METRICS
+    ]
+    results.append(
+        compare_rates(
+            ERROR_RATE,
+            [record.error for record in baseline],
+            [record.error for record in recent],
+            alpha=alpha,
+            min_effect=min_effect,
+        )
+    )
+    return DriftReport(tuple(results), alpha=alpha, min_effect=min_effect)
