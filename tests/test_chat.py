@@ -33,6 +33,7 @@ class Scenario:
     store: Path
     args: list[str]
     env: dict[str, str]
+    key: str = KEY
     process: subprocess.Popen[str] | None = None
     code: int = -1
     stdout: str = ""
@@ -61,7 +62,7 @@ def _scenario(
     if template is not None:
         shutil.copyfile(template, store / "mlflow.db")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_OPENAI_", "OPENAI_"))}
-    scenario = Scenario(fake, store, list(args), base)
+    scenario = Scenario(fake, store, list(args), base, env.get("AZURE_OPENAI_API_KEY") or key)
     scenario.env.update(
         {
             "MLFLOW_TRACKING_URI": scenario.tracking_uri,
@@ -79,7 +80,6 @@ def _scenario(
 
 
 def _contract_outputs(tmp: Path) -> Path:
-    """The program's exports under the mocks, as `pulumi stack output --json --show-secrets`."""
     import pulumi_azure_native.cognitiveservices  # noqa: F401 (loaded once, before the fork)
     import pulumi_databricks  # noqa: F401
 
@@ -90,15 +90,26 @@ def _contract_outputs(tmp: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scenario]]:
+def outputs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The program's exports under the mocks, as `pulumi stack output --json --show-secrets`."""
+    return _contract_outputs(tmp_path_factory.mktemp("outputs"))
+
+
+@pytest.fixture(scope="module")
+def scenarios(
+    tmp_path_factory: pytest.TempPathFactory, outputs_file: Path
+) -> Iterator[dict[str, Scenario]]:
     tmp = tmp_path_factory.mktemp("chat")
-    outputs = _contract_outputs(tmp)
+    outputs = outputs_file
     exported = json.loads(outputs.read_text())
     db = _empty_store(tmp)
     runs = {
         "lab": _scenario(tmp, "lab", template=db),
         "down": _scenario(tmp, "down", "--json", "--max-retries", "1", template=db),
-        "denied": _scenario(tmp, "denied", "--json", AZURE_OPENAI_API_KEY="wrong-key", template=db),
+        "garbled": _scenario(tmp, "garbled", template=db),
+        "denied": _scenario(
+            tmp, "denied", "--json", AZURE_OPENAI_API_KEY="wrong-key-0123456789", template=db
+        ),
         "compatible": _scenario(
             tmp,
             "compatible",
@@ -116,6 +127,8 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
             "--json",
             "--outputs",
             str(outputs),
+            "--timeout",
+            "2",
             key=exported[contract.OPENAI_API_KEY],
             template=db,
             AZURE_OPENAI_API_KEY="",
@@ -123,11 +136,11 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
             AZURE_OPENAI_DEPLOYMENT="",
         ),
     }
-    # The contract run also meets the deployment's rate limit once (429, then success).
-    runs["contract"].fake.script(
-        Reply(429, {"error": {"code": "429", "message": "Rate limit"}}, {"Retry-After": "0"})
-    )
-    runs["down"].fake.script(*[Reply(500, {"error": {"message": "boom"}})] * 5)
+    # The contract run also meets the deployment's rate limit (429) and a slow answer (cut at
+    # --timeout), then succeeds.
+    runs["contract"].fake.script(Reply.rate_limited(retry_after="0.01"), Reply.slow(4.0))
+    runs["down"].fake.script(*[Reply.server_error(500)] * 5)
+    runs["garbled"].fake.script(Reply.garbled())
     compatible = runs["compatible"]
     compatible.env.update({"OPENAI_BASE_URL": compatible.fake.base_url, "OPENAI_API_KEY": KEY})
     for scenario in runs.values():
@@ -143,8 +156,6 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
         assert scenario.process is not None
         scenario.stdout, scenario.stderr = scenario.process.communicate(timeout=300)
         scenario.code = scenario.process.returncode
-    runs["contract-file"] = _scenario(tmp, "contract-file")
-    runs["contract-file"].stdout = outputs.read_text()
     yield runs
     for scenario in runs.values():
         scenario.fake.stop()
@@ -156,13 +167,12 @@ def _client(scenario: Scenario):  # type: ignore[no-untyped-def]
     return MlflowClient(tracking_uri=scenario.tracking_uri)
 
 
-def _traces(scenario: Scenario) -> list:  # type: ignore[type-arg]
-    import mlflow
-
-    mlflow.set_tracking_uri(scenario.tracking_uri)
-    experiment = _client(scenario).get_experiment_by_name("llmops-lab")
+def _traces(scenario: Scenario, **search: str) -> list:  # type: ignore[type-arg]
+    # The client, not mlflow.search_traces: mlflow.set_tracking_uri would leak into other tests.
+    client = _client(scenario)
+    experiment = client.get_experiment_by_name("llmops-lab")
     assert experiment is not None, "the default experiment was created"
-    return mlflow.search_traces(locations=[experiment.experiment_id], return_type="list")
+    return list(client.search_traces(locations=[experiment.experiment_id], **search))
 
 
 def _only_run(scenario: Scenario):  # type: ignore[no-untyped-def]
@@ -188,7 +198,7 @@ def test_lab_cell_end_to_end(scenarios: dict[str, Scenario]) -> None:
 
     run = _only_run(lab)
     assert run.info.status == "FINISHED"
-    usage = lab.fake._completion(request.body)["usage"]
+    usage = lab.fake.completion(request.body)["usage"]
     assert run.data.params == {"completion_tokens": str(usage["completion_tokens"])}
     assert run.data.metrics == {
         "prompt_tokens": usage["prompt_tokens"],
@@ -199,6 +209,9 @@ def test_lab_cell_end_to_end(scenarios: dict[str, Scenario]) -> None:
     (trace,) = _traces(lab)
     assert trace.info.state.value == "OK"
     assert trace.info.trace_metadata["mlflow.sourceRun"] == run.info.run_id, "trace in the run"
+    assert [t.info.trace_id for t in _traces(lab, run_id=run.info.run_id)] == [
+        trace.info.trace_id
+    ], "the run finds its trace"
     assert "Tell me a joke about animals." in trace.info.request_preview
     (span,) = trace.data.spans
     assert span.span_type == "CHAT_MODEL"
@@ -211,13 +224,13 @@ def test_lab_cell_end_to_end(scenarios: dict[str, Scenario]) -> None:
     }
 
 
-def test_rate_limit_is_retried_then_succeeds(scenarios: dict[str, Scenario]) -> None:
+def test_rate_limit_and_timeout_are_retried_then_succeed(scenarios: dict[str, Scenario]) -> None:
     retry = scenarios["contract"]
     assert retry.code == 0, retry.stderr
     result = json.loads(retry.stdout)
     assert {"reply", "run_id", "trace_id", "completion_tokens"} <= set(result)
     assert result["reply"] == JOKE
-    assert len(retry.fake.requests) == 2, "one 429, then the retry"
+    assert len(retry.fake.requests) == 3, "a 429, a reply slower than --timeout, then success"
     assert _only_run(retry).info.run_id == result["run_id"]
     (trace,) = _traces(retry)
     assert trace.info.trace_id == result["trace_id"]
@@ -241,13 +254,24 @@ def test_permanent_server_error_fails_the_run_and_keeps_the_error(
     )
 
 
+def test_an_answer_that_is_not_json_fails_cleanly(scenarios: dict[str, Scenario]) -> None:
+    garbled = scenarios["garbled"]
+    assert garbled.code == 1
+    assert "not JSON" in garbled.stderr and "Traceback" not in garbled.stderr, garbled.stderr
+    assert len(garbled.fake.requests) == 1, "a 200 is not retried"
+    assert _only_run(garbled).info.status == "FAILED"
+    (trace,) = _traces(garbled)
+    assert trace.info.state.value == "ERROR", "the trace keeps the parse error"
+
+
 def test_unauthorized_fails_at_once(scenarios: dict[str, Scenario]) -> None:
     denied = scenarios["denied"]
     assert denied.code == 1
     assert "HTTP 401" in denied.stderr and "check the API key" in denied.stderr
     assert len(denied.fake.requests) == 1, "401 is not retried"
     assert _only_run(denied).info.status == "FAILED"
-    assert "wrong-key" not in denied.stderr
+    (trace,) = _traces(denied)
+    assert trace.info.state.value == "ERROR"
 
 
 def test_openai_compatible_server_is_traced_the_same_way(scenarios: dict[str, Scenario]) -> None:
@@ -261,8 +285,10 @@ def test_openai_compatible_server_is_traced_the_same_way(scenarios: dict[str, Sc
     assert trace.data.spans[0].span_type == "CHAT_MODEL"
 
 
-def test_the_programs_exports_are_what_the_workload_reads(scenarios: dict[str, Scenario]) -> None:
-    exported = json.loads(scenarios["contract-file"].stdout)
+def test_the_programs_exports_are_what_the_workload_reads(
+    scenarios: dict[str, Scenario], outputs_file: Path
+) -> None:
+    exported = json.loads(outputs_file.read_text())
     assert set(exported) == set(contract.STACK_OUTPUTS), "every contract output is exported"
     settings = resolve_settings(exported, {})
     assert settings.endpoint == exported[contract.OPENAI_ENDPOINT]
@@ -280,12 +306,14 @@ def test_the_programs_exports_are_what_the_workload_reads(scenarios: dict[str, S
 
 
 def test_the_key_appears_nowhere(scenarios: dict[str, Scenario]) -> None:
-    for name in ("lab", "down", "denied", "compatible"):
-        scenario = scenarios[name]
-        assert KEY not in scenario.stdout + scenario.stderr, name
-        for path in scenario.store.rglob("*"):
-            if path.is_file():
-                assert KEY.encode() not in path.read_bytes(), f"{name}: {path}"
+    for name, scenario in scenarios.items():
+        sent = scenario.fake.requests[0].headers.values()
+        assert any(scenario.key in value for value in sent), f"{name}: the key was sent"
+        assert scenario.key not in scenario.stdout + scenario.stderr, name
+        files = [path for path in scenario.store.rglob("*") if path.is_file()]
+        assert any(path.name == "mlflow.db" for path in files)
+        for path in files:
+            assert scenario.key.encode() not in path.read_bytes(), f"{name}: {path}"
 
 
 def test_missing_settings_exit_2_and_send_nothing(tmp_path: Path) -> None:
@@ -332,11 +360,72 @@ def test_help_does_not_import_mlflow_or_openai() -> None:
     code = (
         "import sys, contextlib, io\n"
         "from workload.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
-        "    main(['chat', '--help'])\n"
+        "for argv in (['--help'], ['chat', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        main(argv)\n"
         "print(sorted(m for m in ('mlflow', 'openai') if m in sys.modules))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
     )
-    assert done.stdout.strip() == "[]"
+    assert done.stdout.strip() == "[]", "--help stays quick: no mlflow, no openai"
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (Reply.rate_limited(), "HTTP 429 Too Many Requests: Requests to the ChatCompletions"),
+        (Reply.server_error(503), "HTTP 503 Service Unavailable: boom"),
+        (Reply(401, {"error": {"code": "401", "message": "Access denied"}}), "check the API key"),
+        (Reply(404, {"error": {"code": "DeploymentNotFound"}}), "check the endpoint, the deploy"),
+        (Reply.slow(3.0), "the chat call timed out"),
+        (Reply.garbled(), "the service answered with a body that is not JSON"),
+    ],
+)
+def test_a_failed_call_is_one_line_with_its_status(
+    fake_azure_openai: FakeAzureOpenAI, reply: Reply, expected: str
+) -> None:
+    import openai
+
+    from workload.chat import _describe, make_client
+
+    settings = resolve_settings(
+        {},
+        {
+            "AZURE_OPENAI_ENDPOINT": fake_azure_openai.endpoint,
+            "AZURE_OPENAI_API_KEY": fake_azure_openai.api_key,
+            "AZURE_OPENAI_API_VERSION": "2024-05-01-preview",
+            "AZURE_OPENAI_DEPLOYMENT": fake_azure_openai.deployment,
+        },
+    )
+    client = make_client(settings, max_retries=0, timeout=1.0)
+    fake_azure_openai.script(reply)
+    with pytest.raises((openai.OpenAIError, ValueError)) as failure:  # what traced_chat catches
+        client.chat.completions.create(model=settings.model, messages=[])
+    line = _describe(failure.value, settings.api_key)
+    assert expected in line
+    assert "\n" not in line and settings.api_key not in line
+
+
+def test_an_unreachable_service_is_named(tmp_path: Path) -> None:
+    import socket
+
+    import openai
+
+    from workload.chat import _describe, make_client
+
+    with socket.socket() as probe:  # a port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "AZURE_OPENAI_ENDPOINT": f"http://127.0.0.1:{port}/",
+        "AZURE_OPENAI_API_KEY": KEY,
+        "AZURE_OPENAI_API_VERSION": "2024-05-01-preview",
+        "AZURE_OPENAI_DEPLOYMENT": "gpt-4o",
+    }
+    settings = resolve_settings({}, env)
+    client = make_client(settings, max_retries=0, timeout=5.0)
+    with pytest.raises(openai.APIConnectionError) as failure:
+        client.chat.completions.create(model=settings.model, messages=[])
+    line = _describe(failure.value, KEY)
+    assert line.startswith("could not reach the service: ConnectError"), line

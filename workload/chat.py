@@ -11,7 +11,7 @@ status and never the key.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from workload.errors import ServiceError, SettingsError
 from workload.settings import ChatSettings
@@ -91,7 +91,12 @@ def _describe(err: Exception, secret: str) -> str:
         text = "the chat call timed out, also after retries"
     elif isinstance(err, openai.APIConnectionError):
         cause = err.__cause__ or err
+        reason = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else ""
         text = f"could not reach the service: {type(cause).__name__}"
+        text += f": {reason}" if reason else ""
+    elif isinstance(err, ValueError):
+        # The client parses a 2xx body as JSON; anything else ends here.
+        text = f"the service answered with a body that is not JSON ({type(err).__name__})"
     else:
         text = f"the chat call failed: {type(err).__name__}"
     return text.replace(secret, "[secret]") if secret else text
@@ -120,43 +125,68 @@ def traced_chat(
     except MlflowException as err:
         raise SettingsError(
             f"cannot use MLflow experiment {experiment!r} at {mlflow.get_tracking_uri()}: "
-            f"{str(err).splitlines()[0]}"
+            f"{_first_line(err)}"
         ) from None
     mlflow.openai.autolog()
     # The trace is written in the background. No flush here: each one waits about a second
     # for MLflow's export thread, which polls its queue once a second (bench/tracing_overhead.py);
     # the caller flushes once when it is done, as the chat command does.
-    with mlflow.start_run() as run:
-        try:
-            response = client.chat.completions.create(
-                model=model,
-                messages=[
-                    {"role": "system", "content": system_prompt},
-                    {"role": "user", "content": user_prompt},
-                ],
-            )
-        except openai.OpenAIError as err:
-            # Raised inside the run: MLflow ends it FAILED; autolog kept the error.
-            raise ServiceError(_describe(err, secret)) from None
-        reply = response.choices[0].message.content or ""
-        usage = response.usage
-        completion_tokens = usage.completion_tokens if usage else None
-        mlflow.log_param("completion_tokens", completion_tokens)
-        if usage is not None:
-            mlflow.log_metrics(
-                {
-                    "prompt_tokens": usage.prompt_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                    "total_tokens": usage.total_tokens,
-                }
-            )
+    previous_trace = mlflow.get_last_active_trace_id()
+    try:
+        with mlflow.start_run() as run:
+            try:
+                response = client.chat.completions.create(
+                    model=model,
+                    messages=[
+                        {"role": "system", "content": system_prompt},
+                        {"role": "user", "content": user_prompt},
+                    ],
+                )
+            except (openai.OpenAIError, ValueError) as err:
+                # Raised inside the run: MLflow ends it FAILED; autolog kept the error.
+                raise ServiceError(_describe(err, secret)) from None
+            reply, usage = _read(response)
+            if usage is not None:
+                mlflow.log_param("completion_tokens", usage["completion_tokens"])
+                mlflow.log_metrics(dict(usage))
+    except MlflowException as err:
+        # The tracking store failed mid-run (a network blip to Databricks, say).
+        raise ServiceError(
+            f"MLflow could not record the run at {mlflow.get_tracking_uri()}: {_first_line(err)}"
+        ) from None
+    trace_id = mlflow.get_last_active_trace_id()
     return ChatResult(
         reply=reply,
         run_id=run.info.run_id,
-        trace_id=mlflow.get_last_active_trace_id(),
+        # None when no trace was made (tracing disabled), not the previous call's.
+        trace_id=trace_id if trace_id != previous_trace else None,
         experiment_id=experiment_id,
         model=model,
-        prompt_tokens=usage.prompt_tokens if usage else None,
-        completion_tokens=completion_tokens,
-        total_tokens=usage.total_tokens if usage else None,
+        prompt_tokens=usage["prompt_tokens"] if usage else None,
+        completion_tokens=usage["completion_tokens"] if usage else None,
+        total_tokens=usage["total_tokens"] if usage else None,
     )
+
+
+def _first_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:300] if lines else type(err).__name__
+
+
+def _read(response: Any) -> tuple[str, dict[str, int] | None]:
+    """The reply and the token counts; the client builds its objects from any JSON
+    without checking it, so the shape is checked here."""
+    choices = getattr(response, "choices", None)
+    first = choices[0] if isinstance(choices, list) and choices else None
+    message = getattr(first, "message", None)
+    content = getattr(message, "content", None)
+    if message is None or not (content is None or isinstance(content, str)):
+        raise ServiceError("the service's answer is not a chat completion (no choices[0].message)")
+    usage = getattr(response, "usage", None)
+    counts = {
+        name: getattr(usage, name, None)
+        for name in ("prompt_tokens", "completion_tokens", "total_tokens")
+    }
+    if all(isinstance(count, int) for count in counts.values()):
+        return content or "", cast("dict[str, int]", counts)
+    return content or "", None  # a compatible server that does not count tokens

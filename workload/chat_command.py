@@ -63,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
     from workload.outputs import load_outputs
     from workload.settings import resolve_experiment, resolve_settings, tracking_env
 
-    if args.max_retries < 0 or args.timeout <= 0:
-        raise SettingsError("--max-retries must be >= 0 and --timeout > 0")
+    bad = [f"--max-retries {args.max_retries} is below 0"] if args.max_retries < 0 else []
+    bad += [f"--timeout {args.timeout:g} is not above 0"] if not args.timeout > 0 else []
+    if bad:
+        raise SettingsError("; ".join(bad))
     outputs = load_outputs(args.outputs, args.stack)
     settings = resolve_settings(outputs, os.environ, model=args.model)
     experiment = resolve_experiment(args.experiment, outputs, os.environ)
