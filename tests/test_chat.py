@@ -311,7 +311,7 @@ def test_the_key_appears_nowhere(scenarios: dict[str, Scenario]) -> None:
         assert any(scenario.key in value for value in sent), f"{name}: the key was sent"
         assert scenario.key not in scenario.stdout + scenario.stderr, name
         files = [path for path in scenario.store.rglob("*") if path.is_file()]
-        assert any(path.name == "mlflow.db" for path in files)
+        assert {"mlflow.db", "traces.json"} <= {path.name for path in files}, "store and trace"
         for path in files:
             assert scenario.key.encode() not in path.read_bytes(), f"{name}: {path}"
 

@@ -193,6 +193,18 @@ def test_stack_runs_pulumi_stack_output(mocker: MockerFixture) -> None:
     assert load_outputs(None, "dev") == OUTPUTS
     command = run.call_args.args[0]
     assert command == ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", "dev"]
+    assert run.call_args.kwargs["stdin"] == subprocess.DEVNULL, "never waits on a hidden prompt"
+
+
+def test_stack_whose_secrets_cannot_be_decrypted(mocker: MockerFixture) -> None:
+    run = mocker.patch("workload.outputs.subprocess.run", autospec=True)
+    stderr = (
+        "error: getting stack configuration: passphrase must be set with "
+        "PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE environment variables\n"
+    )
+    run.return_value = subprocess.CompletedProcess([], 255, "", stderr)
+    with pytest.raises(SettingsError, match="PULUMI_CONFIG_PASSPHRASE"):
+        load_outputs(None, "dev")
 
 
 def test_stack_without_the_cli(mocker: MockerFixture) -> None:

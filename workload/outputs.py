@@ -50,7 +50,16 @@ def _from_stack(stack: str) -> Mapping[str, Any]:
     command = ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack]
     cwd = _PROJECT_DIR if (_PROJECT_DIR / "Pulumi.yaml").is_file() else None
     try:
-        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
+        # No stdin: a passphrase prompt would wait unseen (stderr is captured); pulumi fails
+        # instead, saying PULUMI_CONFIG_PASSPHRASE is needed, and that line is reported.
+        done = subprocess.run(
+            command,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     except FileNotFoundError:
         raise SettingsError(
             "the pulumi CLI is not on PATH: install it, or pass --outputs FILE "
