@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fake_azure_openai import FakeAzureOpenAI
@@ -19,3 +22,20 @@ def fake_azure_openai() -> Iterator[FakeAzureOpenAI]:
     """
     with FakeAzureOpenAI() as fake:
         yield fake
+
+
+@pytest.fixture(scope="session")
+def monitor_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real MLflow sqlite file of autolog-shaped traces (see ``tests/monitor_store.py``).
+
+    Built once per session, in a subprocess so MLflow's global state stays out of
+    this one (building takes a while: schema migrations, then a run and a trace at
+    a time). Tests read it; one that writes copies the file first.
+    """
+    db = tmp_path_factory.mktemp("monitor-store") / "mlflow.db"
+    builder = Path(__file__).with_name("monitor_store.py")
+    done = subprocess.run(
+        [sys.executable, str(builder), str(db)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, f"building the monitor's trace store failed:\n{done.stderr}"
+    return db

@@ -1,18 +1,256 @@
-"""``python -m workload monitor``: placeholder until the monitor command lands."""
+"""``python -m workload monitor``: did the traced chat calls drift between two windows?
+
+The lab's section "モデルを監視する" asks to compare the traces of different
+runs for drift in inputs, predictions and performance with statistical tests
+or plots. This command does that for one experiment: it reads the traces
+(``workload.traces``), compares an older window with the newest one
+(``workload.drift``), prints a table or JSON and can draw the comparison
+(``workload.drift_plot``). Only argparse is imported until the command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["add_parser", "run"]
+from workload.defaults import DEFAULT_EXPERIMENT
+from workload.drift import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, MIN_VALUES
+
+if TYPE_CHECKING:
+    from workload.drift import DriftReport, MetricResult
+    from workload.traces import TraceRecord, Windows
+
+__all__ = ["EXIT_DRIFT", "add_parser", "run"]
+
+#: Exit status with --fail-on-drift when a metric drifted (not an error: the check worked).
+EXIT_DRIFT = 3
+
+_DESCRIPTION = f"""\
+Compare an MLflow experiment's traces: the oldest traces (the baseline) against
+the newest (recent), per metric: latency, prompt, completion and total tokens,
+response length, and the error rate. Traces are read from MLFLOW_TRACKING_URI
+(a sqlite file, a tracking server, or 'databricks').
+
+How the decision is made: a metric drifted when BOTH
+  1. a two-sample test says the windows differ: p-value < --alpha ({DEFAULT_ALPHA:g});
+     Kolmogorov-Smirnov for latency, tokens and length, Fisher's exact test for
+     the error rate; and
+  2. the difference is big enough to matter: effect size >= --min-effect ({DEFAULT_MIN_EFFECT:g}).
+     For latency, tokens and length the effect is the Wasserstein distance
+     between the windows divided by the larger window's mean (0.2: values
+     moved by about a fifth, e.g. 500 ms -> 625 ms); for the error rate it is
+     Cohen's h (0.2 is "small"; 0% -> 5% is 0.45).
+So a tiny shift on thousands of traces is not called drift, nor is a wide
+swing on a handful. Latency and response length count successful traces only;
+a trace without token counts is left out of the token metrics, not counted as 0.
+
+Exit status: 0 compared (drift or not), 3 drift with --fail-on-drift,
+2 too few traces ({MIN_VALUES} per window at least), an unknown experiment or a
+store that cannot be read.
+"""
+
+
+def _window(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < MIN_VALUES:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least {MIN_VALUES}")
+    return value
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError("must be a number between 0 and 1, e.g. 0.01")
+    return value
+
+
+def _effect(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError("must be a number of 0 or more, e.g. 0.2")
+    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the sub-command."""
-    parser = subparsers.add_parser("monitor", help="compare trace windows for drift")
+    parser = subparsers.add_parser(
+        "monitor",
+        help="compare trace windows for drift",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--experiment",
+        metavar="NAME",
+        help=f"MLflow experiment (else MLFLOW_EXPERIMENT_NAME, else {DEFAULT_EXPERIMENT})",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="N",
+        type=_window,
+        help="the oldest N traces are the baseline (default: the older half)",
+    )
+    parser.add_argument(
+        "--recent",
+        metavar="N",
+        type=_window,
+        help="the newest N traces are compared with it (default: the newer half)",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=DEFAULT_ALPHA,
+        help=f"significance level of each test ({DEFAULT_ALPHA:g})",
+    )
+    parser.add_argument(
+        "--min-effect",
+        metavar="SIZE",
+        type=_effect,
+        default=DEFAULT_MIN_EFFECT,
+        help=f"smallest effect size called drift ({DEFAULT_MIN_EFFECT:g}; see above)",
+    )
+    parser.add_argument("--plot", metavar="FILE.png", help="draw both windows, one panel a metric")
+    parser.add_argument("--json", action="store_true", help="print one JSON object, no table")
+    parser.add_argument(
+        "--fail-on-drift",
+        action="store_true",
+        help=f"exit {EXIT_DRIFT} when any metric drifted (for a scheduled job)",
+    )
     parser.set_defaults(run=run)
 
 
+def _when(records: tuple[TraceRecord, ...]) -> tuple[str, str]:
+    def iso(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    return iso(records[0].timestamp_ms), iso(records[-1].timestamp_ms)
+
+
+def _number(value: float | None, rate: bool) -> str:
+    if value is None:
+        return "-"
+    if rate:
+        return f"{value:.1%}"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4g}"
+
+
+def _change(result: MetricResult) -> str:
+    if result.change is None:
+        return "-"
+    if result.summary == "rate":
+        return f"{result.change * 100:+.1f} pp"
+    if result.relative_change is None:
+        return f"{result.change:+.4g}"
+    return f"{result.relative_change:+.0%}"
+
+
+def _table(windows: Windows, report: DriftReport) -> str:
+    rows = [("metric", "baseline", "recent", "change", "effect", "statistic", "p-value", "drift")]
+    for m in report.metrics:
+        rows.append(
+            (
+                m.name,
+                _number(m.baseline, m.summary == "rate"),
+                _number(m.recent, m.summary == "rate"),
+                _change(m),
+                "-" if m.effect is None else f"{m.effect:.2f}",
+                "-" if m.statistic is None else f"{m.statistic:.3g}",
+                "-" if m.p_value is None else f"{m.p_value:.2g}",
+                "YES" if m.drift else "no",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    old_from, old_to = _when(windows.baseline)
+    new_from, new_to = _when(windows.recent)
+    head = [
+        f"experiment {windows.experiment_name!r} (id {windows.experiment_id})",
+        f"baseline: oldest {len(windows.baseline)} traces, {old_from} to {old_to}",
+        f"recent:   newest {len(windows.recent)} traces, {new_from} to {new_to}",
+        "baseline/recent: medians (error_rate: share of traces); change: relative "
+        "(error_rate: percentage points)",
+        "",
+    ]
+    rule = f"p-value < {report.alpha:g} and effect >= {report.min_effect:g}"
+    verdict = (
+        f"DRIFT in {', '.join(report.drifted)}: {rule}"
+        if report.drift
+        else f"no drift: no metric has {rule}"
+    )
+    notes = [f"{m.name}: {m.note}" for m in report.metrics if m.note]
+    return "\n".join([*head, *lines, "", verdict, *notes])
+
+
+def _as_json(windows: Windows, report: DriftReport, plot: str | None) -> dict[str, Any]:
+    def window(records: tuple[TraceRecord, ...]) -> dict[str, Any]:
+        first, last = _when(records)
+        return {
+            "traces": len(records),
+            "first_ms": records[0].timestamp_ms,
+            "last_ms": records[-1].timestamp_ms,
+            "first": first,
+            "last": last,
+        }
+
+    return {
+        "experiment": windows.experiment_name,
+        "experiment_id": windows.experiment_id,
+        "baseline": window(windows.baseline),
+        "recent": window(windows.recent),
+        **report.as_dict(),
+        "plot": plot,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the sub-command."""
-    raise NotImplementedError
+    """Read both windows, compare them, report; exit 3 on drift with --fail-on-drift."""
+    import json
+
+    from workload.errors import SettingsError
+
+    experiment = (
+        (args.experiment or "").strip()
+        or os.environ.get("MLFLOW_EXPERIMENT_NAME", "").strip()
+        or DEFAULT_EXPERIMENT
+    )
+
+    from workload.drift import compare_windows
+    from workload.traces import connect, load_windows
+
+    windows = load_windows(
+        connect(), experiment, baseline=args.baseline, recent=args.recent, minimum=MIN_VALUES
+    )
+    report = compare_windows(
+        windows.baseline, windows.recent, alpha=args.alpha, min_effect=args.min_effect
+    )
+    if args.plot:
+        from workload.drift_plot import plot_drift
+
+        try:
+            plot_drift(args.plot, report, windows.baseline, windows.recent)
+        except OSError as err:
+            raise SettingsError(f"cannot write --plot {args.plot}: {err.strerror or err}") from None
+    if args.json:
+        print(json.dumps(_as_json(windows, report, args.plot), indent=2))
+    else:
+        print(_table(windows, report))
+        if args.plot:
+            print(f"plot: {args.plot}")
+    return EXIT_DRIFT if args.fail_on_drift and report.drift else 0

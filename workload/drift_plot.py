@@ -1,0 +1,101 @@
+"""``--plot FILE.png``: one panel per metric, the baseline window against the recent one.
+
+Distributions are drawn as empirical CDFs: the largest vertical gap between the
+two curves is the Kolmogorov-Smirnov statistic the decision used, so the panel
+shows the test's own evidence. The error rate is a pair of bars. Rendering is
+headless (matplotlib's Agg backend), so it works on a server or a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from workload.drift import DISTRIBUTION_METRICS, ERROR_RATE, DriftReport, MetricResult
+
+if TYPE_CHECKING:
+    from workload.traces import TraceRecord
+
+__all__ = ["plot_drift"]
+
+_LABELS: Final = {
+    "latency_ms": "latency (ms)",
+    "prompt_tokens": "prompt tokens",
+    "completion_tokens": "completion tokens",
+    "total_tokens": "total tokens",
+    "response_chars": "response length (chars)",
+    ERROR_RATE: "error rate",
+}
+_BASELINE_COLOR, _RECENT_COLOR = "#4c72b0", "#dd8452"
+
+
+def _title(result: MetricResult) -> str:
+    label = _LABELS.get(result.name, result.name)
+    if result.p_value is None:
+        return f"{label}\nnot tested"
+    verdict = "DRIFT" if result.drift else "no drift"
+    return f"{label}\n{verdict} (p={result.p_value:.2g}, effect={result.effect or 0:.2f})"
+
+
+def _ecdf(axes: Any, values: Sequence[float], label: str, color: str) -> None:
+    ordered = sorted(values)
+    if not ordered:
+        return
+    heights = [(i + 1) / len(ordered) for i in range(len(ordered))]
+    axes.step(
+        [ordered[0], *ordered],
+        [0.0, *heights],
+        where="post",
+        label=f"{label} (n={len(ordered)})",
+        color=color,
+    )
+
+
+def plot_drift(
+    path: str | Path,
+    report: DriftReport,
+    baseline: Sequence[TraceRecord],
+    recent: Sequence[TraceRecord],
+) -> Path:
+    """Write the figure as a PNG and return its path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    by_name = {result.name: result for result in report.metrics}
+    names = [*DISTRIBUTION_METRICS, ERROR_RATE]
+    figure = Figure(figsize=(12, 6.5), dpi=80, layout="constrained")
+    FigureCanvasAgg(figure)  # headless: never pyplot, never a display
+    grid = figure.subplots(2, 3)
+    for axes, name in zip(grid.flat, names, strict=True):
+        result = by_name[name]
+        axes.set_title(_title(result), fontsize=10, color="#c0392b" if result.drift else "black")
+        if name == ERROR_RATE:
+            rates = [result.baseline or 0.0, result.recent or 0.0]
+            counts = [result.baseline_count, result.recent_count]
+            bars = axes.bar(["baseline", "recent"], rates, color=[_BASELINE_COLOR, _RECENT_COLOR])
+            axes.bar_label(
+                bars, [f"{rate:.0%} of {n}" for rate, n in zip(rates, counts, strict=True)]
+            )
+            axes.set_ylim(0, max(rates) * 1.25 if any(rates) else 1)
+            axes.set_ylabel("share of traces")
+            continue
+        for records, label, color in (
+            (baseline, "baseline", _BASELINE_COLOR),
+            (recent, "recent", _RECENT_COLOR),
+        ):
+            values = [float(v) for r in records if (v := getattr(r, name)) is not None]
+            _ecdf(axes, values, label, color)
+        axes.set_ylim(0, 1.05)
+        axes.set_ylabel("share of traces at or below")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8, loc="lower right")
+    verdict = "drift in " + ", ".join(report.drifted) if report.drift else "no drift"
+    figure.suptitle(
+        f"Baseline ({len(baseline)} traces) vs recent ({len(recent)} traces): {verdict}"
+        f"   [alpha {report.alpha:g}, min effect {report.min_effect:g}]",
+        fontsize=11,
+    )
+    target = Path(path)
+    figure.savefig(target, format="png")
+    return target

@@ -1,0 +1,281 @@
+"""An experiment's traces, oldest to newest, as the numbers the drift monitor compares.
+
+Traces are read with MLflow's own query API (``MlflowClient.search_traces``),
+so any tracking store works: a local sqlite file, a tracking server, or
+``databricks``. They are paged through in time order and only as many are
+loaded as the two windows need. The client is passed in; MLflow itself is
+imported only when traces are read, so this module stays cheap to import.
+
+Per trace: latency, prompt/completion/total tokens, response length in
+characters, and whether the trace ended in error. Token counts come from the
+trace's own token-usage record (the ``mlflow.trace.tokenUsage`` metadata MLflow
+aggregates from the spans), else from the chat spans' ``mlflow.chat.tokenUsage``
+attributes (what ``mlflow.openai.autolog()`` sets); a trace with neither has
+them missing (None), never zero.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from workload.errors import InsufficientDataError, TrackingStoreError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Span, Trace
+
+__all__ = ["TraceRecord", "Windows", "connect", "load_windows", "record_from_trace"]
+
+#: Traces asked for per request; MLflow's own default page size.
+PAGE_SIZE: Final = 100
+
+#: Span types that stand for a model call (``mlflow.entities.SpanType``).
+_MODEL_SPAN_TYPES: Final = frozenset({"CHAT_MODEL", "LLM"})
+
+#: Keys of a token-usage record (``mlflow.tracing.constant.TokenUsageKey``).
+_INPUT, _OUTPUT, _TOTAL = "input_tokens", "output_tokens", "total_tokens"
+
+Order = Literal["ASC", "DESC"]
+
+
+@dataclass(frozen=True)
+class TraceRecord:
+    """The numbers of one finished trace; None means the trace does not say."""
+
+    trace_id: str
+    timestamp_ms: int
+    """When the trace started, in milliseconds since the epoch."""
+    latency_ms: float | None
+    """How long the trace took; only for traces that succeeded."""
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    response_chars: int | None
+    """Length of the model's reply in characters."""
+    error: bool
+    """The trace ended in error (state ERROR)."""
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The two windows of an experiment's traces, each oldest first."""
+
+    experiment_id: str
+    experiment_name: str
+    baseline: tuple[TraceRecord, ...]
+    recent: tuple[TraceRecord, ...]
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
+
+
+def _usage(trace: Trace) -> dict[str, Any] | None:
+    """The trace's token-usage record, else the sum of its model spans' usage attributes."""
+    try:
+        recorded = trace.info.token_usage
+    except ValueError:  # not JSON: treat as absent
+        recorded = None
+    if isinstance(recorded, dict):
+        return recorded
+    from mlflow.tracing.constant import SpanAttributeKey
+
+    found = [
+        usage
+        for span in trace.data.spans
+        if isinstance(usage := span.get_attribute(SpanAttributeKey.CHAT_USAGE), dict)
+    ]
+    if not found:
+        return None
+    total: dict[str, Any] = {}
+    for key in (_INPUT, _OUTPUT, _TOTAL):
+        values = [_int(usage.get(key)) for usage in found]
+        total[key] = None if None in values else sum(v for v in values if v is not None)
+    return total
+
+
+def _reply(outputs: Any) -> str | None:
+    """The reply text in a chat completion (as a dict or its JSON), or a plain string output."""
+    if isinstance(outputs, str):
+        try:
+            parsed = json.loads(outputs)
+        except ValueError:
+            return outputs
+        return _reply(parsed) if not isinstance(parsed, str) else parsed
+    if isinstance(outputs, dict):
+        choices = outputs.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            first = choices[0]
+            message = first.get("message")
+            if isinstance(message, dict) and isinstance(message.get("content"), str):
+                return str(message["content"])
+            if isinstance(first.get("text"), str):  # the legacy completions API
+                return str(first["text"])
+    return None
+
+
+def _model_spans(trace: Trace) -> list[Span]:
+    spans = [span for span in trace.data.spans if span.span_type in _MODEL_SPAN_TYPES]
+    return sorted(spans, key=lambda span: span.start_time_ns or 0)
+
+
+def record_from_trace(trace: Trace) -> TraceRecord:
+    """The numbers of one finished trace (state OK or ERROR)."""
+    info = trace.info
+    error = str(info.state) == "ERROR"
+    usage = _usage(trace) or {}
+    prompt, completion = _int(usage.get(_INPUT)), _int(usage.get(_OUTPUT))
+    total = _int(usage.get(_TOTAL))
+    if total is None and prompt is not None and completion is not None:
+        total = prompt + completion
+    reply = None
+    if not error:
+        # The last model call's answer is the reply; a trace without model spans (a chain
+        # that failed to record one) falls back to what the trace as a whole returned.
+        for span in reversed(_model_spans(trace)):
+            if (reply := _reply(span.outputs)) is not None:
+                break
+        else:
+            reply = _reply(trace.data.response)
+    return TraceRecord(
+        trace_id=info.trace_id,
+        timestamp_ms=int(info.request_time),
+        latency_ms=(
+            float(info.execution_duration)
+            if info.execution_duration is not None and not error
+            else None
+        ),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=total,
+        response_chars=len(reply) if reply is not None else None,
+        error=error,
+    )
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+
+
+def _store_error(client: MlflowClient, err: Exception) -> TrackingStoreError:
+    return TrackingStoreError(
+        f"cannot read traces from the MLflow tracking store at {client.tracking_uri}: "
+        f"{_first_line(err)}"
+    )
+
+
+def connect(tracking_uri: str | None = None) -> MlflowClient:
+    """A client of ``tracking_uri``, else of MLflow's own choice (``MLFLOW_TRACKING_URI``)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient(tracking_uri=tracking_uri)
+    except MlflowException as err:
+        raise TrackingStoreError(
+            f"cannot use the MLflow tracking store: {_first_line(err)}"
+        ) from None
+
+
+def _records(
+    client: MlflowClient, experiment_id: str, order: Order, limit: int | None, page_size: int
+) -> Iterator[TraceRecord]:
+    """Finished traces in time order, page by page, stopping after ``limit`` of them."""
+    from mlflow.exceptions import MlflowException
+
+    token: str | None = None
+    taken = 0
+    while limit is None or taken < limit:
+        wanted = page_size if limit is None else min(page_size, limit - taken)
+        try:
+            page = client.search_traces(
+                locations=[experiment_id],
+                max_results=wanted,
+                order_by=[f"timestamp_ms {order}"],
+                page_token=token,
+            )
+        except MlflowException as err:
+            raise _store_error(client, err) from None
+        for trace in page:
+            # A trace still being written has no end yet; it joins a later check.
+            if str(trace.info.state) in ("OK", "ERROR"):
+                taken += 1
+                yield record_from_trace(trace)
+                if limit is not None and taken >= limit:
+                    return
+        token = page.token
+        if not token:
+            return
+
+
+def _experiment_id(client: MlflowClient, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        experiment = client.get_experiment_by_name(name)
+    except MlflowException as err:
+        raise _store_error(client, err) from None
+    if experiment is None:
+        raise TrackingStoreError(
+            f"no MLflow experiment named {name!r} at {client.tracking_uri}: pass --experiment "
+            "or set MLFLOW_EXPERIMENT_NAME (and MLFLOW_TRACKING_URI for the store)"
+        )
+    return str(experiment.experiment_id)
+
+
+def load_windows(
+    client: MlflowClient,
+    experiment: str,
+    *,
+    baseline: int | None = None,
+    recent: int | None = None,
+    minimum: int = 1,
+    page_size: int = PAGE_SIZE,
+) -> Windows:
+    """The experiment's oldest ``baseline`` and newest ``recent`` finished traces.
+
+    With both counts given, only those traces are read: the oldest from one end,
+    the newest from the other. With one given, the other window is every trace
+    on the far side of it; with neither, the older half against the newer half
+    (the middle trace of an odd count sits out). Raises InsufficientDataError when
+    a window would hold fewer than ``minimum`` traces or the two would overlap.
+    ``page_size`` traces are asked for per request.
+    """
+    experiment_id = _experiment_id(client, experiment)
+    if baseline is not None and recent is not None:
+        old = list(_records(client, experiment_id, "ASC", baseline, page_size))
+        new = list(_records(client, experiment_id, "DESC", recent, page_size))[::-1]
+        available = len({r.trace_id for r in old} | {r.trace_id for r in new})
+        if len(old) < baseline or len(new) < recent or available < baseline + recent:
+            raise InsufficientDataError(
+                f"experiment {experiment!r} has {available} finished traces; --baseline "
+                f"{baseline} and --recent {recent} need {baseline + recent}"
+            )
+    else:
+        everything = list(_records(client, experiment_id, "ASC", None, page_size))
+        count = len(everything)
+        if baseline is None and recent is None:
+            baseline = recent = count // 2
+        elif baseline is None:
+            baseline = max(count - (recent or 0), 0)
+        else:
+            recent = max(count - baseline, 0)
+        assert recent is not None
+        if baseline + recent > count:
+            raise InsufficientDataError(
+                f"experiment {experiment!r} has {count} finished traces; "
+                f"the windows need {baseline + recent}"
+            )
+        old, new = everything[:baseline], everything[count - recent :]
+    if min(len(old), len(new)) < minimum:
+        raise InsufficientDataError(
+            f"too few traces to compare in experiment {experiment!r}: baseline {len(old)}, "
+            f"recent {len(new)}; each window needs at least {minimum} "
+            "(let the chat command record more traces first)"
+        )
+    return Windows(experiment_id, experiment, tuple(old), tuple(new))
