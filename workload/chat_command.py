@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from workload.defaults import LAB_SYSTEM_PROMPT, LAB_USER_PROMPT
+from workload.defaults import DEFAULT_EXPERIMENT, LAB_SYSTEM_PROMPT, LAB_USER_PROMPT
 
 __all__ = ["add_parser", "run"]
 
@@ -33,20 +33,36 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     source.add_argument(
         "--stack", metavar="NAME", help="read the outputs of this stack with the pulumi CLI"
     )
-    parser.add_argument("--prompt", default=LAB_USER_PROMPT, help="the user prompt")
-    parser.add_argument("--system-prompt", default=LAB_SYSTEM_PROMPT, help="the system prompt")
     parser.add_argument(
-        "--experiment", help="MLflow experiment (else MLFLOW_EXPERIMENT_NAME, else llmops-lab)"
+        "--prompt", metavar="TEXT", default=LAB_USER_PROMPT, help="the user prompt (the lab's)"
     )
-    parser.add_argument("--model", help="model name for an OpenAI-compatible server")
+    parser.add_argument(
+        "--system-prompt",
+        metavar="TEXT",
+        default=LAB_SYSTEM_PROMPT,
+        help="the system prompt (the lab's)",
+    )
+    parser.add_argument(
+        "--experiment",
+        metavar="NAME",
+        help=f"MLflow experiment (else MLFLOW_EXPERIMENT_NAME, else {DEFAULT_EXPERIMENT})",
+    )
+    parser.add_argument(
+        "--model", metavar="NAME", help="model name for an OpenAI-compatible server"
+    )
     parser.add_argument(
         "--max-retries",
+        metavar="N",
         type=int,
         default=5,
         help="retries on 429, 5xx and timeouts, with backoff that honours Retry-After (5)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds to wait for each attempt (60)"
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=60.0,
+        help="seconds to wait for each attempt (60)",
     )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of the reply"
