@@ -44,6 +44,13 @@ class Scenario:
         return f"sqlite:///{self.store / 'mlflow.db'}"
 
 
+def _clean_env() -> dict[str, str]:
+    """This process's environment without the settings the command reads (another test's
+    MLflow calls may have set MLFLOW_TRACKING_URI or MLFLOW_EXPERIMENT_ID here)."""
+    prefixes = ("AZURE_OPENAI_", "OPENAI_", "MLFLOW_", "DATABRICKS_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
 def _empty_store(tmp: Path) -> Path:
     """An MLflow sqlite file with its tables made once: each fresh store costs seconds."""
     from mlflow import MlflowClient
@@ -61,8 +68,8 @@ def _scenario(
     store.mkdir()
     if template is not None:
         shutil.copyfile(template, store / "mlflow.db")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_OPENAI_", "OPENAI_"))}
-    scenario = Scenario(fake, store, list(args), base, env.get("AZURE_OPENAI_API_KEY") or key)
+    given_key = env.get("AZURE_OPENAI_API_KEY") or key
+    scenario = Scenario(fake, store, list(args), _clean_env(), given_key)
     scenario.env.update(
         {
             "MLFLOW_TRACKING_URI": scenario.tracking_uri,
@@ -318,9 +325,7 @@ def test_the_key_appears_nowhere(scenarios: dict[str, Scenario]) -> None:
 
 def test_missing_settings_exit_2_and_send_nothing(tmp_path: Path) -> None:
     with FakeAzureOpenAI() as fake:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AZURE_OPENAI_", "OPENAI_"))
-        }
+        env = _clean_env()
         env["AZURE_OPENAI_ENDPOINT"] = fake.endpoint
         env["PYTHONPATH"] = str(PROJECT_DIR)
         done = subprocess.run(
@@ -341,7 +346,7 @@ def test_missing_settings_exit_2_and_send_nothing(tmp_path: Path) -> None:
 def test_malformed_outputs_file_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "outputs.json"
     bad.write_text("{ this is not json")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_OPENAI_", "OPENAI_"))}
+    env = _clean_env()
     env["PYTHONPATH"] = str(PROJECT_DIR)
     done = subprocess.run(
         [sys.executable, "-m", "workload", "chat", "--outputs", str(bad)],
