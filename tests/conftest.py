@@ -35,7 +35,11 @@ def monitor_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("monitor-store") / "mlflow.db"
     builder = Path(__file__).with_name("monitor_store.py")
     done = subprocess.run(
-        [sys.executable, str(builder), str(db)], capture_output=True, text=True, timeout=600
+        [sys.executable, str(builder), str(db)],
+        cwd=db.parent,  # the experiments' artifact folders (./mlruns) go there too
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, f"building the monitor's trace store failed:\n{done.stderr}"
     return db
