@@ -89,7 +89,7 @@ def plot_drift(
         axes.set_ylim(0, 1.05)
         axes.set_ylabel("share of traces at or below")
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=8, loc="lower right")
+        axes.legend(fontsize=8, loc="best")
     verdict = "drift in " + ", ".join(report.drifted) if report.drift else "no drift"
     figure.suptitle(
         f"Baseline ({len(baseline)} traces) vs recent ({len(recent)} traces): {verdict}"
