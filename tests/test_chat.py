@@ -1,7 +1,12 @@
-"""`python -m workload chat` end to end: a subprocess, the fake Azure OpenAI, a real MLflow store.
+"""`python -m workload chat` end to end: the fake Azure OpenAI, a real MLflow store, read back.
 
-The scenarios start together (each its own server and store) so the machine's
-cores share the slow part, MLflow's start-up; each test then checks one.
+The lab's cell runs exactly as a user runs it, `python -m workload chat` in a
+process of its own. The other scenarios (429 and a timeout then success, a
+permanent 500, a 401, an answer that is not JSON, an OpenAI-compatible server)
+run one after the other in a second process through ``workload.cli.main``, what
+``python -m workload`` calls, each with its own environment, server and
+experiment: MLflow's start-up costs seconds a process. Both processes run at
+once; each test then checks one scenario in the store.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ class Scenario:
     args: list[str]
     env: dict[str, str]
     key: str = KEY
-    process: subprocess.Popen[str] | None = None
+    experiment: str = "llmops-lab"
     code: int = -1
     stdout: str = ""
     stderr: str = ""
+    #: Everything the process printed, this scenario's or not (MLflow's log lines, say).
+    process_output: str = ""
 
     @property
     def tracking_uri(self) -> str:
@@ -60,16 +67,12 @@ def _empty_store(tmp: Path) -> Path:
     return template
 
 
-def _scenario(
-    tmp: Path, name: str, *args: str, key: str = KEY, template: Path | None = None, **env: str
-) -> Scenario:
+def _scenario(store: Path, *args: str, key: str = KEY, **env: str) -> Scenario:
     fake = FakeAzureOpenAI(api_key=key).start()
-    store = tmp / name
-    store.mkdir()
-    if template is not None:
-        shutil.copyfile(template, store / "mlflow.db")
     given_key = env.get("AZURE_OPENAI_API_KEY") or key
     scenario = Scenario(fake, store, list(args), _clean_env(), given_key)
+    if "--experiment" in args:
+        scenario.experiment = args[args.index("--experiment") + 1]
     scenario.env.update(
         {
             "MLFLOW_TRACKING_URI": scenario.tracking_uri,
@@ -102,45 +105,71 @@ def outputs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _contract_outputs(tmp_path_factory.mktemp("outputs"))
 
 
+#: Runs each scenario of a JSON plan through workload.cli.main; prints their results as JSON.
+_RUNNER = """
+import contextlib, io, json, os, sys, traceback
+from workload.cli import main
+results = {}
+for name, plan in json.loads(sys.stdin.read()).items():
+    os.environ.clear()
+    os.environ.update(plan["env"])
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(["chat", *plan["args"]])
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = -2
+    results[name] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
+print(json.dumps(results))
+"""
+
+
 @pytest.fixture(scope="module")
 def scenarios(
     tmp_path_factory: pytest.TempPathFactory, outputs_file: Path
 ) -> Iterator[dict[str, Scenario]]:
     tmp = tmp_path_factory.mktemp("chat")
-    outputs = outputs_file
-    exported = json.loads(outputs.read_text())
-    db = _empty_store(tmp)
+    exported = json.loads(outputs_file.read_text())
+    template = _empty_store(tmp)
+    stores = {"lab": tmp / "lab", "shared": tmp / "shared"}
+    for store in stores.values():
+        store.mkdir()
+        shutil.copyfile(template, store / "mlflow.db")
+    shared = stores["shared"]
     runs = {
-        "lab": _scenario(tmp, "lab", template=db),
-        "down": _scenario(tmp, "down", "--json", "--max-retries", "1", template=db),
-        "garbled": _scenario(tmp, "garbled", template=db),
+        "lab": _scenario(stores["lab"]),
+        # The program's own exports feed the command; only the endpoint is redirected here.
+        "contract": _scenario(
+            shared,
+            "--json",
+            "--experiment",
+            "contract",
+            "--outputs",
+            str(outputs_file),
+            "--timeout",
+            "2",
+            key=exported[contract.OPENAI_API_KEY],
+            AZURE_OPENAI_API_KEY="",
+            AZURE_OPENAI_API_VERSION="",
+            AZURE_OPENAI_DEPLOYMENT="",
+        ),
+        "down": _scenario(shared, "--json", "--experiment", "down", "--max-retries", "1"),
+        "garbled": _scenario(shared, "--experiment", "garbled"),
         "denied": _scenario(
-            tmp, "denied", "--json", AZURE_OPENAI_API_KEY="wrong-key-0123456789", template=db
+            shared, "--json", "--experiment", "denied", AZURE_OPENAI_API_KEY="wrong-key-0123456789"
         ),
         "compatible": _scenario(
-            tmp,
-            "compatible",
+            shared,
             "--json",
+            "--experiment",
+            "compatible",
             "--model",
             "llama3",
             "--prompt",
             "Tell me a joke about cats.",
-            template=db,
-        ),
-        # The program's own exports feed the command; only the endpoint is redirected here.
-        "contract": _scenario(
-            tmp,
-            "contract",
-            "--json",
-            "--outputs",
-            str(outputs),
-            "--timeout",
-            "2",
-            key=exported[contract.OPENAI_API_KEY],
-            template=db,
-            AZURE_OPENAI_API_KEY="",
-            AZURE_OPENAI_API_VERSION="",
-            AZURE_OPENAI_DEPLOYMENT="",
         ),
     }
     # The contract run also meets the deployment's rate limit (429) and a slow answer (cut at
@@ -150,19 +179,38 @@ def scenarios(
     runs["garbled"].fake.script(Reply.garbled())
     compatible = runs["compatible"]
     compatible.env.update({"OPENAI_BASE_URL": compatible.fake.base_url, "OPENAI_API_KEY": KEY})
-    for scenario in runs.values():
-        scenario.process = subprocess.Popen(
-            [sys.executable, "-m", "workload", "chat", *scenario.args],
-            cwd=scenario.store,
-            env=scenario.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+
+    lab = runs["lab"]
+    lab_process = subprocess.Popen(
+        [sys.executable, "-m", "workload", "chat", *lab.args],
+        cwd=lab.store,
+        env=lab.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    plan = {name: {"args": s.args, "env": s.env} for name, s in runs.items() if name != "lab"}
+    runner = subprocess.run(
+        [sys.executable, "-c", _RUNNER],
+        input=json.dumps(plan),
+        cwd=shared,
+        env={**_clean_env(), "PYTHONPATH": str(PROJECT_DIR)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lab.stdout, lab.stderr = lab_process.communicate(timeout=300)
+    lab.code = lab_process.returncode
+    lab.process_output = lab.stdout + lab.stderr
+    assert runner.returncode == 0, runner.stderr
+    for name, result in json.loads(runner.stdout.splitlines()[-1]).items():
+        scenario = runs[name]
+        scenario.code, scenario.stdout, scenario.stderr = (
+            result["code"],
+            result["stdout"],
+            result["stderr"],
         )
-    for scenario in runs.values():
-        assert scenario.process is not None
-        scenario.stdout, scenario.stderr = scenario.process.communicate(timeout=300)
-        scenario.code = scenario.process.returncode
+        scenario.process_output = runner.stdout + runner.stderr
     yield runs
     for scenario in runs.values():
         scenario.fake.stop()
@@ -177,14 +225,14 @@ def _client(scenario: Scenario):  # type: ignore[no-untyped-def]
 def _traces(scenario: Scenario, **search: str) -> list:  # type: ignore[type-arg]
     # The client, not mlflow.search_traces: mlflow.set_tracking_uri would leak into other tests.
     client = _client(scenario)
-    experiment = client.get_experiment_by_name("llmops-lab")
-    assert experiment is not None, "the default experiment was created"
+    experiment = client.get_experiment_by_name(scenario.experiment)
+    assert experiment is not None, f"experiment {scenario.experiment} was created"
     return list(client.search_traces(locations=[experiment.experiment_id], **search))
 
 
 def _only_run(scenario: Scenario):  # type: ignore[no-untyped-def]
     client = _client(scenario)
-    experiment = client.get_experiment_by_name("llmops-lab")
+    experiment = client.get_experiment_by_name(scenario.experiment)
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1, "one run per call"
@@ -288,7 +336,11 @@ def test_openai_compatible_server_is_traced_the_same_way(scenarios: dict[str, Sc
     assert request.path == "/v1/chat/completions"
     assert request.body["model"] == "llama3"
     assert request.body["messages"][1]["content"] == "Tell me a joke about cats."
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    run = _only_run(compatible)
+    assert (run.info.status, set(run.data.params)) == ("FINISHED", {"completion_tokens"})
     (trace,) = _traces(compatible)
+    assert trace.info.trace_metadata["mlflow.sourceRun"] == run.info.run_id
     assert trace.data.spans[0].span_type == "CHAT_MODEL"
 
 
@@ -316,7 +368,7 @@ def test_the_key_appears_nowhere(scenarios: dict[str, Scenario]) -> None:
     for name, scenario in scenarios.items():
         sent = scenario.fake.requests[0].headers.values()
         assert any(scenario.key in value for value in sent), f"{name}: the key was sent"
-        assert scenario.key not in scenario.stdout + scenario.stderr, name
+        assert scenario.key not in scenario.process_output, name
         # The whole store: the sqlite file (runs, params, tags, spans) and any artifacts.
         stored = [path.read_bytes() for path in scenario.store.rglob("*") if path.is_file()]
         assert any(b"Tell me a joke about" in data for data in stored), f"{name}: trace stored"
