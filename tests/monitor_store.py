@@ -28,7 +28,7 @@ import contextlib
 import random
 import sys
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 __all__ = ["EXPERIMENTS", "START_NS", "TraceSpec", "build"]
 
@@ -89,7 +89,9 @@ def _record(experiment_id: str, index: int, spec: TraceSpec) -> None:
     end = start + spec.latency_ms * 1_000_000
     with contextlib.suppress(RateLimitError), mlflow.start_run(experiment_id=experiment_id) as run:
         # What autolog's _start_span does (mlflow/openai/autolog.py).
-        attributes = {k: v for k, v in inputs.items() if k not in ("messages", "input")}
+        attributes: dict[str, Any] = {
+            k: v for k, v in inputs.items() if k not in ("messages", "input")
+        }
         attributes[SpanAttributeKey.MESSAGE_FORMAT] = "openai"
         span = mlflow.start_span_no_context(
             name="Completions",

@@ -2,9 +2,10 @@
 
 The store (``monitor_store`` in conftest, built by ``tests/monitor_store.py``)
 holds a drifting, a steady and an error-burst experiment and one with too few
-traces. The command runs as a subprocess, all scenarios at once (each pays
-MLflow's start-up); reading and paging are also checked in this process with a
-client of the store handed in.
+traces. The drifting one is checked end to end, `python -m workload monitor` as
+a process started before the first test (MLflow's start-up costs seconds);
+the others through the same command line in this process, and reading and
+paging with a client of the store handed in.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 from monitor_store import EXPERIMENTS, HOUR_NS, START_NS
 from pytest_mock import MockerFixture
 
+from workload.cli import main
 from workload.drift import compare_windows
 from workload.errors import InsufficientDataError, TrackingStoreError
 from workload.traces import connect, load_windows, record_from_trace
@@ -73,20 +75,17 @@ def plot(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module", autouse=True)
 def runs(uri: str, plot: Path) -> Iterator[dict[str, Run]]:
-    """Every scenario's process, started before the first test; each test waits for its own."""
+    """The command as a process, started before the first test; a test waits for its result."""
     scenarios = {
         "drifting": Run(
             ["--experiment", "drifting", "--json", "--fail-on-drift", "--plot", str(plot)],
             _env(uri),
         ),
-        # The experiment from the environment, as on the lab's cluster; the table for people.
-        "steady": Run(["--fail-on-drift"], _env(uri, MLFLOW_EXPERIMENT_NAME="steady")),
-        "few": Run(["--experiment", "few", "--fail-on-drift"], _env(uri)),
     }
     for run in scenarios.values():
         run.process = subprocess.Popen(
             [sys.executable, "-m", "workload", "monitor", *run.args],
-            cwd=PROJECT,
+            cwd=plot.parent,
             env=run.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -95,6 +94,20 @@ def runs(uri: str, plot: Path) -> Iterator[dict[str, Run]]:
     yield scenarios
     for run in scenarios.values():
         run.wait()
+
+
+@pytest.fixture
+def tracking(uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """This process's MLflow pointed at the store the way the command's user does it."""
+    import mlflow
+
+    for name in [name for name in os.environ if name.startswith("MLFLOW_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert mlflow.get_tracking_uri() == uri, (
+        "MLFLOW_TRACKING_URI decides; a test that called mlflow.set_tracking_uri leaked it"
+    )
+    return uri
 
 
 # In this process, while the commands run: a client of the store is handed in.
@@ -238,10 +251,15 @@ def test_the_plot_is_a_png_with_a_panel_per_metric(runs: dict[str, Run], plot: P
     assert runs["drifting"].json()["plot"] == str(plot)
 
 
-def test_a_steady_experiment_is_not_drift(runs: dict[str, Run]) -> None:
-    run = runs["steady"].wait()
-    assert run.code == 0, f"no drift: exit 0 even with --fail-on-drift\n{run.stderr}"
-    lines = run.stdout.splitlines()
+def test_a_steady_experiment_is_not_drift(
+    tracking: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The experiment from the environment, as on the lab's cluster; the table for people.
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "steady")
+    code = main(["monitor", "--fail-on-drift"])
+    out = capsys.readouterr().out
+    assert code == 0, "no drift: exit 0 even with --fail-on-drift"
+    lines = out.splitlines()
     assert "experiment 'steady'" in lines[0], "the experiment came from MLFLOW_EXPERIMENT_NAME"
     header = next(line for line in lines if line.startswith("metric"))
     assert header.split() == [
@@ -255,17 +273,27 @@ def test_a_steady_experiment_is_not_drift(runs: dict[str, Run]) -> None:
         "drift",
     ]
     rows = {line.split()[0]: line.split() for line in lines[lines.index(header) + 1 :] if line}
-    for name in ("latency_ms", "prompt_tokens", "completion_tokens", "response_chars"):
-        assert rows[name][-1] == "no", f"{name} did not drift"
-    assert "no drift" in run.stdout
+    assert list(rows)[:6] == [
+        "latency_ms",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "response_chars",
+        "error_rate",
+    ]
+    for name, row in list(rows.items())[:6]:
+        assert row[-1] == "no", f"{name} did not drift"
+    assert "no drift" in out
 
 
-def test_too_few_traces_exit_2_with_one_line(runs: dict[str, Run]) -> None:
-    run = runs["few"].wait()
-    assert run.code == 2
-    assert run.stdout == ""
-    assert "Traceback" not in run.stderr
-    (line,) = run.stderr.strip().splitlines()
+def test_too_few_traces_exit_2_with_one_line(
+    tracking: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["monitor", "--experiment", "few", "--fail-on-drift"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    (line,) = captured.err.strip().splitlines()
     assert line.startswith("error: too few traces to compare in experiment 'few'"), line
 
 
@@ -284,13 +312,16 @@ def test_help_imports_no_heavy_library() -> None:
     assert done.stdout.strip() == "[]", f"--help stays quick: {done.stdout}{done.stderr}"
 
 
-def test_help_says_how_the_decision_is_made() -> None:
-    from workload.cli import build_parser
-
-    parser = build_parser()
+def test_help_says_how_the_decision_is_made(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        parser.parse_args(["monitor", "--baseline", "2"])
-    subparsers = next(a for a in parser._actions if a.dest == "command")
-    text = subparsers.choices["monitor"].format_help()  # type: ignore[attr-defined]
+        main(["monitor", "--help"])
+    text = capsys.readouterr().out
     for phrase in ("Kolmogorov-Smirnov", "Fisher", "--alpha", "--min-effect", "Wasserstein"):
-        assert phrase in text
+        assert phrase in text, f"--help explains the decision: {phrase}"
+
+
+def test_a_window_smaller_than_five_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["monitor", "--baseline", "2"])
+    assert exited.value.code == 2
+    assert "--baseline: must be a whole number of at least 5" in capsys.readouterr().err

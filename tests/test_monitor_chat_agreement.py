@@ -9,7 +9,8 @@ trace's numbers, as the monitor reads them, must be the ones the chat command
 printed for that call.
 
 The calls share one process (``workload.cli.main`` in a loop, exactly what
-``python -m workload chat`` runs) because MLflow's start-up costs seconds. The
+``python -m workload chat`` runs) and the monitor runs in this one, through
+the same ``main``, because MLflow's start-up costs seconds a process. The
 chat command ends MLflow's background trace export once its call is done
 (``flush_trace_async_logging(terminate=True)``, right for a process that makes
 one call), so here traces are written synchronously
@@ -19,6 +20,8 @@ would lose its trace.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -32,6 +35,7 @@ from typing import Any
 import pytest
 from fake_azure_openai import JOKE, FakeAzureOpenAI, Reply
 
+from workload.cli import main
 from workload.traces import TraceRecord, connect, load_windows
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -76,10 +80,18 @@ def _env(tracking_uri: str, fake: FakeAzureOpenAI) -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
+def _monitor(tracking_uri: str) -> tuple[int, str]:
+    """``python -m workload monitor --json`` in this process, on the store; status and output."""
+    import mlflow
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if name.startswith("MLFLOW_")]:
+            patch.delenv(name)
+        patch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+        assert mlflow.get_tracking_uri() == tracking_uri, "no test may set MLflow's URI for good"
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            code = main(["monitor", "--experiment", EXPERIMENT, "--json"])
+    return code, out.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -91,20 +103,27 @@ def agreement(monitor_store: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         half = CALLS // 2
         fake.reply_text = lambda messages: JOKE if len(fake.requests) <= half else STORY
         fake.script(*[Reply()] * half, *[Reply.slow(0.3)] * half)
-        env = _env(tracking_uri, fake)
-        chat = _run(["-c", _LOOP], {**env, "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false"}, db.parent)
-        assert chat.returncode == 0, f"every chat call succeeded\n{chat.stderr}"
+        env = {**_env(tracking_uri, fake), "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false"}
+        chat = subprocess.Popen(
+            [sys.executable, "-c", _LOOP],
+            cwd=db.parent,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        import scipy.stats  # noqa: F401 (the monitor's imports load while the calls run)
+
+        stdout, stderr = chat.communicate(timeout=600)
+        assert chat.returncode == 0, f"every chat call succeeded\n{stderr}"
         assert len(fake.requests) == CALLS, "one request per call, none retried"
-    monitor = _run(
-        ["-m", "workload", "monitor", "--experiment", EXPERIMENT, "--json"], env, db.parent
-    )
-    assert monitor.returncode == 0, monitor.stderr
+    code, report = _monitor(tracking_uri)
     windows = load_windows(connect(tracking_uri), EXPERIMENT)
     yield Agreement(
         tracking_uri=tracking_uri,
-        replies=[json.loads(line) for line in chat.stdout.splitlines()],
-        monitor=json.loads(monitor.stdout),
-        monitor_code=monitor.returncode,
+        replies=[json.loads(line) for line in stdout.splitlines()],
+        monitor=json.loads(report),
+        monitor_code=code,
         records={r.trace_id: r for r in (*windows.baseline, *windows.recent)},
     )
 
