@@ -102,24 +102,30 @@ def _describe(err: Exception, secret: str) -> str:
     return text.replace(secret, "[secret]") if secret else text
 
 
+#: The experiment this process last made active, by tracking URI and name: its id.
+_active_experiment: dict[tuple[str, str], str] = {}
+
+
 def _use_experiment(name: str) -> str:
-    """Make ``name`` the active MLflow experiment, unless it already is; return its id.
+    """Make ``name`` the active MLflow experiment, unless this process already did; its id.
 
     ``mlflow.set_experiment`` resets MLflow's tracer provider, which waits for the
     trace export thread: about 0.15 s a call (bench/tracing_overhead.py). A process
-    making many calls pays it once: after its first trace, it keeps the experiment
-    that ``set_experiment`` recorded in ``MLFLOW_EXPERIMENT_ID`` when the name matches.
+    making many calls pays it once, for as long as the tracking URI, the name and the
+    active experiment (``MLFLOW_EXPERIMENT_ID``, which set_experiment records) stay.
     """
     import os
 
     import mlflow
 
-    active = os.environ.get("MLFLOW_EXPERIMENT_ID")
-    traced_before = mlflow.get_last_active_trace_id() is not None
-    found = mlflow.get_experiment_by_name(name) if active and traced_before else None
-    if found is not None and found.experiment_id == active and found.lifecycle_stage == "active":
-        return str(active)
-    return str(mlflow.set_experiment(name).experiment_id)
+    key = (mlflow.get_tracking_uri(), name)
+    known = _active_experiment.get(key)
+    if known is not None and os.environ.get("MLFLOW_EXPERIMENT_ID") == known:
+        return known
+    experiment_id = str(mlflow.set_experiment(name).experiment_id)
+    _active_experiment.clear()
+    _active_experiment[key] = experiment_id
+    return experiment_id
 
 
 def traced_chat(
