@@ -195,8 +195,12 @@ def test_a_store_that_cannot_be_reached_is_a_store_error(monkeypatch: pytest.Mon
         port = sock.getsockname()[1]  # closed again: nothing listens there
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    with pytest.raises(TrackingStoreError, match="cannot read traces from the MLflow tracking"):
-        load_windows(connect(f"http://127.0.0.1:{port}"), "llmops-lab")
+    with pytest.raises(
+        TrackingStoreError, match="cannot read traces from the MLflow tracking"
+    ) as err:
+        load_windows(connect(f"http://monitor:s3cret@127.0.0.1:{port}"), "llmops-lab")
+    assert f"http://***@127.0.0.1:{port}" in str(err.value), "the store is named"
+    assert "s3cret" not in str(err.value), "never the password in the store's URI"
 
 
 # The command itself, as a user or a scheduled job runs it.

@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
+from urllib.parse import urlsplit
 
 from workload.errors import InsufficientDataError, TrackingStoreError
 
@@ -106,7 +107,9 @@ def _reply(outputs: Any) -> str | None:
             parsed = json.loads(outputs)
         except ValueError:
             return outputs
-        return _reply(parsed) if not isinstance(parsed, str) else parsed
+        if isinstance(parsed, dict):
+            return _reply(parsed)
+        return parsed if isinstance(parsed, str) else outputs
     if isinstance(outputs, dict):
         choices = outputs.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
@@ -135,8 +138,8 @@ def record_from_trace(trace: Trace) -> TraceRecord:
         total = prompt + completion
     reply = None
     if not error:
-        # The last model call's answer is the reply; a trace without model spans (a chain
-        # that failed to record one) falls back to what the trace as a whole returned.
+        # The last model call's answer is the reply; a trace without a chat span that says
+        # (a function traced by hand, say) falls back to what the trace as a whole returned.
         for span in reversed(_model_spans(trace)):
             if (reply := _reply(span.outputs)) is not None:
                 break
@@ -158,27 +161,43 @@ def record_from_trace(trace: Trace) -> TraceRecord:
     )
 
 
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+def _first_line(err: Exception, text: str | None = None) -> str:
+    text = str(err) if text is None else text
+    return (text.strip().splitlines() or [type(err).__name__])[0][:300]
+
+
+def _masked(uri: str, text: str) -> str:
+    """``text`` without the user name and password the store's ``uri`` may hold."""
+    netloc = urlsplit(uri).netloc
+    if "@" not in netloc:
+        return text
+    return text.replace(netloc.rpartition("@")[0] + "@", "***@")
+
+
+def _where(client: MlflowClient) -> str:
+    """The store's URI, for a message."""
+    return _masked(str(client.tracking_uri), str(client.tracking_uri))
 
 
 def _store_error(client: MlflowClient, err: Exception) -> TrackingStoreError:
+    # MLflow's own message repeats the URL it called, credentials included.
     return TrackingStoreError(
-        f"cannot read traces from the MLflow tracking store at {client.tracking_uri}: "
-        f"{_first_line(err)}"
+        f"cannot read traces from the MLflow tracking store at {_where(client)}: "
+        f"{_first_line(err, _masked(str(client.tracking_uri), str(err)))}"
     )
 
 
 def connect(tracking_uri: str | None = None) -> MlflowClient:
     """A client of ``tracking_uri``, else of MLflow's own choice (``MLFLOW_TRACKING_URI``)."""
-    from mlflow import MlflowClient
+    import mlflow
     from mlflow.exceptions import MlflowException
 
     try:
-        return MlflowClient(tracking_uri=tracking_uri)
+        return mlflow.MlflowClient(tracking_uri=tracking_uri)
     except MlflowException as err:
+        uri = tracking_uri or mlflow.get_tracking_uri()
         raise TrackingStoreError(
-            f"cannot use the MLflow tracking store: {_first_line(err)}"
+            f"cannot use the MLflow tracking store: {_first_line(err, _masked(uri, str(err)))}"
         ) from None
 
 
@@ -222,7 +241,7 @@ def _experiment_id(client: MlflowClient, name: str) -> str:
         raise _store_error(client, err) from None
     if experiment is None:
         raise TrackingStoreError(
-            f"no MLflow experiment named {name!r} at {client.tracking_uri}: pass --experiment "
+            f"no MLflow experiment named {name!r} at {_where(client)}: pass --experiment "
             "or set MLFLOW_EXPERIMENT_NAME (and MLFLOW_TRACKING_URI for the store)"
         )
     return str(experiment.experiment_id)
