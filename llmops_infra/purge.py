@@ -8,8 +8,9 @@ account through Azure Resource Manager (``DeletedAccounts_Purge``).
 
 It purges only what it recorded at creation (subscription, group, region,
 name), never anything found by listing. Pulumi pickles the provider into the
-stack's state by reference to this module, so it keeps no state of its own
-and imports what it needs inside its methods.
+stack's state by reference (``llmops_infra.purge._PurgeProvider``), so it keeps
+no state of its own and imports what it needs inside its methods; renaming or
+moving that class would break ``pulumi destroy`` of stacks deployed before.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ __all__ = [
 #: The type token of :class:`DeletedAccountPurge`: ``pulumi-python:dynamic/<module>:<name>``.
 PURGE_TYPE: Final = "pulumi-python:dynamic/llmops:DeletedAccountPurge"
 _FIELDS: Final = ("subscription_id", "resource_group_name", "location", "account_name")
+#: Tries while Azure answers 409: right after the account's deletion the soft-deleted
+#: record may not be ready to purge yet.
+_CONFLICT_TRIES: Final = 6
 
 
 def deleted_account_path(
@@ -47,28 +51,47 @@ def deleted_account_path(
 def purge_deleted_account(client: Any, state: dict[str, Any]) -> bool:
     """Purge the soft-deleted account ``state`` names; False when it was already gone (404).
 
-    ``client`` is an :class:`llmops_infra.arm.ArmClient`. A refusal (403) says which
-    role purging needs; other failures keep Azure's own code and message.
+    ``client`` is an :class:`llmops_infra.arm.ArmClient`. A conflict (409) is tried
+    again for a while; a refusal (403) says which role purging needs; other
+    failures keep Azure's own code and message.
     """
     from llmops_infra.arm import ArmError
 
     path = deleted_account_path(*(str(state[key]) for key in _FIELDS))
-    try:
-        return bool(client.delete(path))
-    except ArmError as err:
-        if err.status == 403:
-            raise ArmError(
-                f"{err}. Purging the deleted Azure OpenAI account {state['account_name']} needs "
-                "the permission Microsoft.CognitiveServices/locations/resourceGroups/"
-                "deletedAccounts/delete on the subscription (the Contributor or Cognitive "
-                "Services Contributor role has it). Grant it, or purge by hand: az "
-                f"cognitiveservices account purge --name {state['account_name']} "
-                f"--resource-group {state['resource_group_name']} --location {state['location']}; "
-                "or set llmops:purgeOnDestroy false to leave deleted accounts to Azure (48 hours)",
-                status=err.status,
-                code=err.code,
-            ) from None
-        raise
+    by_hand = (
+        f"az cognitiveservices account purge --name {state['account_name']} "
+        f"--resource-group {state['resource_group_name']} --location {state['location']}"
+    )
+    delay = float(client.base_delay)
+    for attempt in range(1, _CONFLICT_TRIES + 1):
+        try:
+            return bool(client.delete(path))
+        except ArmError as err:
+            if err.status == 409 and attempt < _CONFLICT_TRIES:
+                client.sleep(delay)
+                delay = min(delay * 2, float(client.max_delay))
+                continue
+            if err.status == 409:
+                raise ArmError(
+                    f"{err} (still in conflict after {attempt} tries). Run `pulumi destroy` "
+                    f"again in a few minutes, or purge by hand: {by_hand}",
+                    status=err.status,
+                    code=err.code,
+                ) from None
+            if err.status == 403:
+                raise ArmError(
+                    f"{err}. Purging the deleted Azure OpenAI account {state['account_name']} "
+                    "needs the permission Microsoft.CognitiveServices/locations/resourceGroups/"
+                    "deletedAccounts/delete at subscription scope (the Cognitive Services "
+                    "Contributor or Contributor role assigned on the subscription; on the "
+                    f"resource group alone is not enough). Grant it, or purge by hand: {by_hand}; "
+                    "or set llmops:purgeOnDestroy false to leave deleted accounts to Azure "
+                    "(48 hours)",
+                    status=err.status,
+                    code=err.code,
+                ) from None
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class _PurgeProvider(ResourceProvider):

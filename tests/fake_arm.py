@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from azure.core.credentials import AccessToken
+
 __all__ = ["Answer", "FakeArm", "FakeCredential", "Recorded", "fake_arm"]
 
 TOKEN = "fake-arm-token-never-printed"
@@ -64,16 +66,18 @@ class FakeCredential:
         self.scopes: list[tuple[str, ...]] = []
         self.error = error
 
-    def get_token(self, *scopes: str) -> Any:
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
         self.scopes.append(scopes)
         if self.error is not None:
             raise self.error
-
-        class _Token:
-            token = TOKEN
-            expires_on = 2**31
-
-        return _Token()
+        return AccessToken(TOKEN, 2**31)
 
 
 def _handler(state: FakeArm) -> type[BaseHTTPRequestHandler]:

@@ -131,6 +131,26 @@ def test_persistent_server_errors_give_up_with_the_status(azure: FakeArm) -> Non
         purge.purge_deleted_account(client, STATE)
 
 
+def test_a_conflict_right_after_the_deletion_is_tried_again(azure: FakeArm) -> None:
+    azure.on(
+        "DELETE",
+        PURGE_PATH,
+        Answer(409, {"error": {"code": "RequestConflict", "message": "not ready"}}),
+        Answer(409, {"error": {"code": "RequestConflict", "message": "not ready"}}),
+        Answer(200),
+    )
+    provider().delete(PURGE_PATH, STATE)
+    assert len(azure.calls("DELETE", PURGE_PATH)) == 3, "purged once the record was ready"
+
+
+def test_a_lasting_conflict_says_to_destroy_again_or_purge_by_hand(azure: FakeArm) -> None:
+    azure.on("DELETE", PURGE_PATH, Answer(409, {"error": {"code": "RequestConflict"}}))
+    with pytest.raises(ArmError, match=r"HTTP 409 RequestConflict \(still in conflict") as caught:
+        provider().delete(PURGE_PATH, STATE)
+    assert "az cognitiveservices account purge --name oai-llmops-dev-abc123" in str(caught.value)
+    assert len(azure.calls("DELETE", PURGE_PATH)) == purge._CONFLICT_TRIES
+
+
 def test_forbidden_names_the_permission_and_the_manual_command(azure: FakeArm) -> None:
     azure.on(
         "DELETE",
@@ -141,7 +161,7 @@ def test_forbidden_names_the_permission_and_the_manual_command(azure: FakeArm) -
         provider().delete(PURGE_PATH, STATE)
     message = str(caught.value)
     assert "HTTP 403 AuthorizationFailed: no access" in message
-    assert "deletedAccounts/delete" in message and "Contributor" in message
+    assert "deletedAccounts/delete at subscription scope" in message and "Contributor" in message
     assert (
         "az cognitiveservices account purge --name oai-llmops-dev-abc123 "
         "--resource-group rg-llmops-dev-abc123 --location swedencentral"
