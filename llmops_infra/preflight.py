@@ -231,7 +231,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "Read-only: it changes nothing in Azure."
         ),
     )
-    parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to read")
+    parser.add_argument(
+        "--stack", default="dev", metavar="NAME", help="stack whose Pulumi.<NAME>.yaml to read"
+    )
     parser.add_argument(
         "--config",
         action="append",
