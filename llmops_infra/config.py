@@ -63,6 +63,7 @@ CONFIG_KEYS: Final[tuple[str, ...]] = (
     "secretScope",
     "experimentPath",
     "purgeOnDestroy",
+    "clusterNoWait",
 )
 
 
@@ -100,6 +101,8 @@ class LlmopsConfig:
     """The workspace path of the MLflow experiment the traces land in."""
     purge_on_destroy: bool = True
     """Purge the soft-deleted Azure OpenAI account after ``pulumi destroy`` deletes it."""
+    cluster_no_wait: bool = False
+    """Do not wait for the cluster to reach RUNNING: ``pulumi up`` ends minutes sooner."""
 
 
 def parse_config(get: Callable[[str], str | None]) -> LlmopsConfig:
@@ -234,12 +237,16 @@ def parse_config(get: Callable[[str], str | None]) -> LlmopsConfig:
                 "e.g. /Shared/llmops-lab, without a trailing slash",
             )
 
-    purge = raw("purgeOnDestroy")
-    if purge is not None:
-        if purge.lower() in ("true", "false"):
-            values["purge_on_destroy"] = purge.lower() == "true"
-        else:
-            bad("purgeOnDestroy", purge, "must be true or false")
+    for key, attribute in (
+        ("purgeOnDestroy", "purge_on_destroy"),
+        ("clusterNoWait", "cluster_no_wait"),
+    ):
+        flag = raw(key)
+        if flag is not None:
+            if flag.lower() in ("true", "false"):
+                values[attribute] = flag.lower() == "true"
+            else:
+                bad(key, flag, "must be true or false")
 
     if problems:
         raise ConfigError("; ".join(problems))

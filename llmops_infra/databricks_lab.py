@@ -125,6 +125,8 @@ class LabEnvironment(pulumi.ComponentResource):
     """The experiment's workspace path, also its name for MLflow."""
     experiment_id: pulumi.Output[str]
     """The experiment's id."""
+    key_secret: databricks.Secret
+    """The secret holding the key: a cluster that uses it must be created after it."""
     spark_env_vars: dict[str, pulumi.Output[str]]
     """The cluster's environment: the lab's variables, the key only as a reference."""
     libraries: list[databricks.ClusterLibraryArgs]
@@ -161,6 +163,7 @@ class LabEnvironment(pulumi.ComponentResource):
         self.secret_reference = secret.config_reference
         self.experiment_path = experiment.name
         self.experiment_id = experiment.id
+        self.key_secret = secret
         # The lab's first cell, as the cluster's environment: a notebook on the cluster
         # starts at the client cell. Spark resolves the reference when the cluster starts.
         self.spark_env_vars = {
@@ -168,7 +171,9 @@ class LabEnvironment(pulumi.ComponentResource):
             "AZURE_OPENAI_ENDPOINT": pulumi.Output.from_input(args.endpoint),
             "AZURE_OPENAI_API_VERSION": pulumi.Output.from_input(args.api_version),
             "AZURE_OPENAI_DEPLOYMENT": pulumi.Output.from_input(args.deployment),
-            "MLFLOW_EXPERIMENT_NAME": experiment.name,
+            # The configured path, not the experiment's output: the cluster can start
+            # while the experiment is still being created.
+            "MLFLOW_EXPERIMENT_NAME": pulumi.Output.from_input(args.experiment_path),
         }
         self.libraries = [
             databricks.ClusterLibraryArgs(pypi=databricks.ClusterLibraryPypiArgs(package=package))

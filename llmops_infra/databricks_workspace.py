@@ -55,6 +55,8 @@ class DatabricksArgs:
     """The key, endpoint and experiment the cluster's environment carries."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for the workspace and the cluster's VMs."""
+    cluster_no_wait: bool = False
+    """Let ``pulumi up`` go on once the cluster is created, without waiting for RUNNING."""
 
 
 class Databricks(pulumi.ComponentResource):
@@ -129,9 +131,11 @@ class Databricks(pulumi.ComponentResource):
             # The lab's first cell, done once: its variables, the key as a secret reference.
             spark_env_vars=environment.spark_env_vars,
             libraries=environment.libraries,
+            # The cluster start is the longest step of `pulumi up`; the jobs need only its id.
+            no_wait=args.cluster_no_wait,
             # A cluster that starts before its secret exists fails to start.
             opts=pulumi.ResourceOptions.merge(
-                in_workspace, pulumi.ResourceOptions(depends_on=[environment])
+                in_workspace, pulumi.ResourceOptions(depends_on=[environment.key_secret])
             ),
         )
         self.cluster_id = cluster.cluster_id

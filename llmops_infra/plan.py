@@ -144,6 +144,7 @@ _SETTINGS: Final[dict[str, list[tuple[str, Callable[[Mapping[str, Any]], Any]]]]
         ("single node", lambda i: "yes" if _single_node(i) else "no"),
         ("access mode", lambda i: i.get("dataSecurityMode")),
         ("auto-termination", lambda i: f"{_display(i.get('autoterminationMinutes'))} min"),
+        ("up waits for RUNNING", lambda i: "no (clusterNoWait)" if i.get("noWait") else "yes"),
     ],
     "databricks:index/secretScope:SecretScope": [
         ("name", lambda i: i.get("name")),

@@ -113,10 +113,13 @@ def deploy(config: LlmopsConfig) -> None:
                 api_key=openai.api_key,
                 endpoint=openai.endpoint,
                 api_version=config.openai_api_version,
-                deployment=openai.deployment_name,
+                # The configured name, not the Deployment's output: the cluster need not
+                # wait for the model deployment.
+                deployment=config.deployment_name,
                 experiment_path=config.experiment_path,
             ),
             tags=config.tags,
+            cluster_no_wait=config.cluster_no_wait,
         ),
     )
 

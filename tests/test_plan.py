@@ -73,6 +73,7 @@ def test_tree_shows_every_resource_with_the_labs_settings(
         "photon: off",
         "single node: yes",
         "auto-termination: 30 min",
+        "up waits for RUNNING: yes",
         "draws one of: eastus2, northcentralus, swedencentral, switzerlandwest",
         "databricks:index/secret:Secret  databricks-lab-openai-key",
         "value: [secret]",

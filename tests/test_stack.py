@@ -155,6 +155,7 @@ def test_cluster_is_the_labs_single_node_ml_cluster(dev: ProgramRun) -> None:
     assert inputs["singleUserName"] == FAKE_USER
     assert inputs["clusterName"] == f"{FAKE_USER}'s cluster"
     assert inputs["autoterminationMinutes"] == 30
+    assert inputs["noWait"] is False, "pulumi up waits for RUNNING unless llmops:clusterNoWait"
     assert "policyId" not in inputs, "ポリシー: Unrestricted"
 
 
@@ -227,6 +228,7 @@ def test_configured_values_reach_the_resources(run: Run) -> None:
             "autoterminationMinutes": "120",
             "allowedRegions": '["eastus2"]',
             "tags": '{"owner": "ml-team"}',
+            "clusterNoWait": "true",
         }
     )
     deployment = result.one(DEPLOYMENT).inputs
@@ -236,6 +238,7 @@ def test_configured_values_reach_the_resources(run: Run) -> None:
     assert result.exports[contract.OPENAI_DEPLOYMENT].value == "chat"
     assert result.one(WORKSPACE).inputs["sku"] == {"name": "trial"}
     assert result.one(CLUSTER).inputs["autoterminationMinutes"] == 120
+    assert result.one(CLUSTER).inputs["noWait"] is True
     assert result.exports[contract.REGION].value == "eastus2"
     for type_ in (GROUP, ACCOUNT, DEPLOYMENT, WORKSPACE):
         assert result.one(type_).inputs["tags"] == {"owner": "ml-team"}, type_
@@ -257,6 +260,8 @@ def test_configured_values_reach_the_resources(run: Run) -> None:
         ({"autoterminationMinutes": "10001"}, "llmops:autoterminationMinutes", "'10001'"),
         ({"tags": '["a"]'}, "llmops:tags", "'[\"a\"]'"),
         ({"tags": '{"n": 1}'}, "llmops:tags", "'{\"n\": 1}'"),
+        ({"clusterNoWait": "yes"}, "llmops:clusterNoWait", "'yes'"),
+        ({"purgeOnDestroy": "1"}, "llmops:purgeOnDestroy", "'1'"),
     ],
 )
 def test_bad_configuration_stops_before_any_resource(
@@ -301,6 +306,7 @@ def test_pulumi_yaml_declares_every_key_with_the_programs_defaults() -> None:
         "secretScope": defaults.secret_scope,
         "experimentPath": defaults.experiment_path,
         "purgeOnDestroy": defaults.purge_on_destroy,
+        "clusterNoWait": defaults.cluster_no_wait,
     }
     assert {key: d["default"] for key, d in declared.items()} == expected
     for key, declaration in declared.items():
