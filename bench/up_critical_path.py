@@ -275,7 +275,7 @@ def run(quick: bool) -> list[Result]:
         f"critical chain: {names}; {real}",
         f"scale 1/{round(1 / scale)}; program's own time at zero delay {overhead:.2f} s",
         f"peak concurrent creations {_max_overlap(timeline, min_length=scale)}",
-        f"a cluster that is not waited for (no_wait) would make it "
+        f"with llmops:clusterNoWait=true (the cluster not waited for): "
         f"{no_wait_bound / scale / 60:.1f} min",
     ]
     if unknown:
