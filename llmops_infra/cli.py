@@ -20,7 +20,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser for every sub-command."""
     parser = argparse.ArgumentParser(
         prog="python -m llmops_infra",
-        description="Inspect the lab's Pulumi stack without touching Azure.",
+        description=(
+            "Inspect the lab's Pulumi stack before `pulumi up`: the offline plan (no cloud) "
+            "and the quota preflight (reads Azure, changes nothing)."
+        ),
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     plan_command.add_parser(subparsers)
