@@ -1,7 +1,8 @@
 """Benchmark 4, monitor scale: ``python -m workload monitor`` over 1,000 to 10,000 traces.
 
 Each experiment lives in its own local sqlite tracking store, generated once
-and cached in ``bench/.cache/monitor/`` (git-ignored). Generating 10,000
+and cached in ``bench/.cache/monitor/`` (git-ignored; or under
+``$LLMOPS_BENCH_CACHE``). Generating 10,000
 traces through MLflow takes about 13 minutes here (some 75 ms a trace: the
 sqlite store issues dozens of statements per trace), so the largest store is
 written once with the tracing API, with explicit start and end times (one

@@ -18,11 +18,9 @@ critical chain.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import threading
 import time
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -141,27 +139,14 @@ def _delay_of(type_: str, scale: float, unknown: set[str]) -> float:
 
 
 def _preload_program() -> None:
-    """Import the program's modules and load the SDK sub-packages it reaches lazily.
-
-    Done once in the parent, so every forked run starts with them loaded and
-    its wall time is scheduling, not importing; the collector is then frozen
-    so the runs do not rescan the SDKs' objects either.
-    """
+    """The SDKs loaded and frozen once in the parent: a forked run's time is scheduling."""
     import sys
 
     if str(PROJECT_DIR) not in sys.path:
         sys.path.insert(0, str(PROJECT_DIR))
-    import llmops_infra.mock_engine
-    import llmops_infra.stack  # noqa: F401 (imports the provider SDKs the program uses)
+    from llmops_infra.mock_engine import preload_program
 
-    for name, module in list(sys.modules.items()):
-        if name.startswith("llmops_infra"):
-            for value in list(vars(module).values()):
-                if isinstance(value, types.ModuleType) and value.__name__.startswith("pulumi"):
-                    # A lazy SDK module loads on the first access to a non-dunder attribute.
-                    hasattr(value, "_bench_preload")
-    gc.collect()
-    gc.freeze()
+    preload_program()
 
 
 def _child(conn: Any, scale: float) -> None:

@@ -4,11 +4,61 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import bench_smoke_runner
 import pytest
 from fake_azure_openai import FakeAzureOpenAI
+
+from llmops_infra.mock_engine import (
+    PROJECT_DIR,
+    ProgramRun,
+    preload_program,
+    run_program_isolated,
+)
+from llmops_infra.stack_files import read_stack_config
+
+Run = Callable[..., ProgramRun]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the benchmarks' smoke tests last, and their quick runs in the background meanwhile.
+
+    They are processes waiting on one core; started now, they finish while the other
+    tests run (``tests/bench_smoke_runner.py``).
+    """
+    smoke = [item for item in items if item.path.name == "test_bench_smoke.py"]
+    if smoke:
+        items[:] = [item for item in items if item not in smoke] + smoke
+        names = tuple(
+            name
+            for name in bench_smoke_runner.BENCHMARKS
+            if any(f"[{name}]" in item.name for item in smoke)
+        )
+        bench_smoke_runner.start(names)
+
+
+@pytest.fixture(scope="session")
+def run() -> Run:
+    """``run(config, stack=..., preview=...)``: the Pulumi program under the mock engine.
+
+    Each run is a forked child of this process, which imports the provider SDKs once
+    (``preload_program``), so runs start in a fraction of a second and never share
+    Pulumi's process-global mock runtime.
+    """
+    preload_program()
+
+    def _run(config: dict[str, str] | None = None, **kwargs: object) -> ProgramRun:
+        return run_program_isolated(config or {}, **kwargs)
+
+    return _run
+
+
+@pytest.fixture(scope="session")
+def dev(run: Run) -> ProgramRun:
+    """The dev stack exactly as its files configure it (``Pulumi.yaml`` + ``Pulumi.dev.yaml``)."""
+    return run(read_stack_config(PROJECT_DIR, "dev"), stack="dev")
 
 
 @pytest.fixture

@@ -7,26 +7,13 @@ numbers of a quick run on a shared machine mean nothing). The real runs are
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("plan", "up", "tracing", "monitor", "workload")
+from bench_smoke_runner import BENCHMARKS, result
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_benchmark_starts_and_reports_a_row(name: str) -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", name],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = result(name)  # started in the background at the session's start (conftest.py)
     report = done.stdout + done.stderr
     assert "FAILED" not in done.stdout, f"the {name} benchmark failed to run:\n{report}"
     assert done.returncode == 0, f"the {name} benchmark exited {done.returncode}:\n{report}"

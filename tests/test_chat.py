@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from fake_azure_openai import JOKE, FakeAzureOpenAI, Reply
 
-from llmops_infra.mock_engine import PROJECT_DIR, run_program_isolated
+from llmops_infra.mock_engine import PROJECT_DIR, ProgramRun
 from workload import contract
 from workload.settings import resolve_settings
 
@@ -89,20 +89,12 @@ def _scenario(store: Path, *args: str, key: str = KEY, **env: str) -> Scenario:
     return scenario
 
 
-def _contract_outputs(tmp: Path) -> Path:
-    import pulumi_azure_native.cognitiveservices  # noqa: F401 (loaded once, before the fork)
-    import pulumi_databricks  # noqa: F401
-
-    run = run_program_isolated({}, stack="dev")
-    path = tmp / "outputs.json"
-    path.write_text(json.dumps(run.stack_output_json(show_secrets=True)))
-    return path
-
-
 @pytest.fixture(scope="module")
-def outputs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def outputs_file(tmp_path_factory: pytest.TempPathFactory, dev: ProgramRun) -> Path:
     """The program's exports under the mocks, as `pulumi stack output --json --show-secrets`."""
-    return _contract_outputs(tmp_path_factory.mktemp("outputs"))
+    path = tmp_path_factory.mktemp("outputs") / "outputs.json"
+    path.write_text(json.dumps(dev.stack_output_json(show_secrets=True)))
+    return path
 
 
 #: Runs each scenario of a JSON plan through workload.cli.main; prints their results as JSON.

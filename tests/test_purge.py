@@ -11,7 +11,7 @@ from pytest_mock import MockerFixture
 
 from llmops_infra import arm, purge
 from llmops_infra.arm import API_VERSION, ARM_ENDPOINT_ENV, ArmClient, ArmError
-from llmops_infra.mock_engine import FAKE_SUBSCRIPTION_ID, ProgramRun, run_program_isolated
+from llmops_infra.mock_engine import FAKE_SUBSCRIPTION_ID, ProgramRun
 from llmops_infra.purge import PURGE_TYPE, DeletedAccountPurge, deleted_account_path
 
 ACCOUNT = "azure-native:cognitiveservices:Account"
@@ -194,16 +194,6 @@ def test_the_provider_pickles_by_reference_to_this_module() -> None:
 # --- the resource in the stack, under the mocks -----------------------------------------------
 
 Run = Callable[..., ProgramRun]
-
-
-@pytest.fixture(scope="module")
-def run() -> Run:
-    import llmops_infra.stack  # noqa: F401  (the SDKs once, before forking)
-
-    def _run(config: dict[str, str] | None = None, **kwargs: object) -> ProgramRun:
-        return run_program_isolated(config or {}, **kwargs)
-
-    return _run
 
 
 def test_the_account_depends_on_a_purge_of_exactly_itself(run: Run) -> None:

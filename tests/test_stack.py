@@ -17,7 +17,6 @@ from llmops_infra.mock_engine import (
     PROJECT_DIR,
     ProgramFailed,
     ProgramRun,
-    run_program_isolated,
 )
 from llmops_infra.stack_files import read_stack_config
 from workload import contract
@@ -32,24 +31,6 @@ SHUFFLE = "random:index/randomShuffle:RandomShuffle"
 WORKLOAD_DIR = PROJECT_DIR / "workload"
 
 Run = Callable[..., ProgramRun]
-
-
-@pytest.fixture(scope="session")
-def run() -> Run:
-    """Run the program in a forked child per configuration, the SDKs imported once here."""
-    # Every provider SDK the program imports (azure-native takes seconds), so no child does.
-    import llmops_infra.stack  # noqa: F401
-
-    def _run(config: dict[str, str] | None = None, **kwargs: object) -> ProgramRun:
-        return run_program_isolated(config or {}, **kwargs)
-
-    return _run
-
-
-@pytest.fixture(scope="session")
-def dev(run: Run) -> ProgramRun:
-    """The dev stack exactly as its files configure it."""
-    return run(read_stack_config(PROJECT_DIR, "dev"), stack="dev")
 
 
 def test_creates_exactly_the_lab_resources(dev: ProgramRun) -> None:

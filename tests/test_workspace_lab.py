@@ -22,9 +22,7 @@ from llmops_infra.mock_engine import (
     RecordedResource,
     Secret,
     is_unknown,
-    run_program_isolated,
 )
-from llmops_infra.stack_files import read_stack_config
 from workload import contract, job_entry
 
 SCOPE = "databricks:index/secretScope:SecretScope"
@@ -39,23 +37,6 @@ WORKLOAD_DIR = PROJECT_DIR / "workload"
 FOLDER = f"/Users/{FAKE_USER}/llmops-workload"
 
 Run = Callable[..., ProgramRun]
-
-
-@pytest.fixture(scope="session")
-def run() -> Run:
-    """Run the program in a forked child per configuration, the SDKs imported once here."""
-    import llmops_infra.stack  # noqa: F401
-
-    def _run(config: dict[str, str] | None = None, **kwargs: object) -> ProgramRun:
-        return run_program_isolated(config or {}, **kwargs)
-
-    return _run
-
-
-@pytest.fixture(scope="session")
-def dev(run: Run) -> ProgramRun:
-    """The dev stack exactly as its files configure it."""
-    return run(read_stack_config(PROJECT_DIR, "dev"), stack="dev")
 
 
 def _job(run: ProgramRun, command: str) -> RecordedResource:
