@@ -161,3 +161,15 @@ def test_bad_configuration_exits_2_with_one_line(args: list[str], needle: str) -
     assert needle in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_readme_excerpt_is_what_the_plan_prints(plans: dict[str, tuple[int, str, str]]) -> None:
+    readme = (PROJECT_DIR / "README.md").read_text()
+    start = readme.index("```text\nPlan for stack 'dev'")
+    excerpt = readme[start : readme.index("```\n", start + 3)].splitlines()[1:]
+    printed = plans["text"][1].splitlines()
+    shown = [line for line in excerpt if "..." not in line]
+    assert len(shown) > 40, "the excerpt shows the plan, not a summary of it"
+    missing = [line for line in shown if line not in printed]
+    assert not missing, f"README lines the plan no longer prints: {missing}"
+    assert excerpt[-2] == printed[-2], "the summary line is the plan's own"
