@@ -8,6 +8,9 @@ instead of adding a minute at the end; ``tests/test_bench_smoke.py`` collects th
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -32,25 +35,41 @@ _results: dict[str, SmokeRun] = {}
 _done: dict[str, threading.Event] = {name: threading.Event() for name in BENCHMARKS}
 _started = threading.Lock()
 _thread: threading.Thread | None = None
+_current: subprocess.Popen[str] | None = None
+_stopping = threading.Event()
 
 
 def _run_one(name: str) -> SmokeRun:
+    global _current
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", name],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # stop() ends the benchmark's own children with it
+    )
+    _current = process
     try:
-        done = subprocess.run(
-            [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", name],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as err:
-        return SmokeRun(-1, str(err.stdout or ""), f"timed out after {TIMEOUT} s")
-    return SmokeRun(done.returncode, done.stdout, done.stderr)
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _kill(process)
+        stdout, _ = process.communicate()
+        return SmokeRun(-1, stdout, f"timed out after {TIMEOUT} s")
+    finally:
+        _current = None
+    return SmokeRun(process.returncode, stdout, stderr)
+
+
+def _kill(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _run_all(names: tuple[str, ...]) -> None:
     for name in names:
+        if _stopping.is_set():
+            break
         try:
             _results[name] = _run_one(name)
         except BaseException as err:  # reported by the test that waits for it
@@ -66,6 +85,16 @@ def start(names: tuple[str, ...] = BENCHMARKS) -> None:
         if _thread is None:
             _thread = threading.Thread(target=_run_all, args=(names,), daemon=True)
             _thread.start()
+
+
+def stop() -> None:
+    """End the runs still going (the session ended without waiting for them)."""
+    _stopping.set()
+    process = _current
+    if process is not None and process.poll() is None:
+        _kill(process)
+    if _thread is not None:
+        _thread.join(timeout=10)
 
 
 def result(name: str) -> SmokeRun:

@@ -22,21 +22,33 @@ from llmops_infra.stack_files import read_stack_config
 Run = Callable[..., ProgramRun]
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the benchmarks' smoke tests last, and their quick runs in the background meanwhile.
-
-    They are processes waiting on one core; started now, they finish while the other
-    tests run (``tests/bench_smoke_runner.py``).
-    """
+    """Run the benchmarks' smoke tests last: their runs go on in the background meanwhile."""
     smoke = [item for item in items if item.path.name == "test_bench_smoke.py"]
-    if smoke:
-        items[:] = [item for item in items if item not in smoke] + smoke
-        names = tuple(
-            name
-            for name in bench_smoke_runner.BENCHMARKS
-            if any(f"[{name}]" in item.name for item in smoke)
-        )
-        bench_smoke_runner.start(names)
+    items[:] = [item for item in items if item not in smoke] + smoke
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the quick runs of the selected benchmarks (``tests/bench_smoke_runner.py``).
+
+    They are processes waiting on one core; started now, they finish while the
+    other tests run.
+    """
+    selected = {
+        name
+        for item in session.items
+        if item.path.name == "test_bench_smoke.py"
+        for name in bench_smoke_runner.BENCHMARKS
+        if item.name.endswith(f"[{name}]")
+    }
+    if selected:
+        bench_smoke_runner.start(tuple(n for n in bench_smoke_runner.BENCHMARKS if n in selected))
+
+
+def pytest_sessionfinish() -> None:
+    """Leave no benchmark running when the session ends early (-x, Ctrl-C)."""
+    bench_smoke_runner.stop()
 
 
 @pytest.fixture(scope="session")
