@@ -35,15 +35,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     They are processes waiting on one core; started now, they finish while the
     other tests run.
     """
-    selected = {
-        name
+    selected = tuple(
+        item.callspec.params["name"]
         for item in session.items
-        if item.path.name == "test_bench_smoke.py"
-        for name in bench_smoke_runner.BENCHMARKS
-        if item.name.endswith(f"[{name}]")
-    }
+        if isinstance(item, pytest.Function) and item.path.name == "test_bench_smoke.py"
+    )
     if selected:
-        bench_smoke_runner.start(tuple(n for n in bench_smoke_runner.BENCHMARKS if n in selected))
+        bench_smoke_runner.start(selected)
 
 
 def pytest_sessionfinish() -> None:
