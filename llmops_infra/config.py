@@ -23,6 +23,7 @@ __all__ = [
     "CONFIG_KEYS",
     "DEFAULT_ALLOWED_REGIONS",
     "NAMESPACE",
+    "AuthMode",
     "LlmopsConfig",
     "WorkspaceSku",
     "parse_config",
@@ -39,6 +40,8 @@ DEFAULT_ALLOWED_REGIONS: Final[tuple[str, ...]] = (
 )
 
 WorkspaceSku = Literal["premium", "trial"]
+AuthMode = Literal["key", "entra"]
+_AUTH_MODES: Final[tuple[str, ...]] = ("key", "entra")
 _WORKSPACE_SKUS: Final[tuple[str, ...]] = ("premium", "trial")
 _AUTOTERMINATION_RANGE: Final = (10, 10000)
 #: Databricks' rule for secret scope (and key) names.
@@ -64,6 +67,10 @@ CONFIG_KEYS: Final[tuple[str, ...]] = (
     "experimentPath",
     "purgeOnDestroy",
     "clusterNoWait",
+    "authMode",
+    "judgeModel",
+    "judgeModelVersion",
+    "judgeCapacity",
 )
 
 
@@ -103,6 +110,14 @@ class LlmopsConfig:
     """Purge the soft-deleted Azure OpenAI account after ``pulumi destroy`` deletes it."""
     cluster_no_wait: bool = False
     """Do not wait for the cluster to reach RUNNING: ``pulumi up`` ends minutes sooner."""
+    auth_mode: AuthMode = "key"
+    """``key`` (the lab: an account key in a secret scope) or ``entra`` (keyless)."""
+    judge_model: str | None = None
+    """A second deployment for the eval judges (named after the model), or None."""
+    judge_model_version: str | None = None
+    """The judge model's pinned version, or None for Azure's default."""
+    judge_capacity: int = 10
+    """The judge deployment's capacity in thousands of tokens per minute."""
 
 
 def parse_config(get: Callable[[str], str | None]) -> LlmopsConfig:
@@ -247,6 +262,41 @@ def parse_config(get: Callable[[str], str | None]) -> LlmopsConfig:
                 values[attribute] = flag.lower() == "true"
             else:
                 bad(key, flag, "must be true or false")
+
+    mode = raw("authMode")
+    if mode is not None:
+        if mode in _AUTH_MODES:
+            values["auth_mode"] = cast(AuthMode, mode)
+        else:
+            bad("authMode", mode, f"must be one of {', '.join(_AUTH_MODES)}")
+
+    judge = raw("judgeModel")
+    if judge is not None:
+        if any(c.isspace() for c in judge):
+            bad("judgeModel", judge, "must not contain spaces")
+        elif judge == values.get("deployment_name", defaults.deployment_name):
+            bad(
+                "judgeModel",
+                judge,
+                "the judge deployment is named after its model and must not share the chat "
+                "deployment's name (deploymentName); leave judgeModel empty to judge with the "
+                "chat deployment",
+            )
+        else:
+            values["judge_model"] = judge
+    judge_version = raw("judgeModelVersion")
+    if judge_version is not None:
+        values["judge_model_version"] = judge_version
+    judge_capacity = _int(raw("judgeCapacity"))
+    if judge_capacity is not None:
+        if isinstance(judge_capacity, str) or judge_capacity < 1:
+            bad(
+                "judgeCapacity",
+                raw("judgeCapacity"),
+                "must be a whole number >= 1 (thousands of TPM)",
+            )
+        else:
+            values["judge_capacity"] = judge_capacity
 
     if problems:
         raise ConfigError("; ".join(problems))

@@ -123,7 +123,7 @@ def deploy(config: LlmopsConfig) -> None:
         ),
     )
 
-    exports: dict[str, pulumi.Input[str]] = {
+    exports: dict[str, pulumi.Input[str] | pulumi.Input[int]] = {
         contract.RESOURCE_GROUP_NAME: group.name,
         contract.REGION: region,
         contract.OPENAI_ACCOUNT_NAME: openai.account_name,
@@ -131,16 +131,22 @@ def deploy(config: LlmopsConfig) -> None:
         contract.OPENAI_API_KEY: openai.api_key,
         contract.OPENAI_API_VERSION: config.openai_api_version,
         contract.OPENAI_DEPLOYMENT: openai.deployment_name,
+        contract.OPENAI_AUTH_MODE: config.auth_mode,
+        contract.OPENAI_TOKENS_PER_MINUTE: config.capacity * 1000,
+        contract.OPENAI_JUDGE_DEPLOYMENT: "",
+        contract.OPENAI_JUDGE_TOKENS_PER_MINUTE: 0,
         contract.DATABRICKS_WORKSPACE_URL: workspace.workspace_url,
         contract.DATABRICKS_WORKSPACE_RESOURCE_ID: workspace.workspace_resource_id,
         contract.DATABRICKS_CLUSTER_ID: workspace.cluster_id,
         contract.MLFLOW_EXPERIMENT_PATH: workspace.experiment_path,
         contract.DATABRICKS_SECRET_SCOPE: workspace.secret_scope,
+        contract.DATABRICKS_SERVICE_CREDENTIAL: "",
         contract.DATABRICKS_CHAT_JOB_ID: workspace.chat_job_id,
         contract.DATABRICKS_MONITOR_JOB_ID: workspace.monitor_job_id,
     }
-    for name in contract.STACK_OUTPUTS:
-        pulumi.export(name, exports[name])
+    for name in contract.ALL_OUTPUTS:
+        if name in exports:
+            pulumi.export(name, exports[name])
 
 
 def main() -> None:

@@ -150,9 +150,27 @@ def test_children_are_parented_to_their_components(dev: ProgramRun) -> None:
 
 
 def test_exports_exactly_the_contract_and_only_the_key_is_secret(dev: ProgramRun) -> None:
-    assert list(dev.exports) == list(contract.STACK_OUTPUTS)
-    assert contract.STACK_OUTPUTS == contract.CORE_OUTPUTS + contract.LAB_OUTPUTS
-    assert len(contract.CORE_OUTPUTS) == 10, "DESIGN.md's ten outputs, none renamed or dropped"
+    assert list(dev.exports) == [
+        "resource_group_name",
+        "region",
+        "openai_account_name",
+        "openai_endpoint",
+        "openai_api_key",
+        "openai_api_version",
+        "openai_deployment",
+        "openai_auth_mode",
+        "openai_tokens_per_minute",
+        "openai_judge_deployment",
+        "openai_judge_tokens_per_minute",
+        "databricks_workspace_url",
+        "databricks_workspace_resource_id",
+        "databricks_cluster_id",
+        "mlflow_experiment_path",
+        "databricks_secret_scope",
+        "databricks_service_credential",
+        "databricks_chat_job_id",
+        "databricks_monitor_job_id",
+    ], "a key-mode stack exports DESIGN.md's outputs by these names, in this order"
     secret = {name for name, export in dev.exports.items() if export.secret}
     assert secret == {contract.OPENAI_API_KEY}
     values = {name: export.value for name, export in dev.exports.items()}
@@ -288,6 +306,10 @@ def test_pulumi_yaml_declares_every_key_with_the_programs_defaults() -> None:
         "experimentPath": defaults.experiment_path,
         "purgeOnDestroy": defaults.purge_on_destroy,
         "clusterNoWait": defaults.cluster_no_wait,
+        "authMode": defaults.auth_mode,
+        "judgeModel": "",
+        "judgeModelVersion": "",
+        "judgeCapacity": defaults.judge_capacity,
     }
     assert {key: d["default"] for key, d in declared.items()} == expected
     for key, declaration in declared.items():

@@ -194,7 +194,12 @@ def test_new_outputs_name_the_scope_experiment_and_jobs(dev: ProgramRun) -> None
     assert values[contract.MLFLOW_EXPERIMENT_PATH] == dev.one(EXPERIMENT).inputs["name"]
     assert values[contract.DATABRICKS_CHAT_JOB_ID] == _job(dev, "chat").id
     assert values[contract.DATABRICKS_MONITOR_JOB_ID] == _job(dev, "monitor").id
-    for name in contract.LAB_OUTPUTS:
+    for name in (
+        "mlflow_experiment_path",
+        "databricks_secret_scope",
+        "databricks_chat_job_id",
+        "databricks_monitor_job_id",
+    ):
         assert not dev.exports[name].secret, f"{name} is not a secret"
 
 

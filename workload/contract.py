@@ -1,35 +1,61 @@
-"""The stack outputs: the one contract between the infrastructure and the workload.
+"""The contract between the infrastructure and the workload, free of Pulumi.
 
-``llmops_infra`` exports exactly these names and ``workload`` reads them, so the
-names live here, in a module with no Pulumi dependency (the workload must run
-where Pulumi is not installed). DESIGN.md fixes them: add, never rename.
+``llmops_infra`` exports these stack outputs, sets these environment variables
+on the cluster, stores the key under this secret name and starts the jobs
+through this entry module; ``workload`` reads every one of them by the same
+name. So each name lives here once, in a module with no Pulumi dependency (the
+workload must run where Pulumi is not installed). DESIGN.md fixes the output
+names: add, never rename.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
 
 __all__ = [
-    "CORE_OUTPUTS",
+    "ALL_OUTPUTS",
     "DATABRICKS_CHAT_JOB_ID",
     "DATABRICKS_CLUSTER_ID",
+    "DATABRICKS_EVAL_JOB_ID",
     "DATABRICKS_MONITOR_JOB_ID",
     "DATABRICKS_SECRET_SCOPE",
+    "DATABRICKS_SERVICE_CREDENTIAL",
     "DATABRICKS_WORKSPACE_RESOURCE_ID",
     "DATABRICKS_WORKSPACE_URL",
-    "LAB_OUTPUTS",
+    "ENV_AD_TOKEN",
+    "ENV_API_KEY",
+    "ENV_API_VERSION",
+    "ENV_AUTH_MODE",
+    "ENV_DEPLOYMENT",
+    "ENV_ENDPOINT",
+    "ENV_EXPERIMENT",
+    "ENV_JUDGE_DEPLOYMENT",
+    "ENV_JUDGE_TOKENS_PER_MINUTE",
+    "ENV_SERVICE_CREDENTIAL",
+    "ENV_TOKENS_PER_MINUTE",
+    "JOB_ENTRY_MODULE",
+    "KEY_MODE_OUTPUTS",
     "MLFLOW_EXPERIMENT_PATH",
     "OPENAI_ACCOUNT_NAME",
     "OPENAI_API_KEY",
     "OPENAI_API_VERSION",
+    "OPENAI_AUTH_MODE",
     "OPENAI_DEPLOYMENT",
     "OPENAI_ENDPOINT",
+    "OPENAI_JUDGE_DEPLOYMENT",
+    "OPENAI_JUDGE_TOKENS_PER_MINUTE",
+    "OPENAI_KEY_SECRET",
+    "OPENAI_TOKENS_PER_MINUTE",
+    "PROJECT_DIR",
     "REGION",
     "RESOURCE_GROUP_NAME",
+    "SECRET_MASK",
     "SECRET_OUTPUTS",
-    "STACK_OUTPUTS",
+    "WORKLOAD_FOLDER",
 ]
 
+# --- stack outputs (DESIGN.md, "Stack outputs") ---------------------------------------------
 RESOURCE_GROUP_NAME: Final = "resource_group_name"
 REGION: Final = "region"
 OPENAI_ACCOUNT_NAME: Final = "openai_account_name"
@@ -37,17 +63,22 @@ OPENAI_ENDPOINT: Final = "openai_endpoint"
 OPENAI_API_KEY: Final = "openai_api_key"
 OPENAI_API_VERSION: Final = "openai_api_version"
 OPENAI_DEPLOYMENT: Final = "openai_deployment"
+OPENAI_AUTH_MODE: Final = "openai_auth_mode"
+OPENAI_TOKENS_PER_MINUTE: Final = "openai_tokens_per_minute"
+OPENAI_JUDGE_DEPLOYMENT: Final = "openai_judge_deployment"
+OPENAI_JUDGE_TOKENS_PER_MINUTE: Final = "openai_judge_tokens_per_minute"
 DATABRICKS_WORKSPACE_URL: Final = "databricks_workspace_url"
 DATABRICKS_WORKSPACE_RESOURCE_ID: Final = "databricks_workspace_resource_id"
 DATABRICKS_CLUSTER_ID: Final = "databricks_cluster_id"
-# Issue 6: the lab inside the workspace.
 MLFLOW_EXPERIMENT_PATH: Final = "mlflow_experiment_path"
 DATABRICKS_SECRET_SCOPE: Final = "databricks_secret_scope"
+DATABRICKS_SERVICE_CREDENTIAL: Final = "databricks_service_credential"
 DATABRICKS_CHAT_JOB_ID: Final = "databricks_chat_job_id"
 DATABRICKS_MONITOR_JOB_ID: Final = "databricks_monitor_job_id"
+DATABRICKS_EVAL_JOB_ID: Final = "databricks_eval_job_id"
 
-#: The ten outputs DESIGN.md fixes, in its order.
-CORE_OUTPUTS: Final[tuple[str, ...]] = (
+#: Every output a stack can export, in DESIGN.md's order.
+ALL_OUTPUTS: Final[tuple[str, ...]] = (
     RESOURCE_GROUP_NAME,
     REGION,
     OPENAI_ACCOUNT_NAME,
@@ -55,21 +86,50 @@ CORE_OUTPUTS: Final[tuple[str, ...]] = (
     OPENAI_API_KEY,
     OPENAI_API_VERSION,
     OPENAI_DEPLOYMENT,
+    OPENAI_AUTH_MODE,
+    OPENAI_TOKENS_PER_MINUTE,
+    OPENAI_JUDGE_DEPLOYMENT,
+    OPENAI_JUDGE_TOKENS_PER_MINUTE,
     DATABRICKS_WORKSPACE_URL,
     DATABRICKS_WORKSPACE_RESOURCE_ID,
     DATABRICKS_CLUSTER_ID,
-)
-
-#: What the workspace holds for the lab (issue 6): experiment, secret scope, jobs.
-LAB_OUTPUTS: Final[tuple[str, ...]] = (
     MLFLOW_EXPERIMENT_PATH,
     DATABRICKS_SECRET_SCOPE,
+    DATABRICKS_SERVICE_CREDENTIAL,
     DATABRICKS_CHAT_JOB_ID,
     DATABRICKS_MONITOR_JOB_ID,
+    DATABRICKS_EVAL_JOB_ID,
 )
-
-#: Every output the program exports, in this order: DESIGN.md's, then the lab's.
-STACK_OUTPUTS: Final[tuple[str, ...]] = CORE_OUTPUTS + LAB_OUTPUTS
-
+#: Exported only in key mode (the lab's ``authMode``); an entra stack has no key and no scope.
+KEY_MODE_OUTPUTS: Final[frozenset[str]] = frozenset({OPENAI_API_KEY, DATABRICKS_SECRET_SCOPE})
 #: Outputs exported as Pulumi secrets (never printed in clear).
 SECRET_OUTPUTS: Final[frozenset[str]] = frozenset({OPENAI_API_KEY})
+
+# --- the cluster's environment (the lab's first cell, and what the workload adds) ----------
+ENV_ENDPOINT: Final = "AZURE_OPENAI_ENDPOINT"
+ENV_API_KEY: Final = "AZURE_OPENAI_API_KEY"
+ENV_API_VERSION: Final = "AZURE_OPENAI_API_VERSION"
+ENV_DEPLOYMENT: Final = "AZURE_OPENAI_DEPLOYMENT"
+#: The OpenAI SDK's own variable for an Entra ID bearer token.
+ENV_AD_TOKEN: Final = "AZURE_OPENAI_AD_TOKEN"
+ENV_EXPERIMENT: Final = "MLFLOW_EXPERIMENT_NAME"
+ENV_AUTH_MODE: Final = "LLMOPS_AUTH_MODE"
+ENV_SERVICE_CREDENTIAL: Final = "LLMOPS_SERVICE_CREDENTIAL"
+ENV_TOKENS_PER_MINUTE: Final = "LLMOPS_TOKENS_PER_MINUTE"
+ENV_JUDGE_DEPLOYMENT: Final = "LLMOPS_JUDGE_DEPLOYMENT"
+ENV_JUDGE_TOKENS_PER_MINUTE: Final = "LLMOPS_JUDGE_TOKENS_PER_MINUTE"
+
+# --- inside the workspace ---------------------------------------------------------------------
+#: The secret's key in the scope (key mode).
+OPENAI_KEY_SECRET: Final = "azure-openai-api-key"
+#: The uploaded module a job runs as a file (the Jobs API has no ``python -m``); its
+#: arguments are the folder holding the ``workload`` package, then the command line.
+JOB_ENTRY_MODULE: Final = "job_entry"
+#: The workload's folder in the deploying user's home (the jobs run as that user).
+WORKLOAD_FOLDER: Final = "llmops-workload"
+
+# --- shared wording ---------------------------------------------------------------------------
+#: What ``pulumi stack output --json`` (and every command here) shows instead of a secret.
+SECRET_MASK: Final = "[secret]"
+#: The project folder (``Pulumi.yaml``): the parent of this package.
+PROJECT_DIR: Final = Path(__file__).resolve().parent.parent

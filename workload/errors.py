@@ -8,6 +8,7 @@ __all__ = [
     "SettingsError",
     "TrackingStoreError",
     "WorkloadError",
+    "first_line",
 ]
 
 
@@ -39,3 +40,15 @@ class TrackingStoreError(WorkloadError):
     """The MLflow tracking store cannot be read or lacks the experiment asked for (exit 2)."""
 
     exit_code = 2
+
+
+def first_line(err: BaseException | str) -> str:
+    """The first non-empty line of an error's text: one line for the user, no traceback.
+
+    Shared by the workload and the infrastructure's commands, which report every
+    failure as one line.
+    """
+    for line in str(err).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(err).__name__ if isinstance(err, BaseException) else ""
