@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bench.common import PROJECT_DIR, BenchmarkError, Result, median
+from llmops_infra.offline.resource_types import RESOURCE_TYPES
 
 __all__ = ["PROVISIONING_SECONDS", "SCALE", "Graph", "critical_path", "run"]
 
@@ -33,27 +34,11 @@ TARGET_RATIO: Final = 1.05
 #: Seconds of benchmark per second of real provisioning (full run; --quick uses 1/1000).
 SCALE: Final = 1 / 50
 
-#: How long creating one resource of each type takes in Azure or Databricks, in seconds.
-#: Sources and ranges are in BENCHMARKS.md ("Provisioning figures"); a type not listed
-#: here counts :data:`DEFAULT_SECONDS` (a Databricks REST call) and is named in the note.
+#: How long creating one resource of each type takes in Azure or Databricks, in seconds:
+#: the catalog's figures (sources and ranges in BENCHMARKS.md, "Provisioning figures"). A
+#: type with no figure counts :data:`DEFAULT_SECONDS` (a Databricks REST call), named in the note.
 PROVISIONING_SECONDS: Final[Mapping[str, float]] = {
-    "random:index/randomString:RandomString": 0.0,  # computed by the provider, no cloud call
-    "random:index/randomShuffle:RandomShuffle": 0.0,
-    "azure-native:resources:ResourceGroup": 2.0,  # one synchronous ARM PUT
-    "azure-native:cognitiveservices:Account": 30.0,
-    "azure-native:cognitiveservices:Deployment": 60.0,
-    "azure-native:databricks:Workspace": 240.0,  # observed 48 s to 5 min
-    "pulumi:providers:databricks": 0.0,  # configured locally, no cloud call
-    "databricks:index/cluster:Cluster": 300.0,  # waits for RUNNING: a cold VM start, 4-5 min
-    # One Databricks REST call each, answered at once.
-    "databricks:index/secretScope:SecretScope": 1.0,
-    "databricks:index/secret:Secret": 1.0,
-    "databricks:index/mlflowExperiment:MlflowExperiment": 1.0,
-    "databricks:index/workspaceFile:WorkspaceFile": 1.0,
-    "databricks:index/job:Job": 1.0,
-    # Create only records the account's coordinates; the engine starts the Python dynamic
-    # provider's host for it first (estimate: a Python start-up with pulumi imported).
-    "pulumi-python:dynamic/llmops:DeletedAccountPurge": 2.0,
+    t.token: t.provisioning_seconds for t in RESOURCE_TYPES if t.answer is not None
 }
 DEFAULT_SECONDS: Final = 1.0
 #: The cluster's creation if the provider did not wait for RUNNING (``no_wait``): the
@@ -144,7 +129,7 @@ def _preload_program() -> None:
 
     if str(PROJECT_DIR) not in sys.path:
         sys.path.insert(0, str(PROJECT_DIR))
-    from llmops_infra.mock_engine import preload_program
+    from llmops_infra.offline.engine import preload_program
 
     preload_program()
 
@@ -152,8 +137,8 @@ def _preload_program() -> None:
 def _child(conn: Any, scale: float) -> None:
     """One ``pulumi up`` under delayed mocks; sends back the wall time, graph and timeline."""
     try:
-        from llmops_infra import mock_engine
-        from llmops_infra.stack_files import read_stack_config
+        from llmops_infra.offline import engine as mock_engine
+        from llmops_infra.offline.stack_files import read_stack_config
 
         lock = threading.Lock()
         timeline: list[tuple[str, float, float]] = []

@@ -10,8 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from llmops_infra import plan_command, preflight
+from llmops_infra import preflight
 from llmops_infra.errors import ConfigError
+from llmops_infra.offline import plan_command
 
 __all__ = ["build_parser", "main"]
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from llmops_infra.arm import ArmClient
-    from llmops_infra.config import LlmopsConfig
+    from llmops_infra.stack.config import LlmopsConfig
 
 __all__ = [
     "DeletedAccount",
@@ -253,8 +253,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace, client: ArmClient | None = None) -> int:
     """Assemble the configuration, ask Azure, print the table; the exit status."""
     from llmops_infra.arm import ArmClient, ArmError, ArmUnavailable, default_credential
-    from llmops_infra.config import NAMESPACE, parse_config
-    from llmops_infra.stack_files import parse_overrides, read_stack_config
+    from llmops_infra.offline.stack_files import parse_overrides, read_stack_config
+    from llmops_infra.stack.config import NAMESPACE, parse_config
 
     config = read_stack_config(_PROJECT_DIR, args.stack, parse_overrides(args.config))
     settings = parse_config(lambda key: config.get(f"{NAMESPACE}:{key}"))

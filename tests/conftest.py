@@ -11,13 +11,13 @@ import bench_smoke_runner
 import pytest
 from fake_azure_openai import FakeAzureOpenAI
 
-from llmops_infra.mock_engine import (
+from llmops_infra.offline.engine import (
     PROJECT_DIR,
     ProgramRun,
     preload_program,
     run_program_isolated,
 )
-from llmops_infra.stack_files import read_stack_config
+from llmops_infra.offline.stack_files import read_stack_config
 
 Run = Callable[..., ProgramRun]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from fake_azure_openai import JOKE, FakeAzureOpenAI, Reply
 
-from llmops_infra.mock_engine import PROJECT_DIR, ProgramRun
+from llmops_infra.offline.engine import PROJECT_DIR, ProgramRun
 from workload import contract
 from workload.settings import resolve_settings
 

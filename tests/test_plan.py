@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from llmops_infra import cli
-from llmops_infra.mock_engine import PROJECT_DIR
+from llmops_infra.offline.engine import PROJECT_DIR
 from workload import contract
 
 PLAN = [sys.executable, "-m", "llmops_infra", "plan"]
@@ -98,7 +98,8 @@ def test_tree_shows_every_resource_with_the_labs_settings(
         "type: Standard",
         "tokens per minute: 10K",
         "content filter: Microsoft.DefaultV2",
-        "└─ llmops:databricks:Databricks  databricks",
+        "├─ llmops:databricks:Workspace  databricks",
+        "├─ llmops:databricks:LabCluster  databricks-cluster",
         "sku: premium",
         "compute mode: Hybrid",
         "databricks:index/cluster:Cluster  databricks-cluster  (provider: databricks-provider)",
@@ -114,14 +115,11 @@ def test_tree_shows_every_resource_with_the_labs_settings(
         "path: /Shared/llmops-lab",
     ]:
         assert line in out, f"the plan shows {line!r}"
-    # 11 for the lab's portal steps; issue 6 adds 2 components, the scope, the secret, the
-    # experiment, 2 jobs and one workspace file per module of the workload package; issue 7
-    # the purge of the deleted account.
-    uploaded = len(list((PROJECT_DIR / "workload").glob("*.py")))
+    plan = json.loads(plans["json1"][1])
     assert out.rstrip().splitlines()[-2] == (
-        f"{11 + 7 + 1 + uploaded} resources to create in a region drawn at random once from "
+        f"{len(plan['resources']) + 1} resources to create in a region drawn at random once from "
         "eastus2, northcentralus, swedencentral, switzerlandwest"
-    )
+    ), "the count is what the plan lists, plus the stack itself, as Pulumi counts"
 
 
 def test_cloud_values_are_unknown_and_secrets_masked(
@@ -184,7 +182,13 @@ def test_pinned_region_moves_everything(plans: dict[str, tuple[int, str, str]]) 
         (["--config", "workspaceSku=gold"], "llmops:workspaceSku = 'gold'"),
         (["--config", "autoterminationMinutes=3"], "llmops:autoterminationMinutes = '3'"),
         (["--config", "allowedRegions=[]"], "llmops:allowedRegions = '[]'"),
-        (["--config", "tags=oops"], "llmops:tags = 'oops'"),
+        (["--config", "tags=oops"], "'llmops:tags' = 'oops' must be of type 'object'"),
+        # What the Pulumi CLI refuses against Pulumi.yaml's types, refused the same way.
+        (["--config", "capacity=10.0"], "'llmops:capacity' = '10.0' must be of type 'integer'"),
+        (["--config", "capacity=1_000"], "'llmops:capacity' = '1_000' must be of type 'integer'"),
+        (["--config", "capacity= 10 "], "'llmops:capacity' = ' 10 ' must be of type 'integer'"),
+        (["--config", "purgeOnDestroy=True"], "'llmops:purgeOnDestroy' = 'True' must be of type"),
+        (["--config", "allowedRegions=eastus2"], "must be of type 'array<string>'"),
         (["--config", "nonsense"], "key=value"),
         (["--stack", "nosuchstack"], "Pulumi.nosuchstack.yaml"),
     ],

@@ -15,7 +15,7 @@ from pytest_mock import MockerFixture
 from llmops_infra import arm
 from llmops_infra.arm import API_VERSION, ARM_ENDPOINT_ENV, ArmClient
 from llmops_infra.cli import build_parser, main
-from llmops_infra.mock_engine import PROJECT_DIR
+from llmops_infra.offline.engine import PROJECT_DIR
 from llmops_infra.preflight import find_subscription
 
 SUB = "sub-1"

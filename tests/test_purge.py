@@ -11,7 +11,7 @@ from pytest_mock import MockerFixture
 
 from llmops_infra import arm, purge
 from llmops_infra.arm import API_VERSION, ARM_ENDPOINT_ENV, ArmClient, ArmError
-from llmops_infra.mock_engine import FAKE_SUBSCRIPTION_ID, ProgramRun
+from llmops_infra.offline.engine import FAKE_SUBSCRIPTION_ID, ProgramRun
 from llmops_infra.purge import PURGE_TYPE, DeletedAccountPurge, deleted_account_path
 
 ACCOUNT = "azure-native:cognitiveservices:Account"

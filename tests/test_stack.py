@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmops_infra.config import DEFAULT_ALLOWED_REGIONS, LlmopsConfig, parse_config
 from llmops_infra.errors import ConfigError
-from llmops_infra.mock_engine import (
+from llmops_infra.offline.engine import (
     FAKE_SUBSCRIPTION_ID,
     FAKE_USER,
     PROJECT_DIR,
     ProgramFailed,
     ProgramRun,
 )
-from llmops_infra.stack_files import read_stack_config
+from llmops_infra.offline.stack_files import read_stack_config
+from llmops_infra.stack.config import LAB_REGIONS, RULES, default_config, parse_config
 from workload import contract
 
 ACCOUNT = "azure-native:cognitiveservices:Account"
@@ -58,11 +58,12 @@ def test_creates_exactly_the_lab_resources(dev: ProgramRun) -> None:
     ), "one of each resource the lab creates by hand, plus the random draws and the lab's jobs"
     components = sorted(r.type for r in dev.resources if not r.custom)
     assert components == [
-        "llmops:databricks:Databricks",
+        "llmops:databricks:LabCluster",
         "llmops:databricks:LabEnvironment",
         "llmops:databricks:LabJobs",
+        "llmops:databricks:Workspace",
         "llmops:openai:AzureOpenAI",
-    ]
+    ], "one component per lab step"
 
 
 def test_openai_account_is_the_labs_s0_resource(dev: ProgramRun) -> None:
@@ -145,8 +146,10 @@ def test_children_are_parented_to_their_components(dev: ProgramRun) -> None:
     for resource in dev.resources:
         if resource.type in (ACCOUNT, DEPLOYMENT):
             assert resource.parent == components["openai"], resource.name
-        if resource.type in (WORKSPACE, PROVIDER, CLUSTER):
+        if resource.type in (WORKSPACE, PROVIDER):
             assert resource.parent == components["databricks"], resource.name
+        if resource.type == CLUSTER:
+            assert resource.parent == components["databricks-cluster"], resource.name
 
 
 def test_exports_exactly_the_contract_and_only_the_key_is_secret(dev: ProgramRun) -> None:
@@ -177,7 +180,7 @@ def test_exports_exactly_the_contract_and_only_the_key_is_secret(dev: ProgramRun
     account = dev.one(ACCOUNT).outputs
     workspace = dev.one(WORKSPACE)
     assert values[contract.RESOURCE_GROUP_NAME] == dev.one(GROUP).outputs["name"]
-    assert values[contract.REGION] in DEFAULT_ALLOWED_REGIONS
+    assert values[contract.REGION] in LAB_REGIONS
     assert values[contract.OPENAI_ACCOUNT_NAME] == account["name"]
     assert values[contract.OPENAI_ENDPOINT] == f"https://{account['name']}.openai.azure.com/"
     assert isinstance(values[contract.OPENAI_API_KEY], str) and values[contract.OPENAI_API_KEY]
@@ -202,7 +205,7 @@ def test_key_comes_from_the_created_account(dev: ProgramRun) -> None:
 def test_region_is_random_across_stacks_and_stable_within_one(run: Run) -> None:
     regions = {run(stack=f"s{i}").exports[contract.REGION].value for i in range(6)}
     assert len(regions) > 1, "different stacks draw different regions"
-    assert regions <= set(DEFAULT_ALLOWED_REGIONS)
+    assert regions <= set(LAB_REGIONS)
     first, second = run(stack="s0"), run(stack="s0")
     assert {r.urn: r.inputs for r in first.resources} == {
         r.urn: r.inputs for r in second.resources
@@ -287,41 +290,92 @@ def test_dev_stack_file_loads_and_validates() -> None:
     assert config.tags == {"purpose": "llmops-lab", "stack": "dev"}
 
 
-def test_pulumi_yaml_declares_every_key_with_the_programs_defaults() -> None:
+def test_a_stack_that_sets_nothing_gets_the_labs_settings_from_pulumi_yaml() -> None:
+    defaults = default_config()
+    assert (
+        defaults.allowed_regions,
+        defaults.region,
+        defaults.deployment_name,
+        defaults.model_name,
+        defaults.model_version,
+        defaults.capacity,
+        defaults.openai_api_version,
+        defaults.workspace_sku,
+        defaults.spark_version,
+        defaults.node_type,
+        defaults.autotermination_minutes,
+        defaults.secret_scope,
+        defaults.experiment_path,
+        defaults.purge_on_destroy,
+        defaults.cluster_no_wait,
+        defaults.tags,
+        defaults.auth_mode,
+        defaults.judge_model,
+        defaults.judge_model_version,
+        defaults.judge_capacity,
+    ) == (
+        ("eastus2", "northcentralus", "swedencentral", "switzerlandwest"),
+        None,
+        "gpt-4o",
+        "gpt-4o",
+        None,
+        10,
+        "2024-05-01-preview",
+        "premium",
+        "16.4.x-cpu-ml-scala2.12",
+        "Standard_D4ds_v5",
+        30,
+        "llmops",
+        "/Shared/llmops-lab",
+        True,
+        False,
+        {},
+        "key",
+        None,
+        None,
+        10,
+    ), "DESIGN.md's defaults, as Pulumi.yaml declares them and the program applies them"
+
+
+def test_pulumi_yaml_declares_every_key_the_program_reads_typed_and_described() -> None:
     declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
-    defaults = LlmopsConfig()
-    expected = {
-        "allowedRegions": list(defaults.allowed_regions),
-        "region": "",
-        "deploymentName": defaults.deployment_name,
-        "modelName": defaults.model_name,
-        "modelVersion": "",
-        "capacity": defaults.capacity,
-        "openaiApiVersion": defaults.openai_api_version,
-        "workspaceSku": defaults.workspace_sku,
-        "sparkVersion": defaults.spark_version,
-        "nodeType": defaults.node_type,
-        "autoterminationMinutes": defaults.autotermination_minutes,
-        "secretScope": defaults.secret_scope,
-        "experimentPath": defaults.experiment_path,
-        "purgeOnDestroy": defaults.purge_on_destroy,
-        "clusterNoWait": defaults.cluster_no_wait,
-        "authMode": defaults.auth_mode,
-        "judgeModel": "",
-        "judgeModelVersion": "",
-        "judgeCapacity": defaults.judge_capacity,
-    }
-    assert {key: d["default"] for key, d in declared.items()} == expected
+    assert list(declared) == list(RULES), "every key declared once, none the program ignores"
+    types = {key: d["type"] for key, d in declared.items()}
+    assert types == {
+        "allowedRegions": "array",
+        "region": "string",
+        "deploymentName": "string",
+        "modelName": "string",
+        "modelVersion": "string",
+        "capacity": "integer",
+        "openaiApiVersion": "string",
+        "workspaceSku": "string",
+        "sparkVersion": "string",
+        "nodeType": "string",
+        "autoterminationMinutes": "integer",
+        "secretScope": "string",
+        "experimentPath": "string",
+        "purgeOnDestroy": "boolean",
+        "clusterNoWait": "boolean",
+        "tags": "object",
+        "authMode": "string",
+        "judgeModel": "string",
+        "judgeModelVersion": "string",
+        "judgeCapacity": "integer",
+    }, "DESIGN.md's types"
     for key, declaration in declared.items():
         assert declaration.get("description"), f"{key} is described"
-        assert declaration["type"] in {"string", "integer", "boolean", "array"}, key
+        assert "default" in declaration, f"{key} has a default"
 
 
 def test_program_uses_no_randomness_or_clock() -> None:
     forbidden = {"random", "time", "datetime", "uuid", "secrets"}
-    program = [PROJECT_DIR / "__main__.py"] + [
-        p for p in (PROJECT_DIR / "llmops_infra").glob("*.py") if p.name != "mock_engine.py"
+    program = [
+        PROJECT_DIR / "__main__.py",
+        PROJECT_DIR / "llmops_infra" / "purge.py",
+        *sorted((PROJECT_DIR / "llmops_infra" / "stack").glob("*.py")),
     ]
+    assert len(program) > 8, "the program's modules were found"
     for path in program:
         tree = ast.parse(Path(path).read_text())
         for node in ast.walk(tree):

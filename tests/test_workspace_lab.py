@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from pytest_mock import MockerFixture
 
-from llmops_infra.config import LlmopsConfig, parse_config
 from llmops_infra.errors import ConfigError
-from llmops_infra.mock_engine import (
+from llmops_infra.offline.engine import (
     FAKE_USER,
     PROJECT_DIR,
     ProgramFailed,
@@ -23,6 +22,7 @@ from llmops_infra.mock_engine import (
     Secret,
     is_unknown,
 )
+from llmops_infra.stack.config import parse_config
 from workload import contract, job_entry
 
 SCOPE = "databricks:index/secretScope:SecretScope"
@@ -184,8 +184,11 @@ def test_lab_resources_live_in_the_new_workspace(dev: ProgramRun) -> None:
         for resource in dev.by_type(type_):
             assert resource.provider.startswith(provider.urn + "::"), resource.name
             assert resource.parent == components[parent], resource.name
+    stack_urn = "urn:pulumi:dev::llmops::pulumi:pulumi:Stack::llmops-dev"
     for name in ("databricks-lab", "databricks-jobs"):
-        assert dev.by_urn(components[name]).parent == components["databricks"]
+        assert dev.by_urn(components[name]).parent == stack_urn, (
+            "each lab step composed in the stack"
+        )
 
 
 def test_new_outputs_name_the_scope_experiment_and_jobs(dev: ProgramRun) -> None:
@@ -251,11 +254,6 @@ def test_bad_lab_configuration_stops_before_any_resource(run: Run) -> None:
     with pytest.raises(ProgramFailed, match="llmops:experimentPath") as failure:
         run({"experimentPath": "lab"})
     assert failure.value.registered == 0
-
-
-def test_defaults_are_the_documented_ones() -> None:
-    defaults = LlmopsConfig()
-    assert (defaults.secret_scope, defaults.experiment_path) == ("llmops", "/Shared/llmops-lab")
 
 
 # --- the job's entry point ---------------------------------------------------------------------

@@ -8,39 +8,18 @@ the same configuration are identical and can be diffed in review.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from llmops_infra.config import NAMESPACE, parse_config
 from llmops_infra.errors import ConfigError
+from llmops_infra.offline.resource_types import RESOURCE_TYPES
+from llmops_infra.stack.config import NAMESPACE, parse_config
+from workload.contract import SECRET_MASK
 
 __all__ = ["KNOWN_AFTER_UP", "Plan", "PlanError", "make_plan", "to_json", "to_text"]
 
 KNOWN_AFTER_UP: Final = "(known after up)"
-SECRET_MASK: Final = "[secret]"
-
-#: Display order: the lab's sections, top to bottom.
-_ORDER: Final[tuple[str, ...]] = (
-    "random:index/randomString:RandomString",
-    "random:index/randomShuffle:RandomShuffle",
-    "azure-native:resources:ResourceGroup",
-    "pulumi-python:dynamic/llmops:DeletedAccountPurge",
-    "llmops:openai:AzureOpenAI",
-    "azure-native:cognitiveservices:Account",
-    "azure-native:cognitiveservices:Deployment",
-    "llmops:databricks:Databricks",
-    "azure-native:databricks:Workspace",
-    "pulumi:providers:databricks",
-    "databricks:index/cluster:Cluster",
-    "llmops:databricks:LabEnvironment",
-    "databricks:index/secretScope:SecretScope",
-    "databricks:index/secret:Secret",
-    "databricks:index/mlflowExperiment:MlflowExperiment",
-    "llmops:databricks:LabJobs",
-    "databricks:index/workspaceFile:WorkspaceFile",
-    "databricks:index/job:Job",
-)
 
 
 @dataclass(frozen=True)
@@ -61,17 +40,8 @@ class Plan:
     to_create: int
 
 
-def _get(inputs: Mapping[str, Any], path: str) -> Any:
-    value: Any = inputs
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
 def _display(value: Any) -> Any:
-    from llmops_infra.mock_engine import Secret, is_unknown
+    from llmops_infra.offline.engine import Secret, is_unknown
 
     if isinstance(value, Secret):
         return SECRET_MASK
@@ -86,82 +56,9 @@ def _display(value: Any) -> Any:
     return value
 
 
-def _single_node(inputs: Mapping[str, Any]) -> bool:
-    profile = _get(inputs, "sparkConf") or {}
-    return inputs.get("numWorkers") == 0 and (
-        profile.get("spark.databricks.cluster.profile") == "singleNode"
-    )
-
-
-#: The settings a reader of the lab looks for, per resource type: (label, how to read it).
-_SETTINGS: Final[dict[str, list[tuple[str, Callable[[Mapping[str, Any]], Any]]]]] = {
-    "random:index/randomString:RandomString": [("length", lambda i: i.get("length"))],
-    "random:index/randomShuffle:RandomShuffle": [
-        ("draws one of", lambda i: i.get("inputs")),
-    ],
-    "azure-native:resources:ResourceGroup": [
-        ("name", lambda i: i.get("resourceGroupName")),
-        ("region", lambda i: i.get("location")),
-    ],
-    "pulumi-python:dynamic/llmops:DeletedAccountPurge": [
-        ("purges on destroy", lambda i: i.get("account_name")),
-        ("region", lambda i: i.get("location")),
-    ],
-    "azure-native:cognitiveservices:Account": [
-        ("name", lambda i: i.get("accountName")),
-        ("region", lambda i: i.get("location")),
-        ("kind", lambda i: i.get("kind")),
-        ("sku", lambda i: _get(i, "sku.name")),
-        ("subdomain", lambda i: _get(i, "properties.customSubDomainName")),
-        ("public access", lambda i: _get(i, "properties.publicNetworkAccess")),
-    ],
-    "azure-native:cognitiveservices:Deployment": [
-        ("name", lambda i: i.get("deploymentName")),
-        ("model", lambda i: _get(i, "properties.model.name")),
-        ("version", lambda i: _get(i, "properties.model.version") or "Azure's default"),
-        ("type", lambda i: _get(i, "sku.name")),
-        ("capacity", lambda i: _get(i, "sku.capacity")),
-        ("tokens per minute", lambda i: f"{int(_get(i, 'sku.capacity') or 0)}K"),
-        ("content filter", lambda i: _get(i, "properties.raiPolicyName")),
-        ("version upgrade", lambda i: _get(i, "properties.versionUpgradeOption")),
-    ],
-    "azure-native:databricks:Workspace": [
-        ("name", lambda i: i.get("workspaceName")),
-        ("region", lambda i: i.get("location")),
-        ("sku", lambda i: _get(i, "sku.name")),
-        ("compute mode", lambda i: i.get("computeMode")),
-        ("managed group", lambda i: i.get("managedResourceGroupId")),
-    ],
-    "pulumi:providers:databricks": [
-        ("host", lambda i: i.get("host")),
-        ("auth", lambda i: "Azure (az login or ARM_* variables)"),
-    ],
-    "databricks:index/cluster:Cluster": [
-        ("name", lambda i: i.get("clusterName")),
-        ("runtime", lambda i: i.get("sparkVersion")),
-        ("node type", lambda i: i.get("nodeTypeId")),
-        ("photon", lambda i: "off" if i.get("runtimeEngine") == "STANDARD" else "on"),
-        ("single node", lambda i: "yes" if _single_node(i) else "no"),
-        ("access mode", lambda i: i.get("dataSecurityMode")),
-        ("auto-termination", lambda i: f"{_display(i.get('autoterminationMinutes'))} min"),
-        ("up waits for RUNNING", lambda i: "no (clusterNoWait)" if i.get("noWait") else "yes"),
-    ],
-    "databricks:index/secretScope:SecretScope": [
-        ("name", lambda i: i.get("name")),
-        ("backend", lambda i: i.get("backendType")),
-    ],
-    "databricks:index/secret:Secret": [
-        ("scope", lambda i: i.get("scope")),
-        ("key", lambda i: i.get("key")),
-        ("value", lambda i: i.get("stringValue")),
-    ],
-    "databricks:index/mlflowExperiment:MlflowExperiment": [("path", lambda i: i.get("name"))],
-    "databricks:index/workspaceFile:WorkspaceFile": [("source", lambda i: i.get("source"))],
-    "databricks:index/job:Job": [
-        ("name", lambda i: i.get("name")),
-        ("schedule", lambda i: _get(i, "schedule.pauseStatus") or "none (run on demand)"),
-    ],
-}
+#: Display order: the lab's sections, top to bottom, as the catalog lists the types.
+_RANK: Final = {t.token: i for i, t in enumerate(RESOURCE_TYPES)}
+_SHOWS: Final = {t.token: t.shows for t in RESOURCE_TYPES}
 
 
 def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
@@ -175,31 +72,33 @@ def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
     except ConfigError as err:
         return PlanError(f"invalid stack configuration: {err}")
 
-    from llmops_infra.mock_engine import ProgramFailed, is_unknown, run_program
+    from llmops_infra.offline.engine import ProgramFailed, is_unknown, run_program
 
     try:
         run = run_program(config, stack=stack, preview=True)
     except ProgramFailed as err:
         return PlanError(str(err))
 
-    rank = {type_: i for i, type_ in enumerate(_ORDER)}
-    ordered = sorted(run.resources, key=lambda r: (rank.get(r.type, len(_ORDER)), r.type, r.name))
+    last = len(_RANK)
+    ordered = sorted(run.resources, key=lambda r: (_RANK.get(r.type, last), r.type, r.name))
     names = {r.urn: r.name for r in run.resources}
     resources = []
     for resource in ordered:
+        shown_inputs = _display(resource.inputs)
         settings_shown = {
-            label: _display(read(resource.inputs))
-            for label, read in _SETTINGS.get(resource.type, [])
+            label: _display(read(shown_inputs)) for label, read in _SHOWS.get(resource.type, ())
         }
         resources.append(
             {
                 "type": resource.type,
                 "name": resource.name,
+                "urn": resource.urn,
                 "parent": names.get(resource.parent),
+                "parent_urn": resource.parent if resource.parent in names else None,
                 "provider": names.get(resource.provider.rsplit("::", 1)[0]),
                 "custom": resource.custom,
                 "settings": settings_shown,
-                "inputs": _display(resource.inputs),
+                "inputs": shown_inputs,
             }
         )
 
@@ -253,6 +152,8 @@ def _region_phrase(plan: Plan) -> str:
 
 
 def _format(value: Any) -> str:
+    if value == "":
+        return '""'
     if isinstance(value, list):
         return ", ".join(_format(v) for v in value)
     if isinstance(value, dict):
@@ -270,7 +171,7 @@ def to_text(plan: Plan) -> str:
     ]
     children: dict[str | None, list[dict[str, Any]]] = {}
     for resource in plan.resources:
-        children.setdefault(resource["parent"], []).append(resource)
+        children.setdefault(resource["parent_urn"], []).append(resource)
 
     def walk(parent: str | None, indent: str) -> None:
         kids = children.get(parent, [])
@@ -279,10 +180,10 @@ def to_text(plan: Plan) -> str:
             branch, carry = ("└─ ", "   ") if last else ("├─ ", "│  ")
             via = f"  (provider: {resource['provider']})" if resource["provider"] else ""
             lines.append(f"{indent}{branch}{resource['type']}  {resource['name']}{via}")
-            setting_indent = indent + carry + ("│  " if children.get(resource["name"]) else "   ")
+            setting_indent = indent + carry + ("│  " if children.get(resource["urn"]) else "   ")
             for label, value in resource["settings"].items():
                 lines.append(f"{setting_indent}{label}: {_format(value)}")
-            walk(resource["name"], indent + carry)
+            walk(resource["urn"], indent + carry)
 
     walk(None, "")
     lines += ["", "Outputs:"]

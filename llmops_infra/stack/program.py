@@ -13,12 +13,15 @@ import pulumi
 import pulumi_random as random
 from pulumi_azure_native import authorization, resources
 
-from llmops_infra.config import NAMESPACE, LlmopsConfig, parse_config
-from llmops_infra.databricks_lab import LabEnvironmentArgs
-from llmops_infra.databricks_workspace import Databricks, DatabricksArgs
 from llmops_infra.errors import ConfigError
-from llmops_infra.openai_service import AzureOpenAI, AzureOpenAIArgs
 from llmops_infra.purge import DeletedAccountPurge, DeletedAccountPurgeArgs
+from llmops_infra.stack.azure_identity import AzureIdentity
+from llmops_infra.stack.azure_openai import AzureOpenAI, AzureOpenAIArgs
+from llmops_infra.stack.cluster import LabCluster, LabClusterArgs
+from llmops_infra.stack.config import NAMESPACE, LlmopsConfig, parse_config
+from llmops_infra.stack.lab_environment import LabEnvironment, LabEnvironmentArgs
+from llmops_infra.stack.lab_jobs import LabJobs, LabJobsArgs
+from llmops_infra.stack.workspace import DatabricksWorkspace, DatabricksWorkspaceArgs
 from workload import contract
 
 __all__ = ["deploy", "load_config", "main", "name_base"]
@@ -95,9 +98,10 @@ def deploy(config: LlmopsConfig) -> None:
         ),
     )
 
-    workspace = Databricks(
+    # [Azure Databricks ワークスペース], signed in to as the identity that deploys the stack.
+    workspace = DatabricksWorkspace(
         "databricks",
-        DatabricksArgs(
+        DatabricksWorkspaceArgs(
             resource_group_name=group.name,
             location=region,
             workspace_name=suffix.apply(lambda s: f"dbw-{base}-{s}"),
@@ -105,22 +109,53 @@ def deploy(config: LlmopsConfig) -> None:
                 lambda a: f"/subscriptions/{a[0]}/resourceGroups/rg-{base}-{a[1]}-dbw-managed"
             ),
             sku=config.workspace_sku,
+            identity=AzureIdentity.from_stack_config(),
+            tags=config.tags,
+        ),
+    )
+    in_workspace = pulumi.ResourceOptions(provider=workspace.provider)
+
+    # [MLflow を使用して LLM をログする]: the lab's first cell, done once for good.
+    lab = LabEnvironment(
+        "databricks-lab",
+        LabEnvironmentArgs(
+            secret_scope=config.secret_scope,
+            api_key=openai.api_key,
+            endpoint=openai.endpoint,
+            api_version=config.openai_api_version,
+            # The configured name, not the Deployment's output: the cluster need not
+            # wait for the model deployment.
+            deployment=config.deployment_name,
+            experiment_path=config.experiment_path,
+        ),
+        opts=in_workspace,
+    )
+
+    # [クラスターの作成]
+    cluster = LabCluster(
+        "databricks-cluster",
+        LabClusterArgs(
+            user_name=workspace.user_name,
             spark_version=config.spark_version,
             node_type=config.node_type,
             autotermination_minutes=config.autotermination_minutes,
-            lab=LabEnvironmentArgs(
-                secret_scope=config.secret_scope,
-                api_key=openai.api_key,
-                endpoint=openai.endpoint,
-                api_version=config.openai_api_version,
-                # The configured name, not the Deployment's output: the cluster need not
-                # wait for the model deployment.
-                deployment=config.deployment_name,
-                experiment_path=config.experiment_path,
-            ),
+            spark_env_vars=lab.spark_env_vars,
+            libraries=lab.libraries,
             tags=config.tags,
-            cluster_no_wait=config.cluster_no_wait,
+            no_wait=config.cluster_no_wait,
+            starts_after=[lab.key_secret],
         ),
+        opts=in_workspace,
+    )
+
+    # The lab's call, its monitor and its evaluation as jobs on the cluster.
+    jobs = LabJobs(
+        "databricks-jobs",
+        LabJobsArgs(
+            cluster_id=cluster.cluster_id,
+            folder=workspace.home.apply(lambda home: f"{home}/{contract.WORKLOAD_FOLDER}"),
+        ),
+        opts=in_workspace,
     )
 
     exports: dict[str, pulumi.Input[str] | pulumi.Input[int]] = {
@@ -137,12 +172,12 @@ def deploy(config: LlmopsConfig) -> None:
         contract.OPENAI_JUDGE_TOKENS_PER_MINUTE: 0,
         contract.DATABRICKS_WORKSPACE_URL: workspace.workspace_url,
         contract.DATABRICKS_WORKSPACE_RESOURCE_ID: workspace.workspace_resource_id,
-        contract.DATABRICKS_CLUSTER_ID: workspace.cluster_id,
-        contract.MLFLOW_EXPERIMENT_PATH: workspace.experiment_path,
-        contract.DATABRICKS_SECRET_SCOPE: workspace.secret_scope,
+        contract.DATABRICKS_CLUSTER_ID: cluster.cluster_id,
+        contract.MLFLOW_EXPERIMENT_PATH: lab.experiment_path,
+        contract.DATABRICKS_SECRET_SCOPE: lab.secret_scope,
         contract.DATABRICKS_SERVICE_CREDENTIAL: "",
-        contract.DATABRICKS_CHAT_JOB_ID: workspace.chat_job_id,
-        contract.DATABRICKS_MONITOR_JOB_ID: workspace.monitor_job_id,
+        contract.DATABRICKS_CHAT_JOB_ID: jobs.chat_job_id,
+        contract.DATABRICKS_MONITOR_JOB_ID: jobs.monitor_job_id,
     }
     for name in contract.ALL_OUTPUTS:
         if name in exports:

@@ -36,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
     """Assemble the configuration, run the program under the mocks, print the plan."""
     import sys
 
-    from llmops_infra import plan
-    from llmops_infra.mock_engine import PROJECT_DIR
-    from llmops_infra.stack_files import parse_overrides, read_stack_config
+    from llmops_infra.offline import plan
+    from llmops_infra.offline.engine import PROJECT_DIR
+    from llmops_infra.offline.stack_files import parse_overrides, read_stack_config
 
     config = read_stack_config(PROJECT_DIR, args.stack, parse_overrides(args.config))
     result = plan.make_plan(config, stack=args.stack)

@@ -1,0 +1,424 @@
+"""Every resource type and provider function the stack uses, described once.
+
+Each :class:`ResourceType` says how the offline plan shows a resource of the
+type (its settings, in the lab's words), how the offline engine answers for it
+as the real provider would (the id and the output-only properties, unknown in a
+preview where only the cloud knows them), and how long Azure or Databricks takes
+to create one (the ``up`` benchmark's delays). The plan lists resources in
+:data:`RESOURCE_TYPES` order, which follows the lab's sections. Adding a type to
+the stack means one entry here plus the component code.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+__all__ = [
+    "FAKE_SUBSCRIPTION_ID",
+    "FAKE_TENANT_ID",
+    "FAKE_USER",
+    "FUNCTIONS",
+    "RESOURCE_TYPES",
+    "Cloud",
+    "FunctionType",
+    "ResourceType",
+    "field",
+]
+
+FAKE_SUBSCRIPTION_ID: Final = "00000000-0000-0000-0000-000000000000"
+FAKE_TENANT_ID: Final = "11111111-1111-1111-1111-111111111111"
+FAKE_USER: Final = "lab.user@example.com"
+#: The deploying identity's object id as the client configuration reports it.
+FAKE_OBJECT_ID: Final = "22222222-2222-2222-2222-222222222222"
+#: The Azure CLI's well-known application id: a client configuration after `az login`.
+AZURE_CLI_CLIENT_ID: Final = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+
+
+class Cloud(Protocol):
+    """What an answer may ask of the offline engine."""
+
+    preview: bool
+
+    def rng(self, name: str) -> random.Random:
+        """Randomness stable for one stack and resource, different across stacks."""
+        ...
+
+    def later(self, value: Any) -> Any:
+        """``value`` after ``up``; unknown in a preview (only the cloud knows it then)."""
+        ...
+
+    def is_unknown(self, value: Any) -> bool:
+        """Whether an input is not known yet (or missing)."""
+        ...
+
+
+Answer = Callable[[Cloud, str, dict[str, Any]], tuple[str, dict[str, Any]]]
+"""``answer(cloud, name, inputs) -> (id, output-only properties)``."""
+Reader = Callable[[Mapping[str, Any]], Any]
+"""Reads one setting from a resource's inputs, for the plan."""
+
+
+def field(path: str) -> Reader:
+    """A reader of ``a.b.c`` in the inputs (None where a part is missing)."""
+
+    def read(inputs: Mapping[str, Any]) -> Any:
+        value: Any = inputs
+        for part in path.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                return None
+            value = value[part]
+        return value
+
+    return read
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One resource type of the stack: how it is shown, answered for and timed."""
+
+    token: str
+    """The Pulumi type token."""
+    shows: tuple[tuple[str, Reader], ...] = ()
+    """The settings the plan shows, as (label, reader of the inputs)."""
+    answer: Answer | None = None
+    """How the provider answers a create; None for a component (nothing to answer)."""
+    provisioning_seconds: float = 0.0
+    """Typical time to create one (BENCHMARKS.md, "Provisioning figures", has sources)."""
+
+
+@dataclass(frozen=True)
+class FunctionType:
+    """A provider function (invoke) the program calls."""
+
+    token: str
+    answer: Callable[[Cloud, dict[str, Any]], dict[str, Any]]
+
+
+def _arm(group: str, provider_path: str) -> str:
+    return f"/subscriptions/{FAKE_SUBSCRIPTION_ID}/resourceGroups/{group}/providers/{provider_path}"
+
+
+# --- answers: what each provider fills in ------------------------------------------------------
+
+
+def _random_string(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    alphabet = ""
+    for flag, chars in (
+        ("lower", "abcdefghijklmnopqrstuvwxyz"),
+        ("numeric", "0123456789"),
+        ("upper", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+        ("special", "!@#$%&*()-_=+[]{}<>:?"),
+    ):
+        if inputs.get(flag, True):
+            alphabet += chars
+    rng = cloud.rng(name)
+    result = "".join(rng.choice(alphabet) for _ in range(int(inputs["length"])))
+    return result, {"result": cloud.later(result)}
+
+
+def _random_shuffle(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    items = list(inputs.get("inputs") or [])
+    cloud.rng(name).shuffle(items)
+    count = int(inputs.get("resultCount") or len(items))
+    return "-", {"results": cloud.later(items[:count])}
+
+
+def _resource_group(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    group = inputs.get("resourceGroupName") or f"{name}{cloud.rng(name).randrange(16**8):08x}"
+    return f"/subscriptions/{FAKE_SUBSCRIPTION_ID}/resourceGroups/{group}", {
+        "name": group,
+        "azureApiVersion": "2024-03-01",
+    }
+
+
+def _openai_account(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    account = inputs["accountName"]
+    subdomain = (inputs.get("properties") or {}).get("customSubDomainName")
+    # Without a custom subdomain Azure serves the regional endpoint, which Entra ID rejects.
+    if cloud.is_unknown(subdomain):
+        endpoint = f"https://{inputs['location']}.api.cognitive.microsoft.com/"
+    else:
+        endpoint = f"https://{subdomain}.openai.azure.com/"
+    properties = {
+        **(inputs.get("properties") or {}),
+        "endpoint": cloud.later(endpoint),
+        "provisioningState": cloud.later("Succeeded"),
+    }
+    arm_id = _arm(inputs["resourceGroupName"], f"Microsoft.CognitiveServices/accounts/{account}")
+    return arm_id, {"name": account, "properties": properties}
+
+
+def _openai_deployment(
+    cloud: Cloud, name: str, inputs: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    deployment = inputs["deploymentName"]
+    model = dict((inputs.get("properties") or {}).get("model") or {})
+    if not model.get("version"):
+        model["version"] = cloud.later("2024-11-20")  # Azure fills in the default version.
+    properties = {**(inputs.get("properties") or {}), "model": model}
+    arm_id = _arm(
+        inputs["resourceGroupName"],
+        f"Microsoft.CognitiveServices/accounts/{inputs['accountName']}/deployments/{deployment}",
+    )
+    return arm_id, {"name": deployment, "properties": properties}
+
+
+def _workspace(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    workspace = inputs["workspaceName"]
+    numeric_id = str(cloud.rng(name).randrange(10**15, 10**16))
+    arm_id = _arm(inputs["resourceGroupName"], f"Microsoft.Databricks/workspaces/{workspace}")
+    return arm_id, {
+        "name": workspace,
+        "workspaceId": cloud.later(numeric_id),
+        "workspaceUrl": cloud.later(f"adb-{numeric_id}.{numeric_id[-2:]}.azuredatabricks.net"),
+        "provisioningState": cloud.later("Succeeded"),
+    }
+
+
+def _provider(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return f"{name}-provider-id", {}
+
+
+def _cluster(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    rng = cloud.rng(name)
+    cluster_id = f"{rng.randrange(10**3, 10**4)}-{rng.randrange(10**5, 10**6)}-lab{name[:3]}"
+    return cluster_id, {
+        "clusterId": cloud.later(cluster_id),
+        "state": cloud.later("RUNNING"),
+        "url": cloud.later(f"#setting/clusters/{cluster_id}/configuration"),
+    }
+
+
+def _secret_scope(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    # The scope's id is its name; without a backend Databricks picks its own.
+    return inputs["name"], {"backendType": inputs.get("backendType") or "DATABRICKS"}
+
+
+def _secret(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    scope, key = inputs["scope"], inputs["key"]
+    return f"{scope}|||{key}", {
+        "configReference": cloud.later(f"{{{{secrets/{scope}/{key}}}}}"),
+        "lastUpdatedTimestamp": cloud.later(1_767_225_600_000),
+    }
+
+
+def _experiment(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    experiment_id = str(cloud.rng(name).randrange(10**15, 10**16))
+    return experiment_id, {
+        "experimentId": cloud.later(experiment_id),
+        "artifactLocation": cloud.later(f"dbfs:/databricks/mlflow-tracking/{experiment_id}"),
+        "lifecycleStage": cloud.later("active"),
+    }
+
+
+def _workspace_file(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    path = inputs["path"]
+    return path, {
+        # The id is the path; the URL is relative to the workspace's host, as for clusters.
+        "url": cloud.later(f"#workspace{path}"),
+        "workspacePath": cloud.later(f"/Workspace{path}"),
+        "objectId": cloud.later(cloud.rng(name).randrange(10**15, 10**16)),
+    }
+
+
+def _job(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    job_id = str(cloud.rng(name).randrange(10**14, 10**15))
+    return job_id, {"url": cloud.later(f"#job/{job_id}")}
+
+
+def _purge(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    # The dynamic provider's create records its inputs, with no Azure call.
+    fields = ("subscription_id", "resource_group_name", "location", "account_name")
+    values = [inputs.get(key) for key in fields]
+    if any(cloud.is_unknown(v) for v in values):
+        return f"{name}-id", {}
+    sub, group, location, account = values
+    return (
+        f"/subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/{location}"
+        f"/resourceGroups/{group}/deletedAccounts/{account}"
+    ), {}
+
+
+def _client_config(cloud: Cloud, args: dict[str, Any]) -> dict[str, Any]:
+    # Known in preview: the provider reads it from the Azure CLI or ARM_* variables.
+    return {
+        "subscriptionId": FAKE_SUBSCRIPTION_ID,
+        "tenantId": FAKE_TENANT_ID,
+        "clientId": AZURE_CLI_CLIENT_ID,
+        "objectId": FAKE_OBJECT_ID,
+    }
+
+
+def _account_keys(cloud: Cloud, args: dict[str, Any]) -> dict[str, Any]:
+    rng = cloud.rng(f"keys/{args['accountName']}")
+    return {
+        key: "".join(rng.choice("0123456789abcdef") for _ in range(32)) for key in ("key1", "key2")
+    }
+
+
+def _current_user(cloud: Cloud, args: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": "1234567890123456",
+        "userName": FAKE_USER,
+        "alphanumeric": "lab_user",
+        "home": f"/Users/{FAKE_USER}",
+        "aclPrincipalId": f"users/{FAKE_USER}",
+    }
+
+
+# --- how the plan shows them -------------------------------------------------------------------
+
+
+def _single_node(inputs: Mapping[str, Any]) -> str:
+    profile = inputs.get("sparkConf") or {}
+    single = inputs.get("numWorkers") == 0 and (
+        isinstance(profile, Mapping)
+        and profile.get("spark.databricks.cluster.profile") == "singleNode"
+    )
+    return "yes" if single else "no"
+
+
+def _tpm(inputs: Mapping[str, Any]) -> str:
+    capacity = field("sku.capacity")(inputs)
+    return f"{int(capacity)}K" if isinstance(capacity, int | float) else str(capacity)
+
+
+#: The stack's resource types, in the lab's order (the plan's order).
+RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
+    ResourceType(
+        "random:index/randomString:RandomString",
+        shows=(("length", field("length")),),
+        answer=_random_string,
+    ),
+    ResourceType(
+        "random:index/randomShuffle:RandomShuffle",
+        shows=(("draws one of", field("inputs")),),
+        answer=_random_shuffle,
+    ),
+    ResourceType(
+        "azure-native:resources:ResourceGroup",
+        shows=(("name", field("resourceGroupName")), ("region", field("location"))),
+        answer=_resource_group,
+        provisioning_seconds=2.0,  # one synchronous ARM PUT
+    ),
+    ResourceType(
+        "pulumi-python:dynamic/llmops:DeletedAccountPurge",
+        shows=(("purges on destroy", field("account_name")), ("region", field("location"))),
+        answer=_purge,
+        # Create only records the coordinates; the engine starts the Python dynamic
+        # provider's host first (estimate: a Python start-up with pulumi imported).
+        provisioning_seconds=2.0,
+    ),
+    ResourceType("llmops:openai:AzureOpenAI"),
+    ResourceType(
+        "azure-native:cognitiveservices:Account",
+        shows=(
+            ("name", field("accountName")),
+            ("region", field("location")),
+            ("kind", field("kind")),
+            ("sku", field("sku.name")),
+            ("subdomain", field("properties.customSubDomainName")),
+            ("public access", field("properties.publicNetworkAccess")),
+        ),
+        answer=_openai_account,
+        provisioning_seconds=30.0,
+    ),
+    ResourceType(
+        "azure-native:cognitiveservices:Deployment",
+        shows=(
+            ("name", field("deploymentName")),
+            ("model", field("properties.model.name")),
+            ("version", lambda i: field("properties.model.version")(i) or "Azure's default"),
+            ("type", field("sku.name")),
+            ("capacity", field("sku.capacity")),
+            ("tokens per minute", _tpm),
+            ("content filter", field("properties.raiPolicyName")),
+            ("version upgrade", field("properties.versionUpgradeOption")),
+        ),
+        answer=_openai_deployment,
+        provisioning_seconds=60.0,
+    ),
+    ResourceType("llmops:databricks:Workspace"),
+    ResourceType(
+        "azure-native:databricks:Workspace",
+        shows=(
+            ("name", field("workspaceName")),
+            ("region", field("location")),
+            ("sku", field("sku.name")),
+            ("compute mode", field("computeMode")),
+            ("managed group", field("managedResourceGroupId")),
+        ),
+        answer=_workspace,
+        provisioning_seconds=240.0,  # observed 48 s to 5 min
+    ),
+    ResourceType(
+        "pulumi:providers:databricks",
+        shows=(
+            ("host", field("host")),
+            ("auth", lambda i: "Azure (az login, ARM_* variables or azure-native: config)"),
+        ),
+        answer=_provider,
+    ),
+    ResourceType("llmops:databricks:LabCluster"),
+    ResourceType(
+        "databricks:index/cluster:Cluster",
+        shows=(
+            ("name", field("clusterName")),
+            ("runtime", field("sparkVersion")),
+            ("node type", field("nodeTypeId")),
+            ("photon", lambda i: "off" if i.get("runtimeEngine") == "STANDARD" else "on"),
+            ("single node", _single_node),
+            ("access mode", field("dataSecurityMode")),
+            ("single user", field("singleUserName")),
+            ("auto-termination", lambda i: f"{i.get('autoterminationMinutes')} min"),
+            ("up waits for RUNNING", lambda i: "no (clusterNoWait)" if i.get("noWait") else "yes"),
+        ),
+        answer=_cluster,
+        provisioning_seconds=300.0,  # waits for RUNNING: a cold VM start, 4-5 min
+    ),
+    ResourceType("llmops:databricks:LabEnvironment"),
+    ResourceType(
+        "databricks:index/secretScope:SecretScope",
+        shows=(("name", field("name")), ("backend", field("backendType"))),
+        answer=_secret_scope,
+        provisioning_seconds=1.0,  # one Databricks REST call each, answered at once
+    ),
+    ResourceType(
+        "databricks:index/secret:Secret",
+        shows=(("scope", field("scope")), ("key", field("key")), ("value", field("stringValue"))),
+        answer=_secret,
+        provisioning_seconds=1.0,
+    ),
+    ResourceType(
+        "databricks:index/mlflowExperiment:MlflowExperiment",
+        shows=(("path", field("name")),),
+        answer=_experiment,
+        provisioning_seconds=1.0,
+    ),
+    ResourceType("llmops:databricks:LabJobs"),
+    ResourceType(
+        "databricks:index/workspaceFile:WorkspaceFile",
+        shows=(("source", field("source")),),
+        answer=_workspace_file,
+        provisioning_seconds=1.0,
+    ),
+    ResourceType(
+        "databricks:index/job:Job",
+        shows=(
+            ("name", field("name")),
+            ("schedule", lambda i: field("schedule.pauseStatus")(i) or "none (run on demand)"),
+        ),
+        answer=_job,
+        provisioning_seconds=1.0,
+    ),
+)
+
+#: The provider functions the program calls.
+FUNCTIONS: Final[tuple[FunctionType, ...]] = (
+    FunctionType("azure-native:authorization:getClientConfig", _client_config),
+    FunctionType("azure-native:cognitiveservices:listAccountKeys", _account_keys),
+    FunctionType("databricks:index/getCurrentUser:getCurrentUser", _current_user),
+)

@@ -1,0 +1,69 @@
+"""The Azure identity that deploys the stack, handed to every part that signs in as it.
+
+Pulumi's azure-native provider finds its identity in three ways: the Azure CLI
+login, ``ARM_*`` environment variables, or the stack's ``azure-native:``
+configuration (``clientId``, ``clientSecret`` as a secret, ``tenantId``, or
+OIDC through ``useOidc``). The first two reach every tool on the machine; the
+third reaches only azure-native. So the program reads it here and passes the
+same identity to the Databricks provider, which signs in to the new workspace.
+(The purge reads it itself when it runs: the engine hands a dynamic provider
+the stack's configuration.) The secret stays a Pulumi secret throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pulumi
+
+__all__ = ["AZURE_CLI_APP_ID", "AzureIdentity"]
+
+#: The Azure CLI's well-known application id: what the client configuration reports
+#: as its client id after ``az login`` (a user), never for a service principal.
+AZURE_CLI_APP_ID: Final = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+
+
+@dataclass(frozen=True)
+class AzureIdentity:
+    """A service principal from the stack's ``azure-native:`` configuration, if any."""
+
+    client_id: str | None = None
+    """``azure-native:clientId``."""
+    client_secret: pulumi.Output[str] | None = None
+    """``azure-native:clientSecret``, a Pulumi secret."""
+    tenant_id: str | None = None
+    """``azure-native:tenantId``."""
+    use_oidc: bool = False
+    """``azure-native:useOidc``: federated credentials (GitHub Actions) instead of a secret."""
+    use_msi: bool = False
+    """``azure-native:useMsi``: the machine's managed identity."""
+
+    @classmethod
+    def from_stack_config(cls) -> AzureIdentity:
+        """What ``azure-native:`` configuration the stack sets (nothing: CLI or ARM_*)."""
+        config = pulumi.Config("azure-native")
+        return cls(
+            client_id=config.get("clientId") or None,
+            client_secret=config.get_secret("clientSecret"),
+            tenant_id=config.get("tenantId") or None,
+            use_oidc=bool(config.get_bool("useOidc")),
+            use_msi=bool(config.get_bool("useMsi")),
+        )
+
+    def databricks_provider_args(self) -> dict[str, Any]:
+        """The same identity for ``pulumi_databricks.Provider`` (empty: the provider then
+        finds the Azure CLI login or the ``ARM_*`` variables itself, as azure-native does)."""
+        args: dict[str, Any] = {}
+        if self.client_id:
+            args["azure_client_id"] = self.client_id
+        if self.tenant_id:
+            args["azure_tenant_id"] = self.tenant_id
+        if self.use_oidc:
+            # The Databricks provider's Azure federated sign-in (GitHub Actions' token).
+            args["auth_type"] = "github-oidc-azure"
+        elif self.use_msi:
+            args["azure_use_msi"] = True
+        elif self.client_secret is not None:
+            args["azure_client_secret"] = self.client_secret
+        return args
