@@ -33,9 +33,13 @@ def test_every_resource_of_a_stack_deployed_before_keeps_its_identity(run: Run) 
     moved = {new: o for new, o in matched.items() if new != o}
     assert moved, "the redesign moved resources; they are claimed through aliases"
     real = set(engine_urns(today).values())
-    assert real - set(matched) <= {
-        "urn:pulumi:dev::llmops::llmops:databricks:LabCluster::databricks-cluster"
-    }, "only the new cluster component is new: it holds no cloud resource of its own"
+    assert real - set(matched) == {
+        # The cluster's new component, which holds no cloud resource of its own ...
+        "urn:pulumi:dev::llmops::llmops:databricks:LabCluster::databricks-cluster",
+        # ... and the eval job, new with `workload eval`.
+        "urn:pulumi:dev::llmops::llmops:databricks:LabJobs$databricks:index/job:Job"
+        "::databricks-jobs-eval",
+    }, "nothing else is created anew"
 
 
 def test_a_component_moved_without_an_alias_loses_its_children(run: Run) -> None:

@@ -51,6 +51,7 @@ def test_creates_exactly_the_lab_resources(dev: ProgramRun) -> None:
             "databricks:index/mlflowExperiment:MlflowExperiment",
             "databricks:index/job:Job",
             "databricks:index/job:Job",
+            "databricks:index/job:Job",
             # Issue 7: purges the soft-deleted account on destroy (tests/test_purge.py).
             "pulumi-python:dynamic/llmops:DeletedAccountPurge",
         ]
@@ -173,6 +174,7 @@ def test_exports_exactly_the_contract_and_only_the_key_is_secret(dev: ProgramRun
         "databricks_service_credential",
         "databricks_chat_job_id",
         "databricks_monitor_job_id",
+        "databricks_eval_job_id",
     ], "a key-mode stack exports DESIGN.md's outputs by these names, in this order"
     secret = {name for name, export in dev.exports.items() if export.secret}
     assert secret == {contract.OPENAI_API_KEY}
@@ -310,6 +312,7 @@ def test_a_stack_that_sets_nothing_gets_the_labs_settings_from_pulumi_yaml() -> 
         defaults.cluster_no_wait,
         defaults.tags,
         defaults.auth_mode,
+        defaults.deployer_principal_type,
         defaults.judge_model,
         defaults.judge_model_version,
         defaults.judge_capacity,
@@ -331,6 +334,7 @@ def test_a_stack_that_sets_nothing_gets_the_labs_settings_from_pulumi_yaml() -> 
         False,
         {},
         "key",
+        None,
         None,
         None,
         10,
@@ -359,6 +363,7 @@ def test_pulumi_yaml_declares_every_key_the_program_reads_typed_and_described() 
         "clusterNoWait": "boolean",
         "tags": "object",
         "authMode": "string",
+        "deployerPrincipalType": "string",
         "judgeModel": "string",
         "judgeModelVersion": "string",
         "judgeCapacity": "integer",

@@ -242,6 +242,52 @@ def _purge(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[s
     ), {}
 
 
+def _role_assignment(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    # Azure names an assignment with a GUID of its own when none is given.
+    rng = cloud.rng(name)
+    guid = "-".join(
+        "".join(rng.choice("0123456789abcdef") for _ in range(n)) for n in (8, 4, 4, 4, 12)
+    )
+    assignment = inputs.get("roleAssignmentName") or guid
+    scope = inputs.get("scope")
+    arm_id = (
+        cloud.later(f"{scope}/providers/Microsoft.Authorization/roleAssignments/{assignment}")
+        if not cloud.is_unknown(scope)
+        else f"{name}-id"
+    )
+    return arm_id, {
+        "name": cloud.later(assignment),
+        # azure-native's default when the program states none: a user.
+        "principalType": inputs.get("principalType") or "User",
+    }
+
+
+def _access_connector(
+    cloud: Cloud, name: str, inputs: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    connector = inputs["connectorName"]
+    principal = str(uuid_from(cloud.rng(name)))
+    identity = {**(inputs.get("identity") or {}), "principalId": cloud.later(principal)}
+    identity["tenantId"] = cloud.later(FAKE_TENANT_ID)
+    arm_id = _arm(inputs["resourceGroupName"], f"Microsoft.Databricks/accessConnectors/{connector}")
+    return arm_id, {"name": connector, "identity": identity}
+
+
+def _credential(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    credential_id = str(uuid_from(cloud.rng(name)))
+    return inputs["name"], {
+        "credentialId": cloud.later(credential_id),
+        "metastoreId": cloud.later(str(uuid_from(cloud.rng("metastore")))),
+        "owner": cloud.later(FAKE_USER),
+    }
+
+
+def uuid_from(rng: random.Random) -> str:
+    """A GUID drawn from ``rng`` (stable for one stack and resource)."""
+    digits = "".join(rng.choice("0123456789abcdef") for _ in range(32))
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
 def _client_config(cloud: Cloud, args: dict[str, Any]) -> dict[str, Any]:
     # Known in preview: the provider reads it from the Azure CLI or ARM_* variables.
     return {
@@ -322,9 +368,28 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
             ("sku", field("sku.name")),
             ("subdomain", field("properties.customSubDomainName")),
             ("public access", field("properties.publicNetworkAccess")),
+            (
+                "key access",
+                lambda i: (
+                    "disabled (keyless)"
+                    if field("properties.disableLocalAuth")(i)
+                    else "enabled (the lab's key)"
+                ),
+            ),
         ),
         answer=_openai_account,
         provisioning_seconds=30.0,
+    ),
+    ResourceType(
+        "azure-native:authorization:RoleAssignment",
+        shows=(
+            ("role", lambda i: str(i.get("roleDefinitionId") or "").rsplit("/", 1)[-1]),
+            ("principal", field("principalId")),
+            ("principal type", field("principalType")),
+            ("scope", field("scope")),
+        ),
+        answer=_role_assignment,
+        provisioning_seconds=5.0,  # one ARM PUT; the role takes effect minutes later
     ),
     ResourceType(
         "azure-native:cognitiveservices:Deployment",
@@ -362,6 +427,27 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         ),
         answer=_provider,
     ),
+    ResourceType("llmops:databricks:LabCredential"),
+    ResourceType(
+        "azure-native:databricks:AccessConnector",
+        shows=(
+            ("name", field("connectorName")),
+            ("region", field("location")),
+            ("identity", field("identity.type")),
+        ),
+        answer=_access_connector,
+        provisioning_seconds=20.0,  # an ARM resource with a system-assigned identity
+    ),
+    ResourceType(
+        "databricks:index/credential:Credential",
+        shows=(
+            ("name", field("name")),
+            ("purpose", field("purpose")),
+            ("access connector", field("azureManagedIdentity.accessConnectorId")),
+        ),
+        answer=_credential,
+        provisioning_seconds=1.0,
+    ),
     ResourceType("llmops:databricks:LabCluster"),
     ResourceType(
         "databricks:index/cluster:Cluster",
@@ -372,6 +458,7 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
             ("photon", lambda i: "off" if i.get("runtimeEngine") == "STANDARD" else "on"),
             ("single node", _single_node),
             ("access mode", field("dataSecurityMode")),
+            ("environment", lambda i: sorted((i.get("sparkEnvVars") or {}).keys())),
             ("single user", field("singleUserName")),
             ("auto-termination", lambda i: f"{i.get('autoterminationMinutes')} min"),
             ("up waits for RUNNING", lambda i: "no (clusterNoWait)" if i.get("noWait") else "yes"),

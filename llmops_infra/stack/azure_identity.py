@@ -12,6 +12,7 @@ the stack's configuration.) The secret stays a Pulumi secret throughout.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -49,6 +50,27 @@ class AzureIdentity:
             tenant_id=config.get("tenantId") or None,
             use_oidc=bool(config.get_bool("useOidc")),
             use_msi=bool(config.get_bool("useMsi")),
+        )
+
+    def principal_type(self, client_id: pulumi.Input[str]) -> pulumi.Output[str]:
+        """``User`` or ``ServicePrincipal``, for a role assignment to the deploying identity.
+
+        The client configuration names no principal type, but its client id does tell:
+        after ``az login`` it is the Azure CLI's own application id (a user); a service
+        principal or managed identity reports its own. A service principal set in the
+        stack's configuration or the ``ARM_*`` variables settles it first.
+        """
+        environment = os.environ
+        explicit = (
+            self.client_id
+            or self.use_oidc
+            or self.use_msi
+            or environment.get("ARM_CLIENT_ID")
+            or environment.get("ARM_USE_MSI", "").lower() == "true"
+            or environment.get("ARM_USE_OIDC", "").lower() == "true"
+        )
+        return pulumi.Output.from_input(client_id).apply(
+            lambda cid: "ServicePrincipal" if explicit or cid != AZURE_CLI_APP_ID else "User"
         )
 
     def databricks_provider_args(self) -> dict[str, Any]:

@@ -96,6 +96,8 @@ class LlmopsConfig:
     """Tags added to every Azure resource and the cluster's VMs."""
     auth_mode: AuthMode
     """``key`` (the lab: an account key in a secret scope) or ``entra`` (keyless)."""
+    deployer_principal_type: str | None
+    """Keyless: the deploying identity's principal type, or None to decide it."""
     judge_model: str | None
     """The model of a second deployment for the eval judges (named after it), or None."""
     judge_model_version: str | None
@@ -288,6 +290,9 @@ RULES: Final[dict[str, Rule]] = {
     "clusterNoWait": Rule("cluster_no_wait"),
     "tags": Rule("tags", _tags),
     "authMode": Rule("auth_mode", _one_of("key", "entra")),
+    "deployerPrincipalType": Rule(
+        "deployer_principal_type", _one_of("User", "ServicePrincipal", "Group"), empty_is_none=True
+    ),
     "judgeModel": Rule("judge_model", _judge_model, empty_is_none=True),
     "judgeModelVersion": Rule("judge_model_version", _no_spaces, empty_is_none=True),
     "judgeCapacity": Rule("judge_capacity", _at_least_one),

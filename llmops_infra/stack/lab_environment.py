@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -26,6 +26,8 @@ from workload import contract
 __all__ = [
     "REQUIREMENTS_FILE",
     "RUNTIME_PACKAGES",
+    "KeyAccess",
+    "KeylessAccess",
     "LabEnvironment",
     "LabEnvironmentArgs",
     "pinned_requirements",
@@ -59,13 +61,29 @@ def pinned_requirements(
 
 
 @dataclass(frozen=True)
-class LabEnvironmentArgs:
-    """What the lab's first cell typed in, and where its traces go."""
+class KeyAccess:
+    """Key mode (the lab): the key in a Databricks-backed secret scope."""
 
     secret_scope: str
-    """Name of the Databricks-backed secret scope to create."""
+    """Name of the secret scope to create."""
     api_key: pulumi.Input[str]
     """The Azure OpenAI key (a Pulumi secret); stored only in the secret scope."""
+
+
+@dataclass(frozen=True)
+class KeylessAccess:
+    """Entra mode: the cluster gets its token from a Unity Catalog service credential."""
+
+    service_credential: pulumi.Input[str]
+    """The credential's name (``LLMOPS_SERVICE_CREDENTIAL``)."""
+
+
+@dataclass(frozen=True)
+class LabEnvironmentArgs:
+    """What the lab's first cell typed in, where its traces go, and the workload's budgets."""
+
+    access: KeyAccess | KeylessAccess
+    """How the cluster authenticates to Azure OpenAI."""
     endpoint: pulumi.Input[str]
     """``AZURE_OPENAI_ENDPOINT``."""
     api_version: pulumi.Input[str]
@@ -74,26 +92,28 @@ class LabEnvironmentArgs:
     """``AZURE_OPENAI_DEPLOYMENT``: the ``model=`` of the chat call."""
     experiment_path: str
     """Workspace path of the MLflow experiment (``/Shared/...`` or ``/Users/<user>/...``)."""
-    libraries: tuple[str, ...] = field(default_factory=lambda: tuple(pinned_requirements()))
-    """PyPI requirements the cluster installs, ``name==version``."""
+    tokens_per_minute: int
+    """The chat deployment's rate limit, for ``workload eval``'s pacing."""
+    judge_deployment: pulumi.Input[str] = ""
+    """The judge deployment, "" when the judges use the chat deployment."""
+    judge_tokens_per_minute: int = 0
+    """The judge deployment's rate limit (0 without one)."""
 
 
 class LabEnvironment(pulumi.ComponentResource):
-    """The secret scope with the key, the experiment, and the cluster settings that use them.
+    """The secret scope with the key (key mode), the experiment, and the cluster's settings.
 
     Create it with the workspace's provider (``ResourceOptions(provider=...)``);
     its children inherit it.
     """
 
-    secret_scope: pulumi.Output[str]
-    """The scope's name."""
-    secret_reference: pulumi.Output[str]
-    """``{{secrets/<scope>/<key>}}``: how Spark configuration refers to the key."""
+    secret_scope: pulumi.Output[str] | None
+    """The scope's name; None in entra mode (no scope is created)."""
     experiment_path: pulumi.Output[str]
     """The experiment's workspace path, also its name for MLflow."""
     experiment_id: pulumi.Output[str]
     """The experiment's id."""
-    key_secret: databricks.Secret
+    key_secret: databricks.Secret | None
     """The secret holding the key: a cluster that uses it must be created after it."""
     spark_env_vars: dict[str, pulumi.Output[str]]
     """The cluster's environment: the lab's variables, the key only as a reference."""
@@ -114,51 +134,63 @@ class LabEnvironment(pulumi.ComponentResource):
         )
         child = pulumi.ResourceOptions(parent=self)
 
-        scope = databricks.SecretScope(
-            f"{name}-scope",
-            name=args.secret_scope,
-            # Databricks-backed: no Key Vault to create or grant access to.
-            backend_type="DATABRICKS",
-            opts=child,
-        )
-        secret = databricks.Secret(
-            f"{name}-openai-key",
-            scope=scope.name,
-            key=contract.OPENAI_KEY_SECRET,
-            string_value=pulumi.Output.secret(args.api_key),
-            opts=child,
-        )
         experiment = databricks.MlflowExperiment(
             f"{name}-experiment",
             name=args.experiment_path,
             description="Traces of the LLMOps lab's Azure OpenAI chat call (python -m workload).",
             opts=child,
         )
-
-        self.secret_scope = scope.name
-        self.secret_reference = secret.config_reference
-        self.experiment_path = experiment.name
-        self.experiment_id = experiment.id
-        self.key_secret = secret
         # The lab's first cell, as the cluster's environment: a notebook on the cluster
-        # starts at the client cell. Spark resolves the reference when the cluster starts.
-        self.spark_env_vars = {
-            contract.ENV_API_KEY: secret.config_reference,
-            contract.ENV_ENDPOINT: pulumi.Output.from_input(args.endpoint),
-            contract.ENV_API_VERSION: pulumi.Output.from_input(args.api_version),
-            contract.ENV_DEPLOYMENT: pulumi.Output.from_input(args.deployment),
+        # starts at the client cell.
+        env: dict[str, pulumi.Input[str]] = {
+            contract.ENV_ENDPOINT: args.endpoint,
+            contract.ENV_API_VERSION: args.api_version,
+            contract.ENV_DEPLOYMENT: args.deployment,
             # The configured path, not the experiment's output: the cluster can start
             # while the experiment is still being created.
-            contract.ENV_EXPERIMENT: pulumi.Output.from_input(args.experiment_path),
+            contract.ENV_EXPERIMENT: args.experiment_path,
+            # workload eval paces its requests within the deployments' limits.
+            contract.ENV_TOKENS_PER_MINUTE: str(args.tokens_per_minute),
+            contract.ENV_JUDGE_DEPLOYMENT: args.judge_deployment,
+            contract.ENV_JUDGE_TOKENS_PER_MINUTE: str(args.judge_tokens_per_minute),
         }
+        packages = list(RUNTIME_PACKAGES)
+        self.secret_scope = None
+        self.key_secret = None
+        if isinstance(args.access, KeyAccess):
+            scope = databricks.SecretScope(
+                f"{name}-scope",
+                name=args.access.secret_scope,
+                # Databricks-backed: no Key Vault to create or grant access to.
+                backend_type="DATABRICKS",
+                opts=child,
+            )
+            self.key_secret = databricks.Secret(
+                f"{name}-openai-key",
+                scope=scope.name,
+                key=contract.OPENAI_KEY_SECRET,
+                string_value=pulumi.Output.secret(args.access.api_key),
+                opts=child,
+            )
+            self.secret_scope = scope.name
+            # Spark resolves the reference when the cluster starts; the key is never in clear.
+            env[contract.ENV_API_KEY] = self.key_secret.config_reference
+        else:
+            env[contract.ENV_AUTH_MODE] = "entra"
+            env[contract.ENV_SERVICE_CREDENTIAL] = args.access.service_credential
+            # The service credential's provider is an azure-identity credential.
+            packages.append("azure-identity")
+
+        self.experiment_path = experiment.name
+        self.experiment_id = experiment.id
+        self.spark_env_vars = {key: pulumi.Output.from_input(v) for key, v in env.items()}
         self.libraries = [
             databricks.ClusterLibraryArgs(pypi=databricks.ClusterLibraryPypiArgs(package=package))
-            for package in args.libraries
+            for package in pinned_requirements(packages)
         ]
         self.register_outputs(
             {
                 "secret_scope": self.secret_scope,
-                "secret_reference": self.secret_reference,
                 "experiment_path": self.experiment_path,
                 "experiment_id": self.experiment_id,
             }

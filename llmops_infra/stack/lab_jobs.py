@@ -3,7 +3,8 @@
 One component, created through the workspace's provider: the ``workload``
 package uploaded as workspace files, a job that runs ``workload chat`` on the
 lab's cluster, and a job that runs ``workload monitor --fail-on-drift`` on a
-schedule that starts paused.
+schedule that starts paused, and a job that runs ``workload eval`` on the
+prompt set shipped in the package.
 """
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ PACKAGE_DIR: Final = contract.PROJECT_DIR / "workload"
 #: Daily at 06:00 UTC (Quartz syntax); the schedule is created paused.
 _MONITOR_CRON: Final = "0 0 6 * * ?"
 _MONITOR_TIMEZONE: Final = "UTC"
+
+
+#: Data files uploaded with the package (the eval job's prompt set).
+_DATA_SUFFIXES: Final = frozenset({".jsonl"})
+
+
+def _resource_suffix(path: Path, package_dir: Path) -> str:
+    """``chat`` for ``chat.py`` (as stacks deployed before know it), ``datasets-x.jsonl``
+    for a data file."""
+    if path.suffix == ".py" and path.parent == package_dir:
+        return path.stem
+    return path.relative_to(package_dir).as_posix().replace("/", "-")
 
 
 def _source(path: Path) -> str:
@@ -63,6 +76,8 @@ class LabJobs(pulumi.ComponentResource):
     """Id of the job that runs ``workload chat``."""
     monitor_job_id: pulumi.Output[str]
     """Id of the job that runs ``workload monitor --fail-on-drift`` (schedule paused)."""
+    eval_job_id: pulumi.Output[str]
+    """Id of the job that runs ``workload eval`` on the shipped prompt set."""
     package_path: pulumi.Output[str]
     """Workspace path of the uploaded package folder."""
 
@@ -88,16 +103,22 @@ class LabJobs(pulumi.ComponentResource):
             raise pulumi.RunError(
                 f"{args.package_dir} has no {contract.JOB_ENTRY_MODULE}.py for the jobs"
             )
+        # The package's data (the eval job's prompt set) goes along, in its own folders.
+        data = sorted(p for p in args.package_dir.rglob("*") if p.suffix in _DATA_SUFFIXES)
         files = [
             databricks.WorkspaceFile(
-                f"{name}-{package}-{path.stem}",
-                path=pulumi.Output.concat(package_path, "/", path.name),
+                # Modules keep the names deployed stacks know them by; data files are
+                # named by their path in the package.
+                f"{name}-{package}-{_resource_suffix(path, args.package_dir)}",
+                path=pulumi.Output.concat(
+                    package_path, "/", path.relative_to(args.package_dir).as_posix()
+                ),
                 source=_source(path),
                 # The file's own hash: an edited module shows as a diff and is uploaded again.
                 md5=hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest(),
                 opts=child,
             )
-            for path in sources
+            for path in [*sources, *data]
         ]
 
         entry = pulumi.Output.concat(package_path, "/", contract.JOB_ENTRY_MODULE, ".py")
@@ -141,13 +162,27 @@ class LabJobs(pulumi.ComponentResource):
             opts=after_upload,
         )
 
+        evaluate = databricks.Job(
+            f"{name}-eval",
+            name="LLMOps lab: evaluation (python -m workload eval)",
+            description=(
+                "Runs the shipped prompt set through the traced call and scores it with "
+                "MLflow's judges, paced within the deployments' rate limits."
+            ),
+            tasks=[task("eval", ["eval"], 2 * 60 * 60)],
+            max_concurrent_runs=1,
+            opts=after_upload,
+        )
+
         self.chat_job_id = chat.id
         self.monitor_job_id = monitor.id
+        self.eval_job_id = evaluate.id
         self.package_path = package_path
         self.register_outputs(
             {
                 "chat_job_id": self.chat_job_id,
                 "monitor_job_id": self.monitor_job_id,
+                "eval_job_id": self.eval_job_id,
                 "package_path": self.package_path,
             }
         )

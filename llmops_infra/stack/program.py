@@ -16,10 +16,16 @@ from pulumi_azure_native import authorization, resources
 from llmops_infra.errors import ConfigError
 from llmops_infra.purge import DeletedAccountPurge, DeletedAccountPurgeArgs
 from llmops_infra.stack.azure_identity import AzureIdentity
-from llmops_infra.stack.azure_openai import AzureOpenAI, AzureOpenAIArgs
+from llmops_infra.stack.azure_openai import AzureOpenAI, AzureOpenAIArgs, DeploymentArgs
 from llmops_infra.stack.cluster import LabCluster, LabClusterArgs
 from llmops_infra.stack.config import NAMESPACE, LlmopsConfig, parse_config
-from llmops_infra.stack.lab_environment import LabEnvironment, LabEnvironmentArgs
+from llmops_infra.stack.lab_credential import LabCredential, LabCredentialArgs
+from llmops_infra.stack.lab_environment import (
+    KeyAccess,
+    KeylessAccess,
+    LabEnvironment,
+    LabEnvironmentArgs,
+)
 from llmops_infra.stack.lab_jobs import LabJobs, LabJobsArgs
 from llmops_infra.stack.workspace import DatabricksWorkspace, DatabricksWorkspaceArgs
 from workload import contract
@@ -65,10 +71,13 @@ def deploy(config: LlmopsConfig) -> None:
         tags=dict(config.tags),
     )
 
-    subscription_id = authorization.get_client_config_output().subscription_id
+    client = authorization.get_client_config_output()
+    subscription_id = client.subscription_id
+    identity = AzureIdentity.from_stack_config()
+    keyless = config.auth_mode == "entra"
     account_name = suffix.apply(lambda s: f"oai-{base}-{s}")
-    # Issue 7: the account depends on the purge, so `pulumi destroy` deletes the account
-    # first and then purges it from the soft-deleted accounts, freeing its name and quota.
+    # The account depends on the purge, so `pulumi destroy` deletes the account first
+    # and then purges it from the soft-deleted accounts, freeing its name and quota.
     purge: tuple[pulumi.Resource, ...] = ()
     if config.purge_on_destroy:
         purge = (
@@ -83,16 +92,36 @@ def deploy(config: LlmopsConfig) -> None:
             ),
         )
 
+    # [Azure OpenAI リソース] and [必要なモデルをデプロイする]
+    judge = (
+        DeploymentArgs(
+            name=config.judge_model,
+            model_name=config.judge_model,
+            model_version=config.judge_model_version,
+            capacity=config.judge_capacity,
+        )
+        if config.judge_model is not None
+        else None
+    )
     openai = AzureOpenAI(
         "openai",
         AzureOpenAIArgs(
             resource_group_name=group.name,
             location=region,
             account_name=account_name,
-            deployment_name=config.deployment_name,
-            model_name=config.model_name,
-            model_version=config.model_version,
-            capacity=config.capacity,
+            chat=DeploymentArgs(
+                name=config.deployment_name,
+                model_name=config.model_name,
+                model_version=config.model_version,
+                capacity=config.capacity,
+            ),
+            judge=judge,
+            auth_mode=config.auth_mode,
+            subscription_id=subscription_id,
+            deployer_object_id=client.object_id,
+            deployer_principal_type=(
+                config.deployer_principal_type or identity.principal_type(client.client_id)
+            ),
             tags=config.tags,
             depends_on=purge,
         ),
@@ -109,24 +138,50 @@ def deploy(config: LlmopsConfig) -> None:
                 lambda a: f"/subscriptions/{a[0]}/resourceGroups/rg-{base}-{a[1]}-dbw-managed"
             ),
             sku=config.workspace_sku,
-            identity=AzureIdentity.from_stack_config(),
+            identity=identity,
             tags=config.tags,
         ),
     )
     in_workspace = pulumi.ResourceOptions(provider=workspace.provider)
 
+    access: KeyAccess | KeylessAccess
+    credential_name: pulumi.Output[str] = pulumi.Output.from_input("")
+    if keyless:
+        # Keyless: the cluster reaches the model as a managed identity through Unity Catalog.
+        credential = LabCredential(
+            "databricks-credential",
+            LabCredentialArgs(
+                resource_group_name=group.name,
+                location=region,
+                connector_name=suffix.apply(lambda s: f"dbac-{base}-{s}"),
+                # Unique across the region's metastore, which other workspaces share.
+                credential_name=suffix.apply(lambda s: f"{base}-{s}-openai".replace("-", "_")),
+                subscription_id=subscription_id,
+                account_id=openai.account_id,
+                provider=workspace.provider,
+                tags=config.tags,
+            ),
+        )
+        credential_name = credential.credential_name
+        access = KeylessAccess(service_credential=credential_name)
+    else:
+        assert openai.api_key is not None  # key mode lists the key
+        access = KeyAccess(secret_scope=config.secret_scope, api_key=openai.api_key)
+
     # [MLflow を使用して LLM をログする]: the lab's first cell, done once for good.
     lab = LabEnvironment(
         "databricks-lab",
         LabEnvironmentArgs(
-            secret_scope=config.secret_scope,
-            api_key=openai.api_key,
+            access=access,
             endpoint=openai.endpoint,
             api_version=config.openai_api_version,
-            # The configured name, not the Deployment's output: the cluster need not
-            # wait for the model deployment.
+            # The configured names, not the Deployments' outputs: the cluster need not
+            # wait for the model deployments.
             deployment=config.deployment_name,
             experiment_path=config.experiment_path,
+            tokens_per_minute=config.capacity * 1000,
+            judge_deployment=config.judge_model or "",
+            judge_tokens_per_minute=config.judge_capacity * 1000 if config.judge_model else 0,
         ),
         opts=in_workspace,
     )
@@ -143,7 +198,8 @@ def deploy(config: LlmopsConfig) -> None:
             libraries=lab.libraries,
             tags=config.tags,
             no_wait=config.cluster_no_wait,
-            starts_after=[lab.key_secret],
+            # A cluster whose secret does not exist yet fails to start.
+            starts_after=[lab.key_secret] if lab.key_secret is not None else [],
         ),
         opts=in_workspace,
     )
@@ -158,7 +214,7 @@ def deploy(config: LlmopsConfig) -> None:
         opts=in_workspace,
     )
 
-    exports: dict[str, pulumi.Input[str] | pulumi.Input[int]] = {
+    exports: dict[str, pulumi.Input[str] | pulumi.Input[int] | None] = {
         contract.RESOURCE_GROUP_NAME: group.name,
         contract.REGION: region,
         contract.OPENAI_ACCOUNT_NAME: openai.account_name,
@@ -168,19 +224,23 @@ def deploy(config: LlmopsConfig) -> None:
         contract.OPENAI_DEPLOYMENT: openai.deployment_name,
         contract.OPENAI_AUTH_MODE: config.auth_mode,
         contract.OPENAI_TOKENS_PER_MINUTE: config.capacity * 1000,
-        contract.OPENAI_JUDGE_DEPLOYMENT: "",
-        contract.OPENAI_JUDGE_TOKENS_PER_MINUTE: 0,
+        contract.OPENAI_JUDGE_DEPLOYMENT: openai.judge_deployment_name,
+        contract.OPENAI_JUDGE_TOKENS_PER_MINUTE: (
+            config.judge_capacity * 1000 if config.judge_model else 0
+        ),
         contract.DATABRICKS_WORKSPACE_URL: workspace.workspace_url,
         contract.DATABRICKS_WORKSPACE_RESOURCE_ID: workspace.workspace_resource_id,
         contract.DATABRICKS_CLUSTER_ID: cluster.cluster_id,
         contract.MLFLOW_EXPERIMENT_PATH: lab.experiment_path,
         contract.DATABRICKS_SECRET_SCOPE: lab.secret_scope,
-        contract.DATABRICKS_SERVICE_CREDENTIAL: "",
+        contract.DATABRICKS_SERVICE_CREDENTIAL: credential_name,
         contract.DATABRICKS_CHAT_JOB_ID: jobs.chat_job_id,
         contract.DATABRICKS_MONITOR_JOB_ID: jobs.monitor_job_id,
+        contract.DATABRICKS_EVAL_JOB_ID: jobs.eval_job_id,
     }
     for name in contract.ALL_OUTPUTS:
-        if name in exports:
+        # Keyless stacks have no key and no secret scope: those outputs are not exported.
+        if exports[name] is not None and not (keyless and name in contract.KEY_MODE_OUTPUTS):
             pulumi.export(name, exports[name])
 
 
