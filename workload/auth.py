@@ -25,7 +25,7 @@ azure-identity's (``get_bearer_token_provider``), not ours.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal, cast
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from workload import contract
 from workload.errors import SettingsError, first_line
@@ -96,7 +96,7 @@ def resolve_auth_mode(
         if not text:
             continue
         if text in AUTH_MODES:
-            return cast(AuthMode, text)
+            return text
         problems.append(f"{source} = {str(raw)!r} is not one of {', '.join(AUTH_MODES)}")
         return "key"
     return "key"
