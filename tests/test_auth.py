@@ -36,7 +36,7 @@ from workload import contract
 from workload.auth import COGNITIVE_SERVICES_SCOPE, make_client
 from workload.chat import _describe
 from workload.cli import main
-from workload.errors import SettingsError
+from workload.errors import ServiceError, SettingsError
 from workload.settings import resolve_settings
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -210,6 +210,26 @@ def test_default_azure_credential_gives_the_token(
     token_info = default_credential.return_value.get_token_info
     assert token_info.call_args.args == (COGNITIVE_SERVICES_SCOPE,), "Azure OpenAI's scope"
     assert token_info.call_count == 1, "the token is cached between calls (azure-identity's)"
+
+
+def test_a_token_that_cannot_be_renewed_fails_the_call_in_one_line(
+    keyless: FakeAzureOpenAI, default_credential: MagicMock
+) -> None:
+    keyless.ad_token = DEFAULT_TOKEN
+    token_info = default_credential.return_value.get_token_info
+    # A token about to expire is renewed before the next call; the renewal fails.
+    token_info.side_effect = [
+        AccessTokenInfo(DEFAULT_TOKEN, int(time.time()) + 5),
+        AccessTokenInfo(DEFAULT_TOKEN, int(time.time()) + 5),
+        ClientAuthenticationError("AADSTS700082: The refresh token has expired."),
+    ]
+    settings = resolve_settings(_entra_outputs(keyless.endpoint), {})
+    client = make_client(settings, max_retries=0, timeout=5.0)  # the first token, checked
+    client.chat.completions.create(model=settings.model, messages=[])
+    with pytest.raises(ServiceError, match="could not renew the token") as failure:
+        client.chat.completions.create(model=settings.model, messages=[])
+    _says_what_to_check(str(failure.value) + "\n")
+    assert len(keyless.requests) == 1, "the call without a token is not sent"
 
 
 def test_on_a_cluster_the_service_credential_gives_the_token(

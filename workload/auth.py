@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from workload import contract
-from workload.errors import SettingsError, first_line
+from workload.errors import ServiceError, SettingsError, first_line
 
 if TYPE_CHECKING:
     import openai
@@ -167,8 +167,9 @@ def token_provider(settings: ChatSettings) -> Callable[[], str]:
     """A callable returning a bearer token for Azure OpenAI, checked once before returning.
 
     Raises :class:`SettingsError` (exit 2, nothing sent to the model) when no token can
-    be had, naming what to check. The callable caches and refreshes the token
-    (azure-identity's ``get_bearer_token_provider``).
+    be had, naming what to check. The callable caches and renews the token
+    (azure-identity's ``get_bearer_token_provider``); a renewal that fails raises
+    :class:`ServiceError` from inside the client's call (exit 1).
     """
     source = settings.credential
     if source == "ad-token":
@@ -196,7 +197,19 @@ def token_provider(settings: ChatSettings) -> Callable[[], str]:
             f"entra mode found no token for Azure OpenAI from {where} "
             f"({first_line(err)[:200]}); {ENTRA_CHECKS}"
         ) from None
-    return provider
+
+    def renewed() -> str:
+        # Called by the client before each request; the token is renewed near its expiry,
+        # which can fail hours into an eval: one line then too, the call failed (exit 1).
+        try:
+            return provider()
+        except Exception as err:
+            raise ServiceError(
+                f"entra mode could not renew the token from {where} "
+                f"({first_line(err)[:200]}); {ENTRA_CHECKS}"
+            ) from None
+
+    return renewed
 
 
 def client_kwargs(settings: ChatSettings) -> dict[str, Any]:
