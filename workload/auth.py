@@ -136,10 +136,11 @@ def _service_credential(name: str) -> Any:
     """
     try:
         from databricks.sdk.runtime import dbutils
-    except ImportError as err:
+    except Exception as err:  # ImportError, or the SDK's own set-up failing off a notebook
         raise SettingsError(
-            f"cannot reach dbutils for the service credential {name!r} ({first_line(err)}): "
-            "the cluster needs databricks-sdk (Databricks Runtime 16.2 or later has it)"
+            f"cannot reach dbutils for the service credential {name!r} "
+            f"({first_line(err)[:200]}): run on a Databricks Runtime 16.2 or later cluster, "
+            "which ships databricks-sdk, or set AZURE_OPENAI_AD_TOKEN"
         ) from None
     credentials = getattr(dbutils, "credentials", None)
     get_provider = getattr(credentials, "getServiceCredentialsProvider", None)
