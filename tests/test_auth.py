@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,6 +328,23 @@ def test_a_service_credential_out_of_reach_exits_2_and_sends_nothing(
     _says_what_to_check(err)
     assert keyless.requests == [] and cluster.asked == ["gone"]
     default_credential.assert_not_called()
+
+
+def test_a_runtime_without_service_credentials_exits_2(
+    keyless: FakeAzureOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_runtime = types.ModuleType(MODULE)
+    old_runtime.dbutils = types.SimpleNamespace(credentials=types.SimpleNamespace())  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, MODULE, old_runtime)
+    env = {
+        **_lab_env(keyless),
+        "DATABRICKS_RUNTIME_VERSION": "15.4",
+        "LLMOPS_SERVICE_CREDENTIAL": "c",
+    }
+    code, err = _chat(monkeypatch, env)
+    assert code == 2 and err.count("\n") == 1
+    assert "Databricks Runtime 16.2 or later" in err
+    assert keyless.requests == []
 
 
 @pytest.mark.parametrize(
