@@ -11,7 +11,10 @@ Retry-After, 500, 401, a slow answer, a body that is not JSON) and every request
         ... AZURE_OPENAI_ENDPOINT=fake.endpoint, AZURE_OPENAI_API_KEY=fake.api_key ...
         assert len(fake.requests) == 3
 
-A wrong key gets 401, an unknown deployment 404, as Azure answers. Pytest
+A wrong key gets 401, an unknown deployment 404, as Azure answers. With
+``ad_token`` the fake is a keyless account (local authentication disabled): it
+wants ``Authorization: Bearer <ad_token>``, refuses any ``api-key`` header with
+403 and any other token with 401, as Azure does. Pytest
 tests can take the ``fake_azure_openai`` fixture (``tests/conftest.py``): a
 started server with the default key and deployment.
 """
@@ -113,8 +116,10 @@ class FakeAzureOpenAI:
         deployment: str = "gpt-4o",
         delay: float = 0.0,
         reply_text: Callable[[list[dict[str, Any]]], str] = default_reply_text,
+        ad_token: str | None = None,
     ) -> None:
         self.api_key = api_key
+        self.ad_token = ad_token
         self.deployment = deployment
         self.delay = delay
         self.reply_text = reply_text
@@ -211,6 +216,18 @@ class FakeAzureOpenAI:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _keyless_denial(self) -> tuple[int, dict[str, Any]] | None:
+                """Azure's answer to a keyless account's request, None when it may pass."""
+                if self.headers.get("api-key") is not None:
+                    message = "Key based authentication is disabled for this resource."
+                    code = "AuthenticationTypeDisabled"
+                    return 403, {"error": {"code": code, "message": message}}
+                if self.headers.get("Authorization") != f"Bearer {fake.ad_token}":
+                    message = "Unauthorized. Access token is missing, invalid, audience is "
+                    message += "incorrect (https://cognitiveservices.azure.com), or have expired."
+                    return 401, {"error": {"code": "PermissionDenied", "message": message}}
+                return None
+
             def do_POST(self) -> None:
                 url = urlparse(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
@@ -227,7 +244,11 @@ class FakeAzureOpenAI:
                     )
                 azure_path = f"/openai/deployments/{fake.deployment}/chat/completions"
                 if url.path.startswith("/openai/deployments/"):
-                    if self.headers.get("api-key") != fake.api_key:
+                    if fake.ad_token is not None:
+                        denied = self._keyless_denial()
+                        if denied is not None:
+                            return self._send(*denied)
+                    elif self.headers.get("api-key") != fake.api_key:
                         return self._send(
                             401,
                             {

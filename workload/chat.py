@@ -2,7 +2,8 @@
 
 ``mlflow.openai.autolog()``, one run, one chat completion with the lab's
 prompts, ``mlflow.log_param("completion_tokens", ...)``. The client is passed
-in, so tests and other callers choose where the call goes. A failed call
+in (``workload.auth.make_client`` builds it, key or Entra ID, and is re-exported
+here), so tests and other callers choose where the call goes. A failed call
 ends the run as FAILED (the ``with`` block sees the error) and autolog keeps
 the exception in the trace; the error that reaches the user names the HTTP
 status and never the key.
@@ -13,8 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from workload.auth import AuthMode, make_client, status_hint
 from workload.errors import ServiceError, SettingsError
-from workload.settings import ChatSettings
 
 if TYPE_CHECKING:
     import openai
@@ -40,32 +41,10 @@ class ChatResult:
         return asdict(self)
 
 
-def make_client(settings: ChatSettings, *, max_retries: int, timeout: float) -> openai.OpenAI:
-    """The lab's ``AzureOpenAI`` client, or a plain one for an OpenAI-compatible server.
-
-    The client's own retries handle 429 and 5xx with exponential backoff and
-    honour ``Retry-After``; 400-404 are not retried.
-    """
-    import openai
-
-    if settings.provider == "azure":
-        return openai.AzureOpenAI(
-            azure_endpoint=settings.endpoint,
-            api_key=settings.api_key,
-            api_version=settings.api_version,
-            max_retries=max_retries,
-            timeout=timeout,
-        )
-    return openai.OpenAI(
-        base_url=settings.endpoint,
-        api_key=settings.api_key,
-        max_retries=max_retries,
-        timeout=timeout,
-    )
-
-
-def _describe(err: Exception, secret: str) -> str:
-    """One line for the user: the HTTP status and the service's own words, never the key."""
+def _describe(err: Exception, secret: str, auth_mode: AuthMode = "key") -> str:
+    """One line for the user: the HTTP status, the service's own words and what to check
+    (for the mode in use: the key, or the role, ``az login`` and the service credential);
+    never the key."""
     import openai
 
     if isinstance(err, openai.APIStatusError):
@@ -79,14 +58,12 @@ def _describe(err: Exception, secret: str) -> str:
         text = f"the chat call failed with HTTP {err.status_code} {reason}".rstrip()
         if detail:
             text += f": {detail.splitlines()[0][:300]}"
-        hint = {
-            401: " (check the API key)",
-            403: " (the key or network rules do not allow this call)",
-            404: " (check the endpoint, the deployment name and the API version)",
-            429: " (rate limit: the deployment's tokens per minute are used up; retry later "
-            "or raise llmops:capacity)",
+        hint = status_hint(err.status_code, auth_mode) or {
+            404: "check the endpoint, the deployment name and the API version",
+            429: "rate limit: the deployment's tokens per minute are used up; retry later "
+            "or raise llmops:capacity",
         }.get(err.status_code, "")
-        text += hint
+        text += f" ({hint})" if hint else ""
     elif isinstance(err, openai.APITimeoutError):
         text = "the chat call timed out, also after retries"
     elif isinstance(err, openai.APIConnectionError):
@@ -136,8 +113,12 @@ def traced_chat(
     user_prompt: str,
     experiment: str,
     secret: str = "",
+    auth_mode: AuthMode = "key",
 ) -> ChatResult:
     """Run the lab's traced call in a new MLflow run; raise ServiceError when it fails.
+
+    ``secret`` is blanked out of any error text; ``auth_mode`` picks what a 401 or 403
+    tells the user to check.
 
     The trace is exported in the background: call ``mlflow.flush_trace_async_logging()``
     before reading it back (MLflow also flushes when the process exits).
@@ -170,7 +151,7 @@ def traced_chat(
                 )
             except (openai.OpenAIError, ValueError) as err:
                 # Raised inside the run: MLflow ends it FAILED; autolog kept the error.
-                raise ServiceError(_describe(err, secret)) from None
+                raise ServiceError(_describe(err, secret, auth_mode)) from None
             reply, usage = _read(response)
             if usage is not None:
                 mlflow.log_param("completion_tokens", usage["completion_tokens"])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from workload.defaults import DEFAULT_EXPERIMENT, LAB_SYSTEM_PROMPT, LAB_USER_PROMPT
+from workload.context import add_source_arguments
+from workload.defaults import LAB_SYSTEM_PROMPT, LAB_USER_PROMPT
 
 __all__ = ["add_parser", "run"]
 
@@ -18,21 +19,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "Run the lab's cell: mlflow.openai.autolog(), one MLflow run, one chat completion, "
             "log_param('completion_tokens'), print the reply. Settings come from the stack "
             "outputs (--outputs or --stack), overridden by AZURE_OPENAI_ENDPOINT, "
-            "AZURE_OPENAI_API_KEY, AZURE_OPENAI_API_VERSION and AZURE_OPENAI_DEPLOYMENT; "
+            "AZURE_OPENAI_API_KEY, AZURE_OPENAI_API_VERSION and AZURE_OPENAI_DEPLOYMENT. "
+            "Keyless (LLMOPS_AUTH_MODE=entra, or the stack's openai_auth_mode): no key, a "
+            "bearer token from AZURE_OPENAI_AD_TOKEN, the cluster's service credential "
+            "(LLMOPS_SERVICE_CREDENTIAL) or DefaultAzureCredential (az login). "
             "OPENAI_BASE_URL with OPENAI_API_KEY and --model/OPENAI_MODEL selects an "
             "OpenAI-compatible server instead. Traces go to MLFLOW_TRACKING_URI. "
             "Exit status: 0 done, 1 the service refused or kept failing, 2 bad settings."
         ),
     )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--outputs",
-        metavar="FILE",
-        help="the JSON of `pulumi stack output --json --show-secrets`",
-    )
-    source.add_argument(
-        "--stack", metavar="NAME", help="read the outputs of this stack with the pulumi CLI"
-    )
+    add_source_arguments(parser)
     parser.add_argument(
         "--prompt", metavar="TEXT", default=LAB_USER_PROMPT, help="the user prompt (the lab's)"
     )
@@ -41,11 +37,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="TEXT",
         default=LAB_SYSTEM_PROMPT,
         help="the system prompt (the lab's)",
-    )
-    parser.add_argument(
-        "--experiment",
-        metavar="NAME",
-        help=f"MLflow experiment (else MLFLOW_EXPERIMENT_NAME, else {DEFAULT_EXPERIMENT})",
     )
     parser.add_argument(
         "--model", metavar="NAME", help="model name for an OpenAI-compatible server"
@@ -73,23 +64,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     """Resolve the settings (nothing is sent if they are bad), then make the traced call."""
     import json
-    import os
 
+    from workload.context import resolve_context
     from workload.errors import SettingsError
-    from workload.outputs import load_outputs
-    from workload.settings import resolve_experiment, resolve_settings, tracking_env
 
     bad = [f"--max-retries {args.max_retries} is below 0"] if args.max_retries < 0 else []
     bad += [f"--timeout {args.timeout:g} is not above 0"] if not args.timeout > 0 else []
     if bad:
         raise SettingsError("; ".join(bad))
-    outputs = load_outputs(args.outputs, args.stack)
-    settings = resolve_settings(outputs, os.environ, model=args.model)
-    experiment = resolve_experiment(args.experiment, outputs, os.environ)
-    os.environ.update(tracking_env(outputs, os.environ))
+    context = resolve_context(args)
+    settings = context.settings
 
     from workload.chat import make_client, traced_chat
 
+    # In entra mode this fetches the first token: no credential is exit 2, nothing sent.
     client = make_client(settings, max_retries=args.max_retries, timeout=args.timeout)
     try:
         result = traced_chat(
@@ -97,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
             model=settings.model,
             system_prompt=args.system_prompt,
             user_prompt=args.prompt,
-            experiment=experiment,
-            secret=settings.api_key,
+            experiment=context.experiment,
+            secret=settings.api_key or settings.ad_token or "",
+            auth_mode=settings.auth_mode,
         )
     finally:
         import mlflow

@@ -11,11 +11,10 @@ or plots. This command does that for one experiment: it reads the traces
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from workload.defaults import DEFAULT_EXPERIMENT
+from workload.context import add_source_arguments
 from workload.drift import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, MIN_VALUES
 
 if TYPE_CHECKING:
@@ -31,7 +30,8 @@ _DESCRIPTION = f"""\
 Compare an MLflow experiment's traces: the oldest traces (the baseline) against
 the newest (recent), per metric: latency, prompt, completion and total tokens,
 response length, and the error rate. Traces are read from MLFLOW_TRACKING_URI
-(a sqlite file, a tracking server, or 'databricks').
+(a sqlite file, a tracking server, or 'databricks'); with --outputs or --stack
+the experiment and the workspace are the stack's, as for `chat`.
 
 How the decision is made: a metric drifted when BOTH
   1. a two-sample test says the windows differ: p-value < --alpha ({DEFAULT_ALPHA:g});
@@ -90,11 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--experiment",
-        metavar="NAME",
-        help=f"MLflow experiment (else MLFLOW_EXPERIMENT_NAME, else {DEFAULT_EXPERIMENT})",
-    )
+    add_source_arguments(parser)
     parser.add_argument(
         "--baseline",
         metavar="N",
@@ -223,13 +219,11 @@ def run(args: argparse.Namespace) -> int:
     """Read both windows, compare them, report; exit 3 on drift with --fail-on-drift."""
     import json
 
+    from workload.context import resolve_context
     from workload.errors import SettingsError
 
-    experiment = (
-        (args.experiment or "").strip()
-        or os.environ.get("MLFLOW_EXPERIMENT_NAME", "").strip()
-        or DEFAULT_EXPERIMENT
-    )
+    # The experiment and its store as `chat` resolves them: same outputs, same traces.
+    experiment = resolve_context(args, model=False).experiment
 
     from workload.drift import compare_windows
     from workload.traces import connect, load_windows

@@ -9,6 +9,10 @@ then ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``,
 ``AZURE_OPENAI_API_VERSION``, ``AZURE_OPENAI_DEPLOYMENT``. Setting
 ``OPENAI_BASE_URL`` selects an OpenAI-compatible server instead (Ollama, vLLM),
 with ``OPENAI_API_KEY`` and a model from ``--model`` or ``OPENAI_MODEL``.
+
+The authentication mode and the credential's source are resolved here too, by
+the rules of :mod:`workload.auth`: in entra mode no key is looked for at all.
+Commands call :func:`workload.context.resolve_context`, which calls this.
 """
 
 from __future__ import annotations
@@ -20,24 +24,38 @@ from typing import Any, Final, Literal
 from urllib.parse import urlparse
 
 from workload import contract
+from workload.auth import (
+    AuthMode,
+    CredentialSource,
+    credential_source,
+    on_databricks,
+    resolve_auth_mode,
+)
 from workload.defaults import DEFAULT_EXPERIMENT
 from workload.errors import SettingsError
 
-__all__ = ["ChatSettings", "Provider", "resolve_experiment", "resolve_settings", "tracking_env"]
+__all__ = [
+    "ChatSettings",
+    "Provider",
+    "resolve_experiment",
+    "resolve_settings",
+    "tracking_env",
+    "tracks_to_databricks",
+]
 
 Provider = Literal["azure", "openai"]
 
 _API_VERSION: Final = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 _DEPLOYMENT: Final = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
-_MASKED: Final = "[secret]"  # what `pulumi stack output --json` prints without --show-secrets
+_MASKED: Final = contract.SECRET_MASK
 
 #: Each Azure setting: its field, the lab's environment variable, the stack output under it.
 _AZURE_SOURCES: Final = (
-    ("endpoint", "AZURE_OPENAI_ENDPOINT", contract.OPENAI_ENDPOINT),
-    ("api_key", "AZURE_OPENAI_API_KEY", contract.OPENAI_API_KEY),
-    ("api_version", "AZURE_OPENAI_API_VERSION", contract.OPENAI_API_VERSION),
-    ("model", "AZURE_OPENAI_DEPLOYMENT", contract.OPENAI_DEPLOYMENT),
+    ("endpoint", contract.ENV_ENDPOINT, contract.OPENAI_ENDPOINT),
+    ("api_key", contract.ENV_API_KEY, contract.OPENAI_API_KEY),
+    ("api_version", contract.ENV_API_VERSION, contract.OPENAI_API_VERSION),
+    ("model", contract.ENV_DEPLOYMENT, contract.OPENAI_DEPLOYMENT),
 )
 
 
@@ -49,12 +67,20 @@ class ChatSettings:
     """``azure`` (the lab: an Azure OpenAI deployment) or ``openai`` (a compatible server)."""
     endpoint: str
     """The Azure OpenAI endpoint, or the compatible server's base URL."""
-    api_key: str = field(repr=False)
-    """The key; never printed, logged or traced."""
+    api_key: str | None = field(repr=False)
+    """The key; never printed, logged or traced. None in entra mode (no key is sent)."""
     api_version: str | None
     """The Azure OpenAI API version (None for a compatible server)."""
     model: str
     """The deployment name (Azure) or model name: the ``model=`` of the call."""
+    auth_mode: AuthMode = "key"
+    """``key`` (the lab) or ``entra`` (keyless: a bearer token from Entra ID)."""
+    credential: CredentialSource = "api-key"
+    """Where the call's credential comes from (:func:`workload.auth.credential_source`)."""
+    ad_token: str | None = field(default=None, repr=False)
+    """``AZURE_OPENAI_AD_TOKEN``, when that is the credential; never printed."""
+    service_credential: str | None = None
+    """The Unity Catalog service credential's name, when that is the credential."""
 
 
 def _text(value: Any) -> str | None:
@@ -96,10 +122,13 @@ def resolve_settings(
         _check_url("OPENAI_BASE_URL", base_url, problems, plain_http=True)
         _raise(missing, problems, secret=key)
         assert key is not None and chosen_model is not None
-        return ChatSettings("openai", base_url, key, None, chosen_model)
+        return ChatSettings("openai", base_url, key, None, chosen_model, credential="compatible")
 
-    sources: dict[str, tuple[str, str | None]] = {}
+    mode = resolve_auth_mode(outputs, env, problems)
+    sources: dict[str, tuple[str, str | None]] = {"api_key": ("", None)}
     for name, variable, output in _AZURE_SOURCES:
+        if mode == "entra" and name == "api_key":
+            continue  # keyless: a key is neither needed nor read, wherever it lies
         from_env = _text(env.get(variable))
         if from_env is not None:
             sources[name] = (variable, from_env)
@@ -136,8 +165,24 @@ def resolve_settings(
             "(letters, digits, '.', '_' and '-', at most 64)"
         )
     _raise(missing, problems, secret=key)
-    assert endpoint and key and version and deployment
-    return ChatSettings("azure", endpoint, key, version, deployment)
+    assert endpoint and version and deployment and (key or mode == "entra")
+    if mode == "key":
+        return ChatSettings("azure", endpoint, key, version, deployment)
+    service_credential = _text(env.get(contract.ENV_SERVICE_CREDENTIAL)) or _text(
+        outputs.get(contract.DATABRICKS_SERVICE_CREDENTIAL)
+    )
+    source = credential_source(mode, env, service_credential)
+    return ChatSettings(
+        "azure",
+        endpoint,
+        None,
+        version,
+        deployment,
+        auth_mode="entra",
+        credential=source,
+        ad_token=_text(env.get(contract.ENV_AD_TOKEN)) if source == "ad-token" else None,
+        service_credential=service_credential if source == "service-credential" else None,
+    )
 
 
 def _raise(missing: list[str], problems: list[str], *, secret: str | None) -> None:
@@ -154,26 +199,38 @@ def _raise(missing: list[str], problems: list[str], *, secret: str | None) -> No
         raise SettingsError(message)
 
 
-def _uses_databricks(env: Mapping[str, str]) -> bool:
-    uri = env.get("MLFLOW_TRACKING_URI", "")
+def tracks_to_databricks(env: Mapping[str, str]) -> bool:
+    """Whether MLflow writes to a Databricks workspace: ``MLFLOW_TRACKING_URI`` says
+    ``databricks`` (or a ``databricks://`` profile), or it is unset on a Databricks
+    cluster, where MLflow's default store is the workspace's."""
+    uri = env.get("MLFLOW_TRACKING_URI", "").strip()
+    return _names_databricks(uri) if uri else on_databricks(env)
+
+
+def _names_databricks(uri: str) -> bool:
     return uri == "databricks" or uri.startswith("databricks://")
 
 
 def resolve_experiment(flag: str | None, outputs: Mapping[str, Any], env: Mapping[str, str]) -> str:
     """``--experiment``, else ``MLFLOW_EXPERIMENT_NAME``, else the stack's workspace
     experiment when tracking to Databricks, else the default."""
-    for candidate in (flag, env.get("MLFLOW_EXPERIMENT_NAME")):
+    for candidate in (flag, env.get(contract.ENV_EXPERIMENT)):
         if _text(candidate):
             return str(candidate).strip()
     provisioned = _text(outputs.get(contract.MLFLOW_EXPERIMENT_PATH))
-    if _uses_databricks(env) and provisioned:
+    if tracks_to_databricks(env) and provisioned:
         return provisioned
     return DEFAULT_EXPERIMENT
 
 
 def tracking_env(outputs: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, str]:
-    """Variables to add so ``MLFLOW_TRACKING_URI=databricks`` finds the stack's workspace."""
+    """Variables to add so ``MLFLOW_TRACKING_URI=databricks`` finds the stack's workspace.
+
+    Only for a URI that says so: on a cluster MLflow already knows its workspace and
+    how to sign in to it, and a host of ours would only get in the way.
+    """
     host = _text(outputs.get(contract.DATABRICKS_WORKSPACE_URL))
-    if _uses_databricks(env) and not env.get("DATABRICKS_HOST") and host:
+    explicit = _names_databricks(env.get("MLFLOW_TRACKING_URI", "").strip())
+    if explicit and not env.get("DATABRICKS_HOST") and host:
         return {"DATABRICKS_HOST": host}
     return {}

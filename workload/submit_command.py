@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from workload import contract
+from workload.context import add_source_arguments, resolve_context
 from workload.errors import ServiceError, SettingsError
 
 if TYPE_CHECKING:
@@ -72,15 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="run the chat or monitor job on the lab's cluster and wait for its result",
         description="Start one of the stack's Databricks jobs, follow it, print its output.",
     )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--stack", metavar="NAME", help="read the outputs of this Pulumi stack (runs pulumi)"
-    )
-    source.add_argument(
-        "--outputs",
-        metavar="FILE",
-        help="read the outputs from this JSON file (pulumi stack output --json)",
-    )
+    add_source_arguments(parser, experiment=False)
     parser.add_argument(
         "--job",
         default="chat",
@@ -181,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
     job = cast(str, args.job)
     if job not in JOBS:  # before reading any outputs: nothing to look up for a typo
         job_id_for(job, {})
-    outputs = _load_outputs(args)
+    # The stack as every command resolves it; the jobs need one (their ids, the workspace).
+    outputs = resolve_context(args, model=False, require_outputs=True).outputs
     job_id = job_id_for(job, outputs)
     host = outputs.get(contract.DATABRICKS_WORKSPACE_URL)
     if not host:
@@ -233,15 +227,6 @@ def run(args: argparse.Namespace) -> int:
         f"run {result.run_id} of job {job} ended {result.result_state or result.life_cycle_state}: "
         f"{_one_line(reason)} ({result.url})"
     )
-
-
-def _load_outputs(args: argparse.Namespace) -> Mapping[str, Any]:
-    """The stack outputs named by ``--outputs FILE`` or ``--stack NAME`` (one is needed)."""
-    from workload.outputs import load_outputs
-
-    if args.outputs is None and args.stack is None:
-        raise SettingsError("say which stack: --stack NAME or --outputs FILE")
-    return load_outputs(args.outputs, args.stack)
 
 
 def _client(host: str) -> WorkspaceClient:

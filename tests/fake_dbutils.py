@@ -1,0 +1,78 @@
+"""A stand-in for a Databricks cluster's ``dbutils``, where the workload finds it.
+
+On a cluster, ``from databricks.sdk.runtime import dbutils`` gives the notebook's
+``dbutils``; ``dbutils.credentials.getServiceCredentialsProvider(name)`` returns
+the Unity Catalog service credential as an azure-identity-style credential
+(``get_token(*scopes)``). :func:`install` puts a module with a fake ``dbutils``
+under that name in ``sys.modules``, so the workload's own import finds it::
+
+    dbutils = install({"llmops-dev-abc123": "token-from-the-connector"})
+    ... run the workload with DATABRICKS_RUNTIME_VERSION set ...
+    assert dbutils.asked == ["llmops-dev-abc123"]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core.credentials import AccessToken
+
+__all__ = ["MODULE", "FakeDbutils", "FakeServiceCredential", "as_module", "install"]
+
+#: Where the workload imports ``dbutils`` from.
+MODULE = "databricks.sdk.runtime"
+
+
+@dataclass
+class FakeServiceCredential:
+    """A service credential's provider: hands out its token, records the scopes asked for."""
+
+    token: str
+    scopes: list[tuple[str, ...]] = field(default_factory=list)
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.scopes.append(scopes)
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+
+class _Credentials:
+    def __init__(self, owner: FakeDbutils) -> None:
+        self._owner = owner
+
+    def getServiceCredentialsProvider(self, name: str) -> FakeServiceCredential:
+        self._owner.asked.append(name)
+        if name not in self._owner.providers:
+            # What the runtime says for a credential that is missing or not granted.
+            raise RuntimeError(
+                f"PERMISSION_DENIED: Credential '{name}' does not exist or the user lacks ACCESS."
+            )
+        return self._owner.providers[name]
+
+
+class FakeDbutils:
+    """``dbutils`` with only ``credentials.getServiceCredentialsProvider``."""
+
+    def __init__(self, tokens: dict[str, str]) -> None:
+        self.providers = {name: FakeServiceCredential(token) for name, token in tokens.items()}
+        self.asked: list[str] = []
+        self.credentials = _Credentials(self)
+
+
+def as_module(dbutils: FakeDbutils) -> types.ModuleType:
+    """A module holding ``dbutils``, to put in ``sys.modules`` under :data:`MODULE`
+    (``monkeypatch.setitem`` in a test, which puts the real one back)."""
+    module = types.ModuleType(MODULE)
+    module.dbutils = dbutils  # type: ignore[attr-defined]
+    return module
+
+
+def install(tokens: dict[str, str]) -> FakeDbutils:
+    """Make ``from databricks.sdk.runtime import dbutils`` return a fake with these
+    credentials, for the rest of this process (a test's subprocess)."""
+    dbutils = FakeDbutils(tokens)
+    sys.modules[MODULE] = as_module(dbutils)
+    return dbutils

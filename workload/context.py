@@ -1,0 +1,104 @@
+"""What every workload command resolves first, in one place: the stack, the model, the experiment.
+
+DESIGN.md ("Workload command line") asks every command that talks to the model
+or the experiment to take ``--outputs FILE`` or ``--stack NAME`` and to resolve
+settings, authentication, the tracking store and the experiment the same way,
+so ``monitor`` reads where ``chat`` wrote. A command does it in two lines::
+
+    add_source_arguments(parser)           # in add_parser: --outputs/--stack, --experiment
+    context = resolve_context(args)        # in run: a WorkloadContext, or one SettingsError
+
+The rules themselves live beside their settings: :mod:`workload.outputs` (the
+stack's outputs), :mod:`workload.settings` (the model's settings and the
+experiment: ``--experiment``, else ``MLFLOW_EXPERIMENT_NAME``, else the stack's
+``mlflow_experiment_path`` when tracking to Databricks, else ``llmops-lab``),
+:mod:`workload.auth` (key or Entra ID).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from workload.defaults import DEFAULT_EXPERIMENT
+from workload.errors import SettingsError
+
+if TYPE_CHECKING:
+    from workload.settings import ChatSettings
+
+__all__ = ["WorkloadContext", "add_source_arguments", "resolve_context"]
+
+_EXPERIMENT_HELP = (
+    "MLflow experiment (else MLFLOW_EXPERIMENT_NAME, else the stack's mlflow_experiment_path "
+    f"when tracking to Databricks, else {DEFAULT_EXPERIMENT})"
+)
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, *, experiment: bool = True) -> None:
+    """Add ``--outputs FILE`` | ``--stack NAME`` and (unless told not to) ``--experiment``."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--outputs",
+        metavar="FILE",
+        help="the JSON of `pulumi stack output --json --show-secrets`",
+    )
+    source.add_argument(
+        "--stack", metavar="NAME", help="read the outputs of this stack with the pulumi CLI"
+    )
+    if experiment:
+        parser.add_argument("--experiment", metavar="NAME", help=_EXPERIMENT_HELP)
+
+
+@dataclass(frozen=True)
+class WorkloadContext:
+    """The resolved stack outputs, model settings and experiment of one command run."""
+
+    outputs: Mapping[str, Any]
+    """The stack outputs (empty when neither ``--outputs`` nor ``--stack`` was given)."""
+    experiment: str
+    """The MLflow experiment the command writes to or reads from."""
+    model_settings: ChatSettings | None
+    """The model's settings and authentication; None for a command that does not call it."""
+
+    @property
+    def settings(self) -> ChatSettings:
+        """The model's settings; only for a context resolved with ``model=True``."""
+        if self.model_settings is None:
+            raise RuntimeError("this context was resolved without the model (model=False)")
+        return self.model_settings
+
+
+def resolve_context(
+    args: argparse.Namespace,
+    *,
+    model: bool = True,
+    require_outputs: bool = False,
+    env: MutableMapping[str, str] | None = None,
+) -> WorkloadContext:
+    """Resolve what the command needs from its arguments and the environment.
+
+    Reads ``args.outputs``/``args.stack`` and, when present, ``args.experiment`` and
+    ``args.model`` (an OpenAI-compatible server's model). ``model=False`` skips the
+    model's settings (the monitor reads traces only). ``require_outputs`` refuses a
+    run without ``--outputs``/``--stack``. When MLflow tracks to Databricks, the
+    workspace's host is added to ``env`` (``os.environ`` by default) for MLflow to find.
+    Raises one :class:`SettingsError` (exit 2) before anything is sent.
+    """
+    from workload.outputs import load_outputs
+    from workload.settings import resolve_experiment, resolve_settings, tracking_env
+
+    environ: MutableMapping[str, str] = os.environ if env is None else env
+    outputs_file = getattr(args, "outputs", None)
+    stack = getattr(args, "stack", None)
+    if require_outputs and outputs_file is None and stack is None:
+        raise SettingsError("say which stack: --stack NAME or --outputs FILE")
+    outputs = load_outputs(outputs_file, stack)
+    settings = (
+        resolve_settings(outputs, environ, model=getattr(args, "model", None)) if model else None
+    )
+    experiment = resolve_experiment(getattr(args, "experiment", None), outputs, environ)
+    environ.update(tracking_env(outputs, environ))
+    return WorkloadContext(outputs=outputs, experiment=experiment, model_settings=settings)
