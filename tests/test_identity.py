@@ -33,13 +33,14 @@ def test_every_resource_of_a_stack_deployed_before_keeps_its_identity(run: Run) 
     moved = {new: o for new, o in matched.items() if new != o}
     assert moved, "the redesign moved resources; they are claimed through aliases"
     real = set(engine_urns(today).values())
-    assert real - set(matched) == {
+    new = {urn for urn in real - set(matched) if "workspaceFile:WorkspaceFile" not in urn}
+    assert new == {
         # The cluster's new component, which holds no cloud resource of its own ...
         "urn:pulumi:dev::llmops::llmops:databricks:LabCluster::databricks-cluster",
         # ... and the eval job, new with `workload eval`.
         "urn:pulumi:dev::llmops::llmops:databricks:LabJobs$databricks:index/job:Job"
         "::databricks-jobs-eval",
-    }, "nothing else is created anew"
+    }, "nothing else is created anew (but the upload of modules added since)"
 
 
 def test_a_component_moved_without_an_alias_loses_its_children(run: Run) -> None:
