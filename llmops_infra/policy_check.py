@@ -1,0 +1,431 @@
+"""Run a Pulumi policy pack over the resources the offline engine recorded.
+
+A Python ``PolicyPack`` starts its analyzer server when constructed and never
+returns, so a pack cannot be imported. This module starts it as the Pulumi CLI
+does (the ``pulumi-analyzer-policy-python`` shim: ``python -u -m pulumi.policy
+<engine address> .`` in the pack's folder, with the virtualenv its
+``PulumiPolicy.yaml`` names), reads the port the server prints, and speaks the
+analyzer protocol to it: ``GetAnalyzerInfo``, ``Configure`` with the pack's
+configuration reconciled as the CLI does (schema defaults, then ``all``, then
+each policy's entry, validated against the schema), then ``Analyze`` for each
+resource with its inputs marshalled as the engine marshals them (unknowns as
+the unknown sentinel, secrets as secret objects) and ``AnalyzeStack`` when the
+pack has stack policies. Any pack works, not only ours.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from llmops_infra.errors import ConfigError
+
+__all__ = [
+    "Level",
+    "PolicyAnalyzer",
+    "PolicyPackError",
+    "Violation",
+    "load_pack_config",
+    "reconcile_config",
+]
+
+Level = Literal["advisory", "mandatory", "remediate", "disabled"]
+_LEVELS: Final[tuple[Level, ...]] = ("advisory", "mandatory", "disabled", "remediate")
+"""Indexed by the protocol's ``EnforcementLevel`` numbers (ADVISORY=0 ... REMEDIATE=3)."""
+
+#: How long a pack may take to print its port (imports on a loaded machine).
+START_TIMEOUT: Final = 60.0
+#: The signature the engine puts on a secret value (pulumi's rpc conventions).
+_SECRET_SIG: Final = "1b47061264138c4ac30d75fd1eb44270"
+_SIG_KEY: Final = "4dabf18193072939515e22adb298388d"
+#: The engine address the shim passes; a pack logs through it only under a real engine.
+_NO_ENGINE: Final = "127.0.0.1:0"
+
+
+class PolicyPackError(ConfigError):
+    """The policy pack could not start, or its configuration is not valid for it."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One policy violation, as the engine reports it."""
+
+    policy: str
+    level: Level
+    message: str
+    """What the policy said about this resource (without the policy's description)."""
+    description: str
+    """The policy's one-line description."""
+    urn: str
+    """The resource concerned; "" for the stack as a whole."""
+    pack: str
+
+
+def load_pack_config(path: Path) -> dict[str, Any]:
+    """A ``--policy-pack-config`` file: JSON, each policy's name to a level or an object."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise PolicyPackError(
+            f"cannot read the policy pack configuration {path}: {err.strerror}"
+        ) from None
+    if not text.strip():
+        return {}  # the CLI takes an empty file as no configuration
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise PolicyPackError(
+            f"the policy pack configuration {path} is not JSON: {err.msg} at line {err.lineno}"
+        ) from None
+    if not isinstance(config, dict):
+        raise PolicyPackError(
+            f"the policy pack configuration {path} must be a JSON object of policy names"
+        )
+    return config
+
+
+def _level(name: str, value: Any) -> Level:
+    if value not in _LEVELS:
+        raise PolicyPackError(
+            f"policy {name!r}: {value!r} is not an enforcement level (use {', '.join(_LEVELS)})"
+        )
+    level: Level = value
+    return level
+
+
+_JSON_TYPES: Final[dict[str, tuple[type, ...]]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def _check_type(where: str, value: Any, schema: Mapping[str, Any]) -> None:
+    """The subset of JSON Schema the packs' config schemas use: type, items, minimum, enum."""
+    expected = schema.get("type")
+    if isinstance(expected, str) and expected in _JSON_TYPES:
+        ok = isinstance(value, _JSON_TYPES[expected]) and not (
+            isinstance(value, bool) and expected in ("integer", "number")
+        )
+        if expected == "integer" and isinstance(value, float) and value.is_integer():
+            ok = True
+        if not ok:
+            raise PolicyPackError(f"{where}: expected {expected}, given {json.dumps(value)}")
+    if "enum" in schema and value not in schema["enum"]:
+        raise PolicyPackError(f"{where}: must be one of {json.dumps(schema['enum'])}")
+    if "minimum" in schema and isinstance(value, int | float) and value < schema["minimum"]:
+        raise PolicyPackError(f"{where}: must be at least {schema['minimum']}, given {value}")
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for index, item in enumerate(value):
+            _check_type(f"{where}[{index}]", item, schema["items"])
+
+
+def reconcile_config(
+    policies: Sequence[Mapping[str, Any]], given: Mapping[str, Any]
+) -> dict[str, tuple[Level, dict[str, Any]]]:
+    """Each policy's level and properties, as ``pulumi up --policy-pack-config`` computes them.
+
+    ``policies`` are the pack's policy infos (``name``, ``level``, ``schema``):
+    schema defaults first, then ``all``'s level, then each policy's own entry (a
+    level, or an object with ``enforcementLevel`` and properties), then the
+    result checked against each schema. Unknown policy names are ignored, as the
+    CLI ignores them.
+    """
+    result: dict[str, tuple[Level, dict[str, Any]]] = {}
+    for info in policies:
+        schema = info.get("schema") or {}
+        defaults = {
+            key: prop["default"]
+            for key, prop in (schema.get("properties") or {}).items()
+            if "default" in prop
+        }
+        result[info["name"]] = (info["level"], defaults)
+    entries: dict[str, tuple[Level | None, dict[str, Any]]] = {}
+    for name, value in given.items():
+        if isinstance(value, str):
+            entries[name] = (_level(name, value), {})
+        elif isinstance(value, dict):
+            props = {k: v for k, v in value.items() if k != "enforcementLevel"}
+            level = _level(name, value["enforcementLevel"]) if "enforcementLevel" in value else None
+            entries[name] = (level, props)
+        else:
+            raise PolicyPackError(
+                f"policy {name!r}: {json.dumps(value)} is not valid; give a level or an object"
+            )
+    all_level = entries.get("all", (None, {}))[0]
+    if all_level is not None:
+        result = {name: (all_level, props) for name, (_, props) in result.items()}
+    for name, (level, props) in entries.items():
+        if name not in result:
+            continue
+        current_level, current_props = result[name]
+        result[name] = (level or current_level, {**current_props, **props})
+    for info in policies:
+        schema = info.get("schema") or {}
+        props = result[info["name"]][1]
+        for required in schema.get("required") or []:
+            if required not in props:
+                raise PolicyPackError(f"policy {info['name']!r}: {required} is required")
+        for key, value in props.items():
+            prop_schema = (schema.get("properties") or {}).get(key)
+            if prop_schema is not None:
+                _check_type(f"policy {info['name']!r}: {key}", value, prop_schema)
+    return result
+
+
+def _pack_python(pack: Path) -> str:
+    """The interpreter the CLI would run the pack with: its virtualenv's, else this one."""
+    from ruamel.yaml import YAML
+
+    project = pack / "PulumiPolicy.yaml"
+    if not project.is_file():
+        raise PolicyPackError(
+            f"{pack} is not a policy pack (no PulumiPolicy.yaml); pass --policy-pack <folder>"
+        )
+    spec = YAML(typ="safe").load(project.read_text(encoding="utf-8")) or {}
+    runtime = spec.get("runtime")
+    name = runtime.get("name") if isinstance(runtime, dict) else runtime
+    if name != "python":
+        raise PolicyPackError(
+            f"{project}: runtime {name!r}; the offline plan runs Python packs only "
+            "(use `pulumi preview --policy-pack` for others)"
+        )
+    options = (runtime.get("options") or {}) if isinstance(runtime, dict) else {}
+    virtualenv = options.get("virtualenv")
+    if not virtualenv:
+        return sys.executable
+    python = (pack / str(virtualenv)).absolute() / "bin" / "python"
+    if not python.exists():
+        raise PolicyPackError(
+            f"{project}: the virtualenv {virtualenv} has no bin/python; "
+            "create it (`pulumi install` in the project) or fix runtime.options.virtualenv"
+        )
+    return str(python)
+
+
+def _to_wire(value: Any) -> Any:
+    """A recorded value as the engine marshals it with KeepUnknowns and KeepSecrets."""
+    from llmops_infra.mock_engine import UNKNOWN, Secret, is_unknown
+
+    if isinstance(value, Secret):
+        return {_SIG_KEY: _SECRET_SIG, "value": _to_wire(value.value)}
+    if is_unknown(value):
+        return UNKNOWN  # the engine sends every unknown as the unknown string
+    if isinstance(value, Mapping):
+        return {str(k): _to_wire(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_wire(v) for v in value]
+    return value
+
+
+def _secret_strings(value: Any, inside: bool = False) -> Iterable[str]:
+    from llmops_infra.mock_engine import Secret
+
+    if isinstance(value, Secret):
+        yield from _secret_strings(value.value, True)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _secret_strings(item, inside)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _secret_strings(item, inside)
+    elif inside and isinstance(value, str) and len(value) >= 4:
+        yield value
+
+
+class PolicyAnalyzer:
+    """A policy pack's analyzer process; a context manager that kills it on exit.
+
+    The process starts in the constructor and imports while the caller does
+    other work (the program's run, say); the first call waits for its port.
+    """
+
+    def __init__(
+        self,
+        pack: Path,
+        *,
+        project: str = "llmops",
+        stack: str = "dev",
+        config: Mapping[str, str] | None = None,
+    ) -> None:
+        self.pack = pack.resolve()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+        # What the CLI gives a pack: the stack's configuration and its names.
+        env.update(
+            PULUMI_PROJECT=project,
+            PULUMI_STACK=stack,
+            PULUMI_DRY_RUN="true",
+            PULUMI_CONFIG=json.dumps(dict(config or {})),
+        )
+        self.started = time.monotonic()
+        self._process = subprocess.Popen(
+            [_pack_python(self.pack), "-u", "-m", "pulumi.policy", _NO_ENGINE, "."],
+            cwd=self.pack,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self._stub: Any = None
+        self._channel: Any = None
+        self.startup_seconds: float | None = None
+        """Seconds from the start to the printed port (the pack's import time)."""
+
+    def __enter__(self) -> PolicyAnalyzer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel and kill the pack's process."""
+        if self._channel is not None:
+            self._channel.close()
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        for stream in (self._process.stdout, self._process.stderr):
+            if stream is not None:
+                stream.close()
+
+    def _failure(self, what: str) -> PolicyPackError:
+        self._process.kill()
+        _, err = self._process.communicate()
+        lines = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
+        detail = lines[-1].strip() if lines else f"exit status {self._process.returncode}"
+        return PolicyPackError(f"the policy pack {self.pack} {what}: {detail}")
+
+    def _connect(self) -> Any:
+        if self._stub is not None:
+            return self._stub
+        import grpc
+        from pulumi.runtime.proto import analyzer_pb2_grpc
+
+        assert self._process.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self._process.stdout, selectors.EVENT_READ)
+        deadline = self.started + START_TIMEOUT
+        line = b""
+        while not line.endswith(b"\n"):
+            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                raise self._failure(f"printed no port within {START_TIMEOUT:g} s")
+            chunk = os.read(self._process.stdout.fileno(), 64)
+            if not chunk:
+                raise self._failure("stopped before it served")
+            line += chunk
+        selector.close()
+        self.startup_seconds = time.monotonic() - self.started
+        port = int(line.strip())
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self._stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
+        return self._stub
+
+    def info(self) -> dict[str, Any]:
+        """The pack's name and its policies (name, default level, config schema, kind)."""
+        from google.protobuf import empty_pb2, json_format
+        from pulumi.runtime.proto import analyzer_pb2
+
+        response = self._connect().GetAnalyzerInfo(empty_pb2.Empty())
+        policies = []
+        for policy in response.policies:
+            schema = json_format.MessageToDict(policy.configSchema)
+            policies.append(
+                {
+                    "name": policy.name,
+                    "level": _LEVELS[policy.enforcementLevel],
+                    "schema": {
+                        "properties": schema.get("properties") or {},
+                        "required": list(policy.configSchema.required),
+                    },
+                    "stack": policy.policy_type == analyzer_pb2.POLICY_TYPE_STACK,
+                }
+            )
+        return {"name": response.name, "policies": policies}
+
+    def analyze(
+        self, resources: Sequence[Any], pack_config: Mapping[str, Any] | None = None
+    ) -> list[Violation]:
+        """Configure the pack, analyze every recorded resource; the violations, in order.
+
+        ``resources`` are ``mock_engine.RecordedResource``s. A secret's value never
+        appears in a returned message, whatever the pack writes.
+        """
+        from pulumi.runtime.proto import analyzer_pb2
+
+        stub = self._connect()
+        info = self.info()
+        reconciled = reconcile_config(info["policies"], pack_config or {})
+        request = analyzer_pb2.ConfigureAnalyzerRequest()
+        for name, (level, props) in reconciled.items():
+            entry = request.policyConfig[name]
+            entry.enforcementLevel = _LEVELS.index(level)
+            entry.properties.update(props)
+        stub.Configure(request)
+
+        by_urn = {r.urn: r for r in resources}
+        diagnostics: list[tuple[str, Any]] = []
+        for resource in resources:
+            diagnostics += [
+                (resource.urn, d)
+                for d in stub.Analyze(self._analyze_request(resource, by_urn)).diagnostics
+            ]
+        if any(p["stack"] for p in info["policies"]):
+            stack_request = analyzer_pb2.AnalyzeStackRequest()
+            for resource in resources:
+                item = stack_request.resources.add(
+                    urn=resource.urn, type=resource.type, name=resource.name
+                )
+                item.properties.update(_to_wire(resource.outputs))
+                item.parent = resource.parent
+                item.dependencies.extend(resource.dependencies)
+            diagnostics += [("", d) for d in stub.AnalyzeStack(stack_request).diagnostics]
+
+        secrets = sorted(
+            {s for r in resources for s in _secret_strings(r.inputs)}, key=len, reverse=True
+        )
+        violations = []
+        for urn, diagnostic in diagnostics:
+            message = diagnostic.message
+            if message.startswith(diagnostic.description):
+                message = message[len(diagnostic.description) :].strip()
+            for secret in secrets:
+                message = message.replace(secret, "[secret]")
+            violations.append(
+                Violation(
+                    policy=diagnostic.policyName,
+                    level=_LEVELS[diagnostic.enforcementLevel],
+                    message=message or diagnostic.description,
+                    description=diagnostic.description,
+                    urn=diagnostic.urn or urn,
+                    pack=diagnostic.policyPackName,
+                )
+            )
+        return violations
+
+    def _analyze_request(self, resource: Any, by_urn: Mapping[str, Any]) -> Any:
+        from pulumi.runtime.proto import analyzer_pb2
+
+        request = analyzer_pb2.AnalyzeRequest(
+            urn=resource.urn, type=resource.type, name=resource.name
+        )
+        request.properties.update(_to_wire(resource.inputs))
+        request.options.parent = resource.parent
+        provider_urn = resource.provider.rsplit("::", 1)[0] if resource.provider else ""
+        provider = by_urn.get(provider_urn)
+        if provider is not None:
+            request.provider.urn = provider.urn
+            request.provider.type = provider.type
+            request.provider.name = provider.name
+            request.provider.properties.update(_to_wire(provider.inputs))
+        return request
