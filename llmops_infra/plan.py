@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from llmops_infra.config import NAMESPACE, parse_config
@@ -59,6 +59,8 @@ class Plan:
     resources: list[dict[str, Any]]
     outputs: dict[str, dict[str, Any]]
     to_create: int
+    recorded: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+    """The registrations as the engine recorded them (``RecordedResource``), for the policies."""
 
 
 def _get(inputs: Mapping[str, Any], path: str) -> Any:
@@ -229,6 +231,7 @@ def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
         resources=resources,
         outputs=outputs,
         to_create=len(run.resources) + 1,  # Pulumi counts the stack itself too
+        recorded=tuple(run.resources),
     )
 
 
