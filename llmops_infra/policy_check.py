@@ -309,7 +309,7 @@ class PolicyAnalyzer:
     def _connect(self) -> Any:
         if self._stub is not None:
             return self._stub
-        import grpc
+        import grpc  # type: ignore[import-untyped]
         from pulumi.runtime.proto import analyzer_pb2_grpc
 
         assert self._process.stdout is not None
@@ -333,7 +333,7 @@ class PolicyAnalyzer:
 
     def info(self) -> dict[str, Any]:
         """The pack's name and its policies (name, default level, config schema, kind)."""
-        from google.protobuf import empty_pb2, json_format
+        from google.protobuf import empty_pb2, json_format  # type: ignore[import-untyped]
         from pulumi.runtime.proto import analyzer_pb2
 
         response = self._connect().GetAnalyzerInfo(empty_pb2.Empty())
