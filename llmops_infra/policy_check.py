@@ -89,7 +89,25 @@ def load_pack_config(path: Path) -> dict[str, Any]:
         raise PolicyPackError(
             f"the policy pack configuration {path} must be a JSON object of policy names"
         )
+    _entries(config)  # levels and shapes now, as the CLI does, before any program runs
     return config
+
+
+def _entries(given: Mapping[str, Any]) -> dict[str, tuple[Level | None, dict[str, Any]]]:
+    """Each entry of a pack configuration as ``(level or None, properties)``."""
+    entries: dict[str, tuple[Level | None, dict[str, Any]]] = {}
+    for name, value in given.items():
+        if isinstance(value, str):
+            entries[name] = (_level(name, value), {})
+        elif isinstance(value, dict):
+            props = {k: v for k, v in value.items() if k != "enforcementLevel"}
+            level = _level(name, value["enforcementLevel"]) if "enforcementLevel" in value else None
+            entries[name] = (level, props)
+        else:
+            raise PolicyPackError(
+                f"policy {name!r}: {json.dumps(value)} is not valid; give a level or an object"
+            )
+    return entries
 
 
 def _level(name: str, value: Any) -> Level:
@@ -151,18 +169,7 @@ def reconcile_config(
             if "default" in prop
         }
         result[info["name"]] = (info["level"], defaults)
-    entries: dict[str, tuple[Level | None, dict[str, Any]]] = {}
-    for name, value in given.items():
-        if isinstance(value, str):
-            entries[name] = (_level(name, value), {})
-        elif isinstance(value, dict):
-            props = {k: v for k, v in value.items() if k != "enforcementLevel"}
-            level = _level(name, value["enforcementLevel"]) if "enforcementLevel" in value else None
-            entries[name] = (level, props)
-        else:
-            raise PolicyPackError(
-                f"policy {name!r}: {json.dumps(value)} is not valid; give a level or an object"
-            )
+    entries = _entries(given)
     all_level = entries.get("all", (None, {}))[0]
     if all_level is not None:
         result = {name: (all_level, props) for name, (_, props) in result.items()}
@@ -281,6 +288,11 @@ class PolicyAnalyzer:
         self._channel: Any = None
         self.startup_seconds: float | None = None
         """Seconds from the start to the printed port (the pack's import time)."""
+
+    @property
+    def pid(self) -> int:
+        """The pack's process id (gone once :meth:`close` has run)."""
+        return self._process.pid
 
     def __enter__(self) -> PolicyAnalyzer:
         return self

@@ -203,7 +203,7 @@ def _no_clear_text_credentials(args: ResourceValidationArgs, report: ReportViola
         if not isinstance(entries, Mapping):
             continue
         for name in entries:
-            if not name.upper().replace(".", "_").endswith(suffixes):
+            if not name.upper().endswith(suffixes):
                 continue
             try:
                 value = entries[name]

@@ -432,3 +432,41 @@ def test_plan_with_a_bad_pack_or_config_exits_2(
     assert code == 2
     assert out == ""
     assert needle in err and len(err.strip().splitlines()) == 1, err
+
+
+# --- docs/guardrails.md -----------------------------------------------------------------------
+
+GUIDE = PROJECT_DIR / "docs" / "guardrails.md"
+
+
+def test_the_guide_lists_every_policy_with_its_default_level(pack: PolicyAnalyzer) -> None:
+    rows = {
+        cells[1].strip("` "): cells[2].strip()
+        for line in GUIDE.read_text().splitlines()
+        if line.startswith("| `") and len(cells := line.split("|")) > 3
+    }
+    policies = {p["name"]: p["level"] for p in pack.info()["policies"]}
+    assert rows == policies, "the guide's table is the pack's policies and levels"
+
+
+def test_the_guides_example_config_is_one_the_pack_accepts(
+    pack: PolicyAnalyzer, preview: ProgramRun
+) -> None:
+    text = GUIDE.read_text()
+    start = text.index("```json\n") + len("```json\n")
+    config = json.loads(text[start : text.index("```", start)])
+    violations = pack.analyze(preview.resources, config)
+    assert mandatory(violations) == {("openai-keyless", "openai-account")}
+    assert "cluster-no-photon" in config and config["cluster-no-photon"] == "disabled"
+
+
+def test_the_guides_plan_excerpt_is_what_plan_prints(
+    plans: dict[str, tuple[int, str, str]],
+) -> None:
+    text = GUIDE.read_text()
+    start = text.index("```text\n") + len("```text\n")
+    excerpt = [
+        line for line in text[start : text.index("```", start)].splitlines() if "..." not in line
+    ]
+    printed = plans["text"][1].splitlines()
+    assert [line for line in excerpt if line not in printed] == []
