@@ -20,6 +20,8 @@ import os
 import selectors
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -275,15 +277,20 @@ class PolicyAnalyzer:
             PULUMI_DRY_RUN="true",
             PULUMI_CONFIG=json.dumps(dict(config or {})),
         )
+        python = _pack_python(self.pack)
         self.started = time.monotonic()
+        # A file, not a pipe: a chatty pack never blocks on a full pipe nobody reads.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self._process = subprocess.Popen(
-            [_pack_python(self.pack), "-u", "-m", "pulumi.policy", _NO_ENGINE, "."],
+            [python, "-u", "-m", "pulumi.policy", _NO_ENGINE, "."],
             cwd=self.pack,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr,
         )
+        self._drain: threading.Thread | None = None
+        self._info: dict[str, Any] | None = None
         self._stub: Any = None
         self._channel: Any = None
         self.startup_seconds: float | None = None
@@ -307,16 +314,41 @@ class PolicyAnalyzer:
         if self._process.poll() is None:
             self._process.kill()
         self._process.wait()
-        for stream in (self._process.stdout, self._process.stderr):
-            if stream is not None:
-                stream.close()
+        if self._drain is not None:
+            self._drain.join()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+        self._stderr.close()
 
     def _failure(self, what: str) -> PolicyPackError:
-        self._process.kill()
-        _, err = self._process.communicate()
-        lines = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._stderr.seek(0)
+        err = self._stderr.read().decode(errors="replace")
+        lines = [line for line in err.splitlines() if line.strip()]
         detail = lines[-1].strip() if lines else f"exit status {self._process.returncode}"
         return PolicyPackError(f"the policy pack {self.pack} {what}: {detail}")
+
+    def _discard_stdout(self) -> None:
+        stdout = self._process.stdout
+        assert stdout is not None
+        while stdout.read1(4096):
+            pass
+
+    def _call(self, method: str, request: Any) -> Any:
+        """One RPC; a pack's failure becomes one line, not a gRPC traceback."""
+        import grpc  # type: ignore[import-untyped]
+
+        try:
+            return getattr(self._connect(), method)(request)
+        except grpc.RpcError as err:
+            if self._process.poll() is not None:
+                raise self._failure(f"stopped during {method}") from None
+            details = (err.details() or str(err.code())).strip().splitlines()
+            raise PolicyPackError(
+                f"the policy pack {self.pack} failed in {method}: {details[-1] if details else ''}"
+            ) from None
 
     def _connect(self) -> Any:
         if self._stub is not None:
@@ -338,6 +370,9 @@ class PolicyAnalyzer:
             line += chunk
         selector.close()
         self.startup_seconds = time.monotonic() - self.started
+        # Whatever the pack prints later is read and dropped, as nobody shows it.
+        self._drain = threading.Thread(target=self._discard_stdout, daemon=True)
+        self._drain.start()
         port = int(line.strip())
         self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self._stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
@@ -348,7 +383,9 @@ class PolicyAnalyzer:
         from google.protobuf import empty_pb2, json_format  # type: ignore[import-untyped]
         from pulumi.runtime.proto import analyzer_pb2
 
-        response = self._connect().GetAnalyzerInfo(empty_pb2.Empty())
+        if self._info is not None:
+            return self._info
+        response = self._call("GetAnalyzerInfo", empty_pb2.Empty())
         policies = []
         for policy in response.policies:
             schema = json_format.MessageToDict(policy.configSchema)
@@ -363,7 +400,8 @@ class PolicyAnalyzer:
                     "stack": policy.policy_type == analyzer_pb2.POLICY_TYPE_STACK,
                 }
             )
-        return {"name": response.name, "policies": policies}
+        self._info = {"name": response.name, "policies": policies}
+        return self._info
 
     def analyze(
         self, resources: Sequence[Any], pack_config: Mapping[str, Any] | None = None
@@ -375,7 +413,6 @@ class PolicyAnalyzer:
         """
         from pulumi.runtime.proto import analyzer_pb2
 
-        stub = self._connect()
         info = self.info()
         reconciled = reconcile_config(info["policies"], pack_config or {})
         request = analyzer_pb2.ConfigureAnalyzerRequest()
@@ -383,14 +420,14 @@ class PolicyAnalyzer:
             entry = request.policyConfig[name]
             entry.enforcementLevel = _LEVELS.index(level)
             entry.properties.update(props)
-        stub.Configure(request)
+        self._call("Configure", request)
 
         by_urn = {r.urn: r for r in resources}
         diagnostics: list[tuple[str, Any]] = []
         for resource in resources:
             diagnostics += [
                 (resource.urn, d)
-                for d in stub.Analyze(self._analyze_request(resource, by_urn)).diagnostics
+                for d in self._call("Analyze", self._analyze_request(resource, by_urn)).diagnostics
             ]
         if any(p["stack"] for p in info["policies"]):
             stack_request = analyzer_pb2.AnalyzeStackRequest()
@@ -401,7 +438,7 @@ class PolicyAnalyzer:
                 item.properties.update(_to_wire(resource.outputs))
                 item.parent = resource.parent
                 item.dependencies.extend(resource.dependencies)
-            diagnostics += [("", d) for d in stub.AnalyzeStack(stack_request).diagnostics]
+            diagnostics += [("", d) for d in self._call("AnalyzeStack", stack_request).diagnostics]
 
         secrets = sorted(
             {s for r in resources for s in _secret_strings(r.inputs)}, key=len, reverse=True

@@ -470,3 +470,26 @@ def test_the_guides_plan_excerpt_is_what_plan_prints(
     ]
     printed = plans["text"][1].splitlines()
     assert [line for line in excerpt if line not in printed] == []
+
+
+@pytest.mark.parametrize(
+    ("source", "needle"),
+    [
+        ("import no_such_module_here\n", "stopped before it served: ModuleNotFoundError"),
+        (
+            _ANY_PACK.replace('report("the value is "', 'print("x" * 200_000); 1 / 0; report(""'),
+            "failed in Analyze: ",
+        ),
+    ],
+)
+def test_a_broken_pack_is_one_line_and_its_process_ends(
+    tmp_path: Path, preview: ProgramRun, source: str, needle: str
+) -> None:
+    (tmp_path / "PulumiPolicy.yaml").write_text("runtime: python\n")
+    (tmp_path / "__main__.py").write_text(source)
+    analyzer = PolicyAnalyzer(tmp_path)
+    with analyzer, pytest.raises(PolicyPackError) as caught:
+        analyzer.analyze(preview.resources)
+    assert needle in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(ProcessLookupError):
+        os.kill(analyzer.pid, 0)
