@@ -333,7 +333,7 @@ class PolicyAnalyzer:
     def _discard_stdout(self) -> None:
         stdout = self._process.stdout
         assert stdout is not None
-        while stdout.read1(4096):
+        while os.read(stdout.fileno(), 4096):
             pass
 
     def _call(self, method: str, request: Any) -> Any:
@@ -353,7 +353,7 @@ class PolicyAnalyzer:
     def _connect(self) -> Any:
         if self._stub is not None:
             return self._stub
-        import grpc  # type: ignore[import-untyped]
+        import grpc
         from pulumi.runtime.proto import analyzer_pb2_grpc
 
         assert self._process.stdout is not None
