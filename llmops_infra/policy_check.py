@@ -441,7 +441,9 @@ class PolicyAnalyzer:
             diagnostics += [("", d) for d in self._call("AnalyzeStack", stack_request).diagnostics]
 
         secrets = sorted(
-            {s for r in resources for s in _secret_strings(r.inputs)}, key=len, reverse=True
+            {s for r in resources for s in _secret_strings([r.inputs, r.outputs])},
+            key=len,
+            reverse=True,
         )
         violations = []
         for urn, diagnostic in diagnostics:
