@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     from llmops_infra import plan, plan_policy
     from llmops_infra.mock_engine import PROJECT_DIR
-    from llmops_infra.policy_check import PolicyAnalyzer, load_pack_config
+    from llmops_infra.policy_check import PolicyAnalyzer
+    from llmops_infra.policy_config import load_pack_config
     from llmops_infra.stack_files import parse_overrides, read_stack_config
 
     config = read_stack_config(PROJECT_DIR, args.stack, parse_overrides(args.config))

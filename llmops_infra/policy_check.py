@@ -25,22 +25,11 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-from llmops_infra.errors import ConfigError
+from llmops_infra.policy_config import LEVELS, Level, PolicyPackError, reconcile_config
 
-__all__ = [
-    "Level",
-    "PolicyAnalyzer",
-    "PolicyPackError",
-    "Violation",
-    "load_pack_config",
-    "reconcile_config",
-]
-
-Level = Literal["advisory", "mandatory", "remediate", "disabled"]
-_LEVELS: Final[tuple[Level, ...]] = ("advisory", "mandatory", "disabled", "remediate")
-"""Indexed by the protocol's ``EnforcementLevel`` numbers (ADVISORY=0 ... REMEDIATE=3)."""
+__all__ = ["PolicyAnalyzer", "PolicyPackError", "Violation"]
 
 #: How long a pack may take to print its port (imports on a loaded machine).
 START_TIMEOUT: Final = 60.0
@@ -49,10 +38,6 @@ _SECRET_SIG: Final = "1b47061264138c4ac30d75fd1eb44270"
 _SIG_KEY: Final = "4dabf18193072939515e22adb298388d"
 #: The engine address the shim passes; a pack logs through it only under a real engine.
 _NO_ENGINE: Final = "127.0.0.1:0"
-
-
-class PolicyPackError(ConfigError):
-    """The policy pack could not start, or its configuration is not valid for it."""
 
 
 @dataclass(frozen=True)
@@ -68,128 +53,6 @@ class Violation:
     urn: str
     """The resource concerned; "" for the stack as a whole."""
     pack: str
-
-
-def load_pack_config(path: Path) -> dict[str, Any]:
-    """A ``--policy-pack-config`` file: JSON, each policy's name to a level or an object."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise PolicyPackError(
-            f"cannot read the policy pack configuration {path}: {err.strerror}"
-        ) from None
-    if not text.strip():
-        return {}  # the CLI takes an empty file as no configuration
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise PolicyPackError(
-            f"the policy pack configuration {path} is not JSON: {err.msg} at line {err.lineno}"
-        ) from None
-    if not isinstance(config, dict):
-        raise PolicyPackError(
-            f"the policy pack configuration {path} must be a JSON object of policy names"
-        )
-    _entries(config)  # levels and shapes now, as the CLI does, before any program runs
-    return config
-
-
-def _entries(given: Mapping[str, Any]) -> dict[str, tuple[Level | None, dict[str, Any]]]:
-    """Each entry of a pack configuration as ``(level or None, properties)``."""
-    entries: dict[str, tuple[Level | None, dict[str, Any]]] = {}
-    for name, value in given.items():
-        if isinstance(value, str):
-            entries[name] = (_level(name, value), {})
-        elif isinstance(value, dict):
-            props = {k: v for k, v in value.items() if k != "enforcementLevel"}
-            level = _level(name, value["enforcementLevel"]) if "enforcementLevel" in value else None
-            entries[name] = (level, props)
-        else:
-            raise PolicyPackError(
-                f"policy {name!r}: {json.dumps(value)} is not valid; give a level or an object"
-            )
-    return entries
-
-
-def _level(name: str, value: Any) -> Level:
-    if value not in _LEVELS:
-        raise PolicyPackError(
-            f"policy {name!r}: {value!r} is not an enforcement level (use {', '.join(_LEVELS)})"
-        )
-    level: Level = value
-    return level
-
-
-_JSON_TYPES: Final[dict[str, tuple[type, ...]]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-}
-
-
-def _check_type(where: str, value: Any, schema: Mapping[str, Any]) -> None:
-    """The subset of JSON Schema the packs' config schemas use: type, items, minimum, enum."""
-    expected = schema.get("type")
-    if isinstance(expected, str) and expected in _JSON_TYPES:
-        ok = isinstance(value, _JSON_TYPES[expected]) and not (
-            isinstance(value, bool) and expected in ("integer", "number")
-        )
-        if expected == "integer" and isinstance(value, float) and value.is_integer():
-            ok = True
-        if not ok:
-            raise PolicyPackError(f"{where}: expected {expected}, given {json.dumps(value)}")
-    if "enum" in schema and value not in schema["enum"]:
-        raise PolicyPackError(f"{where}: must be one of {json.dumps(schema['enum'])}")
-    if "minimum" in schema and isinstance(value, int | float) and value < schema["minimum"]:
-        raise PolicyPackError(f"{where}: must be at least {schema['minimum']}, given {value}")
-    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        for index, item in enumerate(value):
-            _check_type(f"{where}[{index}]", item, schema["items"])
-
-
-def reconcile_config(
-    policies: Sequence[Mapping[str, Any]], given: Mapping[str, Any]
-) -> dict[str, tuple[Level, dict[str, Any]]]:
-    """Each policy's level and properties, as ``pulumi up --policy-pack-config`` computes them.
-
-    ``policies`` are the pack's policy infos (``name``, ``level``, ``schema``):
-    schema defaults first, then ``all``'s level, then each policy's own entry (a
-    level, or an object with ``enforcementLevel`` and properties), then the
-    result checked against each schema. Unknown policy names are ignored, as the
-    CLI ignores them.
-    """
-    result: dict[str, tuple[Level, dict[str, Any]]] = {}
-    for info in policies:
-        schema = info.get("schema") or {}
-        defaults = {
-            key: prop["default"]
-            for key, prop in (schema.get("properties") or {}).items()
-            if "default" in prop
-        }
-        result[info["name"]] = (info["level"], defaults)
-    entries = _entries(given)
-    all_level = entries.get("all", (None, {}))[0]
-    if all_level is not None:
-        result = {name: (all_level, props) for name, (_, props) in result.items()}
-    for name, (level, props) in entries.items():
-        if name not in result:
-            continue
-        current_level, current_props = result[name]
-        result[name] = (level or current_level, {**current_props, **props})
-    for info in policies:
-        schema = info.get("schema") or {}
-        props = result[info["name"]][1]
-        for required in schema.get("required") or []:
-            if required not in props:
-                raise PolicyPackError(f"policy {info['name']!r}: {required} is required")
-        for key, value in props.items():
-            prop_schema = (schema.get("properties") or {}).get(key)
-            if prop_schema is not None:
-                _check_type(f"policy {info['name']!r}: {key}", value, prop_schema)
-    return result
 
 
 def _pack_python(pack: Path) -> str:
@@ -387,7 +250,7 @@ class PolicyAnalyzer:
             policies.append(
                 {
                     "name": policy.name,
-                    "level": _LEVELS[policy.enforcementLevel],
+                    "level": LEVELS[policy.enforcementLevel],
                     "schema": {
                         "properties": schema.get("properties") or {},
                         "required": list(policy.configSchema.required),
@@ -413,7 +276,7 @@ class PolicyAnalyzer:
         request = analyzer_pb2.ConfigureAnalyzerRequest()
         for name, (level, props) in reconciled.items():
             entry = request.policyConfig[name]
-            entry.enforcementLevel = _LEVELS.index(level)
+            entry.enforcementLevel = LEVELS.index(level)
             entry.properties.update(props)
         self._call("Configure", request)
 
@@ -450,7 +313,7 @@ class PolicyAnalyzer:
             violations.append(
                 Violation(
                     policy=diagnostic.policyName,
-                    level=_LEVELS[diagnostic.enforcementLevel],
+                    level=LEVELS[diagnostic.enforcementLevel],
                     message=message or diagnostic.description,
                     description=diagnostic.description,
                     urn=diagnostic.urn or urn,
