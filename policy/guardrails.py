@@ -27,12 +27,26 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-__all__ = ["LAB_REGIONS", "PACK_NAME", "POLICIES"]
+__all__ = [
+    "CREDENTIAL_SUFFIXES",
+    "LAB_REGIONS",
+    "MAX_CAPACITY",
+    "MAX_MINUTES",
+    "MAX_WORKERS",
+    "PACK_NAME",
+    "POLICIES",
+]
 
 PACK_NAME: Final = "llmops-guardrails"
 
 #: The lab's regions with gpt-4o Standard quota (DESIGN.md's allowedRegions default).
 LAB_REGIONS: Final = ("eastus2", "northcentralus", "swedencentral", "switzerlandwest")
+
+#: The limits' defaults (each also its policy's schema default, which the CLI sends).
+MAX_CAPACITY: Final = 50
+MAX_WORKERS: Final = 2
+MAX_MINUTES: Final = 120
+CREDENTIAL_SUFFIXES: Final = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
 ACCOUNT: Final = "azure-native:cognitiveservices:Account"
 DEPLOYMENT: Final = "azure-native:cognitiveservices:Deployment"
@@ -108,7 +122,7 @@ def _allowed_region(args: ResourceValidationArgs, report: ReportViolation) -> No
 
 @_for_types(DEPLOYMENT)
 def _capacity_cap(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    cap = int(_config(args, "maxCapacity", 50))
+    cap = int(_config(args, "maxCapacity", MAX_CAPACITY))
     capacity = _number(_get(args.props, "sku", "capacity"))
     if capacity is not None and capacity > cap:
         report(
@@ -144,7 +158,7 @@ def _single_node(props: Mapping[str, Any]) -> bool:
 def _cluster_size(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if _single_node(args.props):
         return
-    cap = int(_config(args, "maxWorkers", 2))
+    cap = int(_config(args, "maxWorkers", MAX_WORKERS))
     workers = _number(_get(args.props, "numWorkers"))
     most = _number(_get(args.props, "autoscale", "maxWorkers"))
     for label, count in (("numWorkers", workers), ("autoscale.maxWorkers", most)):
@@ -158,7 +172,7 @@ def _cluster_size(args: ResourceValidationArgs, report: ReportViolation) -> None
 
 @_for_types(CLUSTER)
 def _auto_termination(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    bound = int(_config(args, "maxMinutes", 120))
+    bound = int(_config(args, "maxMinutes", MAX_MINUTES))
     if _get(args.props, "autoterminationMinutes") is _UNKNOWN:
         args.not_applicable("auto-termination is not known until `pulumi up`")
     minutes = _number(_get(args.props, "autoterminationMinutes"))
@@ -195,9 +209,7 @@ def _photon(args: ResourceValidationArgs, report: ReportViolation) -> None:
 
 @_for_types(CLUSTER)
 def _no_clear_text_credentials(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    suffixes = tuple(
-        str(s).upper() for s in _config(args, "suffixes", ["KEY", "TOKEN", "SECRET", "PASSWORD"])
-    )
+    suffixes = tuple(str(s).upper() for s in _config(args, "suffixes", CREDENTIAL_SUFFIXES))
     for field_name in ("sparkEnvVars", "sparkConf"):
         entries = _get(args.props, field_name)
         if not isinstance(entries, Mapping):
@@ -274,7 +286,7 @@ POLICIES: Final = (
                 "type": "integer",
                 "minimum": 1,
                 "description": "The largest sku.capacity allowed (50 = 50K TPM).",
-                "default": 50,
+                "default": MAX_CAPACITY,
             }
         ),
     ),
@@ -294,7 +306,7 @@ POLICIES: Final = (
                 "type": "integer",
                 "minimum": 0,
                 "description": "Most workers a multi-node cluster may have (fixed or autoscaled).",
-                "default": 2,
+                "default": MAX_WORKERS,
             }
         ),
     ),
@@ -308,7 +320,7 @@ POLICIES: Final = (
                 "type": "integer",
                 "minimum": 10,
                 "description": "The longest auto-termination allowed, in minutes.",
-                "default": 120,
+                "default": MAX_MINUTES,
             }
         ),
     ),
@@ -338,7 +350,7 @@ POLICIES: Final = (
                 "type": "array",
                 "items": {"type": "string"},
                 "description": "Name endings that mark a credential (compared in upper case).",
-                "default": ["KEY", "TOKEN", "SECRET", "PASSWORD"],
+                "default": list(CREDENTIAL_SUFFIXES),
             }
         ),
     ),
