@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from llmops_infra.errors import ConfigError
@@ -38,6 +38,8 @@ class Plan:
     resources: list[dict[str, Any]]
     outputs: dict[str, dict[str, Any]]
     to_create: int
+    recorded: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+    """The registrations as the engine recorded them (``RecordedResource``), for the policies."""
 
 
 def _display(value: Any) -> Any:
@@ -128,6 +130,7 @@ def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
         resources=resources,
         outputs=outputs,
         to_create=len(run.resources) + 1,  # Pulumi counts the stack itself too
+        recorded=tuple(run.resources),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 __all__ = ["add_parser", "run"]
 
@@ -17,7 +18,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "every resource it would create with the lab's settings, then the stack outputs. "
             "Configuration is assembled as the Pulumi CLI does: Pulumi.yaml defaults, then "
             "Pulumi.<stack>.yaml, then --config overrides. Values only Azure or Databricks "
-            "know are shown as '(known after up)'; secrets are masked."
+            "know are shown as '(known after up)'; secrets are masked. The policy pack "
+            "(default: the project's policy/ folder) then runs over every resource, as "
+            "`pulumi up --policy-pack` would; each violation shows under its resource, and a "
+            "mandatory one makes the command exit with status 3."
         ),
     )
     parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to read")
@@ -29,21 +33,64 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="override a configuration value, e.g. llmops:region=swedencentral (repeatable)",
     )
     parser.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    parser.add_argument(
+        "--no-policy", action="store_true", help="skip the policy pack (no violations, exit 0)"
+    )
+    parser.add_argument(
+        "--policy-pack",
+        type=Path,
+        metavar="PATH",
+        help="the policy pack's folder (default: the project's policy/)",
+    )
+    parser.add_argument(
+        "--policy-pack-config",
+        type=Path,
+        metavar="FILE",
+        help="JSON configuration for the pack, as `pulumi up --policy-pack-config` takes it",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Assemble the configuration, run the program under the mocks, print the plan."""
+    """Assemble the configuration, run the program under the mocks, check it, print the plan."""
+    import contextlib
     import sys
 
-    from llmops_infra.offline import plan
+    from llmops_infra.offline import plan, plan_policy
     from llmops_infra.offline.engine import PROJECT_DIR
+    from llmops_infra.offline.policy_check import PolicyAnalyzer
+    from llmops_infra.offline.policy_config import load_pack_config
     from llmops_infra.offline.stack_files import parse_overrides, read_stack_config
 
     config = read_stack_config(PROJECT_DIR, args.stack, parse_overrides(args.config))
-    result = plan.make_plan(config, stack=args.stack)
-    if isinstance(result, plan.PlanError):
-        print(f"error: {result.message}", file=sys.stderr)
-        return 2
-    print(plan.to_json(result) if args.json else plan.to_text(result))
-    return 0
+    pack_config = (
+        load_pack_config(args.policy_pack_config)
+        if args.policy_pack_config and not args.no_policy
+        else {}
+    )
+    with contextlib.ExitStack() as stack:
+        # The pack's process imports while the program runs (two cores, half the wait).
+        analyzer = (
+            None
+            if args.no_policy
+            else stack.enter_context(
+                PolicyAnalyzer(
+                    args.policy_pack or PROJECT_DIR / "policy", stack=args.stack, config=config
+                )
+            )
+        )
+        result = plan.make_plan(config, stack=args.stack)
+        if isinstance(result, plan.PlanError):
+            print(f"error: {result.message}", file=sys.stderr)
+            return 2
+        text = plan.to_json(result) if args.json else plan.to_text(result)
+        if analyzer is None:
+            print(text)
+            return 0
+        violations = analyzer.analyze(result.recorded, pack_config)
+        pack = analyzer.info()["name"]
+    if args.json:
+        print(plan_policy.with_violations_json(text, pack, violations))
+    else:
+        print(plan_policy.with_violations_text(text, result.resources, pack, violations))
+    return 3 if plan_policy.has_mandatory(violations) else 0
