@@ -271,7 +271,8 @@ def _why_not(region: RegionCheck) -> list[str]:
         elif not m.fits:
             reasons.append(
                 f"{region.region} has {m.free} free for {m.demand.model}, "
-                f"{' + '.join(m.demand.keys)} need {m.demand.capacity}"
+                f"{' + '.join(m.demand.keys)} {'need' if len(m.demand.keys) > 1 else 'needs'} "
+                f"{m.demand.capacity}"
             )
     return reasons
 

@@ -180,7 +180,7 @@ def test_each_region_shows_offer_quota_and_soft_deleted_accounts(
     assert (
         "switzerlandwest does not offer gpt-4o (its default version) with the Standard SKU" in out
     )
-    assert "northcentralus has 5 free for gpt-4o, llmops:capacity need 10" in out
+    assert "northcentralus has 5 free for gpt-4o, llmops:capacity needs 10" in out
     assert "python -m llmops_infra preflight --stack dev --pin" in out
     assert (
         "az cognitiveservices account purge --name oai-llmops-dev-old123 "
@@ -209,7 +209,7 @@ def test_a_pinned_region_without_quota_fails_with_what_to_do(
 ) -> None:
     assert run("--config", "llmops:region=eastus2") == 1
     out = capsys.readouterr().out
-    assert "eastus2 has 0 free for gpt-4o, llmops:capacity need 10" in out
+    assert "eastus2 has 0 free for gpt-4o, llmops:capacity needs 10" in out
     assert "pulumi config set llmops:region swedencentral" in out
     assert "az cognitiveservices account purge --name oai-llmops-dev-old123" in out
 
@@ -250,7 +250,7 @@ def test_two_models_each_need_their_offer_and_quota(
     assert table[("northcentralus", "gpt-4o-mini")][2:7] == ["99", "0", "99", "100", "no"]
     assert table[("swedencentral", "gpt-4o-mini")][2:7] == ["200", "20", "180", "100", "yes"]
     assert "eastus2 does not offer gpt-4o-mini" in out
-    assert "northcentralus has 99 free for gpt-4o-mini, llmops:judgeCapacity need 100" in out
+    assert "northcentralus has 99 free for gpt-4o-mini, llmops:judgeCapacity needs 100" in out
     assert run(*args, "--config", "llmops:region=northcentralus") == 1
 
 
@@ -265,6 +265,10 @@ def test_one_model_twice_adds_both_capacities_against_one_quota(
     assert run(*args, "--config", "llmops:capacity=100", "--config", "llmops:judgeCapacity=51") == 1
     out = capsys.readouterr().out
     assert rows(out)[("swedencentral", "gpt-4o")][5:7] == ["151", "no"]
+    assert (
+        "swedencentral has 150 free for gpt-4o, llmops:capacity + llmops:judgeCapacity need 151"
+        in out
+    )
     assert "llmops:capacity + llmops:judgeCapacity at most 150 (gpt-4o shares one quota)" in out
 
 
