@@ -69,9 +69,14 @@ _IDENTITY_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "useOidc": ("ARM_USE_OIDC",),
     "oidcToken": ("ARM_OIDC_TOKEN",),
     "oidcTokenFilePath": ("ARM_OIDC_TOKEN_FILE_PATH",),
+    # A CI runner's token request (GitHub Actions sets the ACTIONS_* pair).
+    "oidcRequestToken": ("ARM_OIDC_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+    "oidcRequestUrl": ("ARM_OIDC_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_URL"),
     "useMsi": ("ARM_USE_MSI",),
 }
 _PROVIDER_NAMESPACE: Final = "azure-native"
+#: The audience Azure AD expects of a federated token (workload identity federation).
+_FEDERATION_AUDIENCE: Final = "api://AzureADTokenExchange"
 
 T = TypeVar("T")
 
@@ -220,14 +225,51 @@ def credential(
 
 
 def _oidc_assertion(found: Mapping[str, str]) -> Callable[[], str] | None:
-    """The federated token, read when Azure AD asks (a token file may be rotated)."""
+    """The federated token, fetched when Azure AD asks (a file or a runner's token rotates)."""
     if found.get("oidcToken"):
         value = found["oidcToken"]
         return lambda: value
     if found.get("oidcTokenFilePath"):
         path = Path(found["oidcTokenFilePath"])
         return lambda: path.read_text(encoding="utf-8").strip()
+    if found.get("oidcRequestToken") and found.get("oidcRequestUrl"):
+        url, bearer = found["oidcRequestUrl"], found["oidcRequestToken"]
+        return lambda: _request_id_token(url, bearer)
     return None
+
+
+def _request_id_token(url: str, bearer: str) -> str:
+    """Ask a CI runner for an ID token for Azure AD (GitHub Actions' documented exchange)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    separator = "&" if urllib.parse.urlsplit(url).query else "?"
+    audience = urllib.parse.quote(_FEDERATION_AUDIENCE, safe="")
+    request = urllib.request.Request(
+        f"{url}{separator}audience={audience}",
+        headers={"Authorization": f"Bearer {bearer}", "Accept": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            value = json.loads(answer.read()).get("value")
+    except (OSError, ValueError, AttributeError) as err:
+        if isinstance(err, urllib.error.HTTPError):
+            err.close()  # it holds the answer's connection
+        # The URL's query may carry a runner's parameters: name only its host.
+        host = urllib.parse.urlsplit(url).hostname
+        raise _federation_error(
+            f"cannot get an OIDC token from {host} ({first_line(err)})"
+        ) from None
+    if not isinstance(value, str) or not value:
+        raise _federation_error("the OIDC token request answered without a token")
+    return value
+
+
+def _federation_error(message: str) -> Exception:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    return ClientAuthenticationError(message)
 
 
 class ArmSession:
@@ -248,7 +290,7 @@ class ArmSession:
         """``client_kwargs`` go to the SDK client (e.g. ``retry_on_status_codes``)."""
         from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 
-        self.endpoint = endpoint or arm_endpoint()
+        self.endpoint = arm_endpoint({ARM_ENDPOINT_ENV: endpoint} if endpoint else None)
         # Per request: the SDK refuses to send a bearer token over http unless told, and
         # a local fake is http (arm_endpoint allows that on loopback only).
         self._call: dict[str, Any] = (
@@ -261,6 +303,16 @@ class ArmSession:
             credential_scopes=credential_scopes(self.endpoint),
             **client_kwargs,
         )
+
+    def __enter__(self) -> ArmSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()
 
     def deleted_accounts(self) -> list[Account]:
         """Every soft-deleted Cognitive Services account of the subscription."""

@@ -475,7 +475,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, session: ArmSession | None = None) -> int:
+def run(args: argparse.Namespace) -> int:
     """Assemble the configuration, ask Azure, print the table (and pin); the exit status."""
     from llmops_infra.azure_clients import ArmError, ArmSession
     from llmops_infra.config import NAMESPACE, parse_config
@@ -501,7 +501,8 @@ def run(args: argparse.Namespace, session: ArmSession | None = None) -> int:
         )
         return 2
     try:
-        regions = check(session or ArmSession(subscription), settings)
+        with ArmSession(subscription) as session:
+            regions = check(session, settings)
     except ArmError as err:
         hint = (
             " (reading models and quota needs the Cognitive Services Usages Reader or Reader "

@@ -124,7 +124,8 @@ class _PurgeProvider(ResourceProvider):
         from llmops_infra.azure_clients import identity_keys
 
         # Only the identity settings; the stack's other values (and secrets) are not kept.
-        self._config = {key: req.config.get(key) for key in identity_keys()}
+        found = {key: req.config.get(key) for key in identity_keys()}
+        self._config = {key: value for key, value in found.items() if value is not None}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         state = {key: str(props[key]) for key in _FIELDS}
@@ -138,8 +139,8 @@ class _PurgeProvider(ResourceProvider):
         )
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        session = purge_session(str(props["subscription_id"]), self._config.get)
-        purge_deleted_account(session, props)
+        with purge_session(str(props["subscription_id"]), self._config.get) as session:
+            purge_deleted_account(session, props)
 
 
 @dataclass(frozen=True)

@@ -379,7 +379,8 @@ def test_throttled_lists_are_retried_after_retry_after(azure: FakeArm) -> None:
         Answer(429, headers={"Retry-After": "1"}),
         Answer(200, {"value": []}),
     )
-    assert ArmSession(SUB).deleted_accounts() == []
+    with ArmSession(SUB) as session:
+        assert session.deleted_accounts() == []
     assert len(azure.calls("GET", f"{BASE}/deletedAccounts")) == 2
     waits = [c.args[1] for c in RequestsTransport.sleep.call_args_list]  # type: ignore[attr-defined]
     assert waits == [1]
@@ -394,7 +395,8 @@ def test_the_token_scope_follows_the_endpoint(azure: FakeArm) -> None:
     ], "the SDK's own scope for a known sovereign cloud"
     assert credential_scopes("https://arm.example.test") == ["https://arm.example.test/.default"]
     fake = FakeCredential()
-    ArmSession(SUB, fake).deleted_accounts()
+    with ArmSession(SUB, fake) as session:
+        session.deleted_accounts()
     assert fake.scopes == [(f"{azure.base}/.default",)]
 
 

@@ -46,6 +46,10 @@ IDENTITY_ENV = (
     "ARM_OIDC_TOKEN",
     "ARM_OIDC_TOKEN_FILE_PATH",
     "ARM_USE_MSI",
+    "ARM_OIDC_REQUEST_TOKEN",
+    "ARM_OIDC_REQUEST_URL",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
 )
 
 
@@ -148,9 +152,10 @@ def test_a_failed_operation_is_an_error_with_azures_message(azure: FakeArm) -> N
 def test_already_gone_is_success(azure: FakeArm) -> None:
     azure.on("DELETE", PURGE_PATH, Answer(404, {"error": {"code": "ResourceNotFound"}}))
     provider().delete(PURGE_PATH, STATE)  # no error
-    assert purge.purge_deleted_account(purge.purge_session("sub-1"), STATE) is False
-    azure.on("DELETE", PURGE_PATH, Answer(200))
-    assert purge.purge_deleted_account(purge.purge_session("sub-1"), STATE) is True
+    with purge.purge_session("sub-1") as session:
+        assert purge.purge_deleted_account(session, STATE) is False
+        azure.on("DELETE", PURGE_PATH, Answer(200))
+        assert purge.purge_deleted_account(session, STATE) is True
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
@@ -288,10 +293,6 @@ def test_the_provider_pickle_is_unchanged_and_holds_no_identity() -> None:
         "azure-native:clientId": "app-1",
         "azure-native:clientSecret": SECRET,
         "azure-native:tenantId": "tenant-1",
-        "azure-native:useOidc": None,
-        "azure-native:oidcToken": None,
-        "azure-native:oidcTokenFilePath": None,
-        "azure-native:useMsi": None,
     }, "only the identity settings are kept, in the provider process's memory"
 
 
@@ -309,9 +310,9 @@ def test_without_configuration_the_arm_variables_sign_in(
     )
 
 
-def test_oidc_federation_from_the_stack_configuration(
-    azure: FakeArm, no_token: type[_RecordingSecretCredential], mocker: MockerFixture, tmp_path: Any
-) -> None:
+@pytest.fixture
+def assertions(mocker: MockerFixture) -> list[tuple[str, str, str]]:
+    """Stands in for azure-identity's ClientAssertionCredential; asks for the assertion once."""
     from azure import identity
 
     made: list[tuple[str, str, str]] = []
@@ -322,19 +323,73 @@ def test_oidc_federation_from_the_stack_configuration(
             made.append((tenant_id, client_id, func()))
 
     mocker.patch.object(identity, "ClientAssertionCredential", Assertion)
+    return made
+
+
+OIDC = {
+    "azure-native:clientId": "app-1",
+    "azure-native:tenantId": "tenant-1",
+    "azure-native:useOidc": "true",
+}
+
+
+def test_oidc_federation_with_a_token_file_from_the_stack_configuration(
+    azure: FakeArm,
+    no_token: type[_RecordingSecretCredential],
+    assertions: list[tuple[str, str, str]],
+    tmp_path: Any,
+) -> None:
     token_file = tmp_path / "oidc"
     token_file.write_text("federated-jwt\n")
     azure.on("DELETE", PURGE_PATH, Answer(200))
-    configured(
-        {
-            "azure-native:clientId": "app-1",
-            "azure-native:tenantId": "tenant-1",
-            "azure-native:useOidc": "true",
-            "azure-native:oidcTokenFilePath": str(token_file),
-        }
-    ).delete(PURGE_PATH, STATE)
-    assert made == [("tenant-1", "app-1", "federated-jwt")]
+    configured({**OIDC, "azure-native:oidcTokenFilePath": str(token_file)}).delete(
+        PURGE_PATH, STATE
+    )
+    assert assertions == [("tenant-1", "app-1", "federated-jwt")]
     assert no_token.made == [], "no client secret involved"
+
+
+def test_oidc_federation_asks_the_ci_runner_for_its_token(
+    azure: FakeArm,
+    no_token: type[_RecordingSecretCredential],
+    assertions: list[tuple[str, str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GitHub Actions' variables; the runner's endpoint is played by the fake server.
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", f"{azure.base}/runner?api-version=2.0")
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "runner-bearer")
+    azure.on("GET", "/runner", Answer(200, {"count": 1, "value": "runner-jwt"}))
+    azure.on("DELETE", PURGE_PATH, Answer(200))
+    configured(OIDC).delete(PURGE_PATH, STATE)
+    assert assertions == [("tenant-1", "app-1", "runner-jwt")]
+    [asked] = azure.calls("GET", "/runner")
+    assert asked.query == {"api-version": ["2.0"], "audience": ["api://AzureADTokenExchange"]}
+    assert asked.headers["authorization"] == "Bearer runner-bearer"
+
+
+def test_a_failing_token_request_is_one_line_without_the_runners_token(
+    azure: FakeArm, no_token: type[_RecordingSecretCredential], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azure import identity
+
+    def assertion(tenant_id: str, client_id: str, func: Callable[[], str]) -> FakeCredential:
+        fake = FakeCredential()
+        fake.get_token = lambda *scopes, **kwargs: (_ for _ in ()).throw(  # type: ignore[method-assign]
+            identity.CredentialUnavailableError(func())
+        )
+        return fake
+
+    monkeypatch.setattr(identity, "ClientAssertionCredential", assertion)
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", f"{azure.base}/runner?secret=q")
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "runner-bearer")
+    azure.on("GET", "/runner", Answer(403, {"message": "no"}))
+    with pytest.raises(ArmError) as caught:
+        configured(OIDC).delete(PURGE_PATH, STATE)
+    message = str(caught.value)
+    assert message.startswith("no usable Azure credentials"), message
+    assert "cannot get an OIDC token from 127.0.0.1 (HTTP Error 403" in message
+    assert "runner-bearer" not in message and "secret=q" not in message
+    assert azure.calls("DELETE", PURGE_PATH) == [], "nothing sent unsigned"
 
 
 def test_the_provider_pickles_by_reference_to_this_module() -> None:
