@@ -197,9 +197,10 @@ def credential(
     """Who signs the requests: ``LLMOPS_ARM_TOKEN``, else azure-native's identity, else az login.
 
     A service principal (client secret, or OIDC federation through ``useOidc`` with a
-    token or a token file) or a managed identity (``useMsi``) from the stack's
-    configuration or the ``ARM_*`` variables; otherwise ``DefaultAzureCredential``,
-    which reads ``AZURE_*``, workload identity, managed identity and the Azure CLI.
+    token, a token file or a CI runner's token request) or a managed identity
+    (``useMsi``) from the stack's configuration or the ``ARM_*`` variables; otherwise
+    ``DefaultAzureCredential``, which reads ``AZURE_*``, workload identity, managed
+    identity and the Azure CLI.
     """
     env = os.environ if env is None else env
     token = env.get(ARM_TOKEN_ENV, "").strip()
@@ -231,11 +232,20 @@ def _oidc_assertion(found: Mapping[str, str]) -> Callable[[], str] | None:
         return lambda: value
     if found.get("oidcTokenFilePath"):
         path = Path(found["oidcTokenFilePath"])
-        return lambda: path.read_text(encoding="utf-8").strip()
+        return lambda: _read_token_file(path)
     if found.get("oidcRequestToken") and found.get("oidcRequestUrl"):
         url, bearer = found["oidcRequestUrl"], found["oidcRequestToken"]
         return lambda: _request_id_token(url, bearer)
     return None
+
+
+def _read_token_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise _federation_error(
+            f"cannot read the OIDC token file {path} ({err.strerror})"
+        ) from None
 
 
 def _request_id_token(url: str, bearer: str) -> str:

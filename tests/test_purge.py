@@ -349,6 +349,17 @@ def test_oidc_federation_with_a_token_file_from_the_stack_configuration(
     assert no_token.made == [], "no client secret involved"
 
 
+def test_a_missing_token_file_is_one_line_and_nothing_is_sent(
+    azure: FakeArm, no_token: type[_RecordingSecretCredential], tmp_path: Any
+) -> None:
+    missing = tmp_path / "gone"
+    with pytest.raises(ArmError, match=r"^no usable Azure credentials: .*cannot read the OIDC "):
+        configured({**OIDC, "azure-native:oidcTokenFilePath": str(missing)}).delete(
+            PURGE_PATH, STATE
+        )
+    assert azure.requests == []
+
+
 def test_oidc_federation_asks_the_ci_runner_for_its_token(
     azure: FakeArm,
     no_token: type[_RecordingSecretCredential],
