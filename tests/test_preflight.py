@@ -419,6 +419,24 @@ def test_help_is_registered() -> None:
     assert "preflight" in build_parser().format_help()
 
 
+def test_the_command_reads_endpoint_and_token_from_the_environment(azure: FakeArm) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "ARM_"))}
+    env.update({ARM_ENDPOINT_ENV: azure.base, ARM_TOKEN_ENV: TOKEN})
+    done = subprocess.run(
+        [sys.executable, "-m", "llmops_infra", "preflight", "--subscription", SUB],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert rows(done.stdout)[("swedencentral", "gpt-4o")][-2] == "yes"
+    assert TOKEN not in done.stdout + done.stderr
+    assert {c.headers["authorization"] for c in azure.requests} == {f"Bearer {TOKEN}"}
+
+
 def test_without_credentials_the_command_exits_2_with_one_line(tmp_path: Path) -> None:
     env = {
         key: value
