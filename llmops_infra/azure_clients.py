@@ -1,4 +1,4 @@
-"""Azure Resource Manager through ``azure-mgmt-cognitiveservices``: endpoint, credentials, errors.
+"""Azure Resource Manager through ``azure-mgmt-cognitiveservices``: endpoint, session, errors.
 
 Shared by ``python -m llmops_infra preflight`` and the purge on destroy
 (:mod:`llmops_infra.purge`). The SDK brings what a Resource Manager client
@@ -8,75 +8,45 @@ requests and with which identity, as DESIGN.md fixes it:
 
 - ``LLMOPS_ARM_ENDPOINT`` (a sovereign cloud, a local fake) else
   ``https://management.azure.com``; the token's scope follows the endpoint.
-- ``LLMOPS_ARM_TOKEN`` (e.g. from ``az account get-access-token``) else the
-  identity Pulumi's azure-native provider would use: its stack configuration
-  (``azure-native:clientId`` ...), then the ``ARM_*`` variables, then
-  azure-identity's ``DefaultAzureCredential`` (``az login``, ``AZURE_*``,
-  managed identity), never a browser.
+- signed as :mod:`llmops_infra.azure_credentials` decides (``LLMOPS_ARM_TOKEN``,
+  else the identity Pulumi's azure-native provider would use).
 
 Every failure leaves here as one :class:`ArmError` line naming the problem.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from llmops_infra.azure_credentials import ARM_TOKEN_ENV
 from workload.errors import first_line
 
 if TYPE_CHECKING:
-    from azure.core.credentials import AccessToken, TokenCredential
+    from azure.core.credentials import TokenCredential
     from azure.core.exceptions import AzureError, HttpResponseError
     from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
     from azure.mgmt.cognitiveservices.models import Account, Model, Usage
 
 __all__ = [
     "ARM_ENDPOINT_ENV",
-    "ARM_TOKEN_ENV",
     "DEFAULT_ENDPOINT",
     "ArmError",
     "ArmSession",
     "ArmUnavailable",
-    "StaticTokenCredential",
     "arm_endpoint",
-    "credential",
     "credential_scopes",
     "deleted_account_path",
-    "identity_keys",
-    "identity_settings",
     "purge_command",
 ]
 
 #: Overrides the Resource Manager base URL (sovereign clouds, local fakes).
 ARM_ENDPOINT_ENV: Final = "LLMOPS_ARM_ENDPOINT"
-#: A bearer token for Resource Manager, used as is.
-ARM_TOKEN_ENV: Final = "LLMOPS_ARM_TOKEN"
 DEFAULT_ENDPOINT: Final = "https://management.azure.com"
 #: Hosts a bearer token may reach over plain http: a local fake, never the network.
 _LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
-
-#: The azure-native provider's identity settings and the variables it falls back to,
-#: in its own order (its configuration wins over the environment, key by key).
-_IDENTITY_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
-    "clientId": ("ARM_CLIENT_ID",),
-    "clientSecret": ("ARM_CLIENT_SECRET",),
-    "tenantId": ("ARM_TENANT_ID",),
-    "useOidc": ("ARM_USE_OIDC",),
-    "oidcToken": ("ARM_OIDC_TOKEN",),
-    "oidcTokenFilePath": ("ARM_OIDC_TOKEN_FILE_PATH",),
-    # A CI runner's token request (GitHub Actions sets the ACTIONS_* pair).
-    "oidcRequestToken": ("ARM_OIDC_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
-    "oidcRequestUrl": ("ARM_OIDC_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_URL"),
-    "useMsi": ("ARM_USE_MSI",),
-}
-_PROVIDER_NAMESPACE: Final = "azure-native"
-#: The audience Azure AD expects of a federated token (workload identity federation).
-_FEDERATION_AUDIENCE: Final = "api://AzureADTokenExchange"
 
 T = TypeVar("T")
 
@@ -153,135 +123,6 @@ def credential_scopes(endpoint: str) -> list[str]:
     return [f"{endpoint.rstrip('/')}/.default"]
 
 
-@dataclass(frozen=True)
-class StaticTokenCredential:
-    """A bearer token handed over as is (``LLMOPS_ARM_TOKEN``); Azure says when it expired."""
-
-    token: str = field(repr=False)
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        """The same token for every scope; its expiry is Azure's to judge (401)."""
-        from azure.core.credentials import AccessToken
-
-        return AccessToken(self.token, 2**62)
-
-
-def identity_keys() -> tuple[str, ...]:
-    """The stack configuration keys of azure-native's identity (``azure-native:clientId`` ...)."""
-    return tuple(f"{_PROVIDER_NAMESPACE}:{key}" for key in _IDENTITY_KEYS)
-
-
-def identity_settings(
-    config: Callable[[str], Any] | None = None, env: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """The azure-native identity settings: stack configuration first, then ``ARM_*``.
-
-    ``config(key)`` reads the stack's configuration as Pulumi hands it to a dynamic
-    provider (``azure-native:clientId`` ...); values come back as strings, unset ones
-    left out.
-    """
-    env = os.environ if env is None else env
-    found: dict[str, str] = {}
-    for key, variables in _IDENTITY_KEYS.items():
-        value = config(f"{_PROVIDER_NAMESPACE}:{key}") if config else None
-        if value is None or value == "":
-            value = next((env[v] for v in variables if env.get(v)), None)
-        if value is not None and value != "":
-            found[key] = str(value).lower() if isinstance(value, bool) else str(value)
-    return found
-
-
-def credential(
-    config: Callable[[str], Any] | None = None, env: Mapping[str, str] | None = None
-) -> TokenCredential:
-    """Who signs the requests: ``LLMOPS_ARM_TOKEN``, else azure-native's identity, else az login.
-
-    A service principal (client secret, or OIDC federation through ``useOidc`` with a
-    token, a token file or a CI runner's token request) or a managed identity
-    (``useMsi``) from the stack's configuration or the ``ARM_*`` variables; otherwise
-    ``DefaultAzureCredential``, which reads ``AZURE_*``, workload identity, managed
-    identity and the Azure CLI.
-    """
-    env = os.environ if env is None else env
-    token = env.get(ARM_TOKEN_ENV, "").strip()
-    if token:
-        return StaticTokenCredential(token)
-
-    from azure import identity
-
-    # Its chain logs each failed attempt as a multi-line warning; the failure is
-    # reported once, as one line, by ArmSession.
-    logging.getLogger("azure.identity").setLevel(logging.ERROR)
-    found = identity_settings(config, env)
-    client_id, tenant = found.get("clientId"), found.get("tenantId")
-    if client_id and tenant and found.get("clientSecret"):
-        return identity.ClientSecretCredential(tenant, client_id, found["clientSecret"])
-    if found.get("useOidc", "").lower() == "true" and client_id and tenant:
-        assertion = _oidc_assertion(found)
-        if assertion is not None:
-            return identity.ClientAssertionCredential(tenant, client_id, assertion)
-    if found.get("useMsi", "").lower() == "true":
-        return identity.ManagedIdentityCredential(client_id=client_id)
-    return identity.DefaultAzureCredential(exclude_interactive_browser_credential=True)
-
-
-def _oidc_assertion(found: Mapping[str, str]) -> Callable[[], str] | None:
-    """The federated token, fetched when Azure AD asks (a file or a runner's token rotates)."""
-    if found.get("oidcToken"):
-        value = found["oidcToken"]
-        return lambda: value
-    if found.get("oidcTokenFilePath"):
-        path = Path(found["oidcTokenFilePath"])
-        return lambda: _read_token_file(path)
-    if found.get("oidcRequestToken") and found.get("oidcRequestUrl"):
-        url, bearer = found["oidcRequestUrl"], found["oidcRequestToken"]
-        return lambda: _request_id_token(url, bearer)
-    return None
-
-
-def _read_token_file(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError as err:
-        raise _federation_error(
-            f"cannot read the OIDC token file {path} ({err.strerror})"
-        ) from None
-
-
-def _request_id_token(url: str, bearer: str) -> str:
-    """Ask a CI runner for an ID token for Azure AD (GitHub Actions' documented exchange)."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    separator = "&" if urllib.parse.urlsplit(url).query else "?"
-    audience = urllib.parse.quote(_FEDERATION_AUDIENCE, safe="")
-    request = urllib.request.Request(
-        f"{url}{separator}audience={audience}",
-        headers={"Authorization": f"Bearer {bearer}", "Accept": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            value = json.loads(answer.read()).get("value")
-    except (OSError, ValueError, AttributeError) as err:
-        if isinstance(err, urllib.error.HTTPError):
-            err.close()  # it holds the answer's connection
-        # The URL's query may carry a runner's parameters: name only its host.
-        host = urllib.parse.urlsplit(url).hostname
-        raise _federation_error(
-            f"cannot get an OIDC token from {host} ({first_line(err)})"
-        ) from None
-    if not isinstance(value, str) or not value:
-        raise _federation_error("the OIDC token request answered without a token")
-    return value
-
-
-def _federation_error(message: str) -> Exception:
-    from azure.core.exceptions import ClientAuthenticationError
-
-    return ClientAuthenticationError(message)
-
-
 class ArmSession:
     """The Cognitive Services management client, pointed and signed as DESIGN.md says.
 
@@ -297,8 +138,10 @@ class ArmSession:
         endpoint: str | None = None,
         **client_kwargs: Any,
     ) -> None:
-        """``client_kwargs`` go to the SDK client (e.g. ``retry_on_status_codes``)."""
+        """``client_kwargs`` go to the SDK client; ``retry_*`` ones to its retry policy."""
         from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+
+        from llmops_infra.azure_credentials import credential
 
         self.endpoint = arm_endpoint({ARM_ENDPOINT_ENV: endpoint} if endpoint else None)
         # Per request: the SDK refuses to send a bearer token over http unless told, and
@@ -306,11 +149,13 @@ class ArmSession:
         self._call: dict[str, Any] = (
             {"enforce_https": False} if self.endpoint.startswith("http://") else {}
         )
+        retry = {k: client_kwargs.pop(k) for k in list(client_kwargs) if k.startswith("retry_")}
         self.client: CognitiveServicesManagementClient = CognitiveServicesManagementClient(
             cred or credential(),
             subscription,
             base_url=self.endpoint,
             credential_scopes=credential_scopes(self.endpoint),
+            retry_policy=_closing_retry_policy(**retry),
             **client_kwargs,
         )
 
@@ -386,6 +231,23 @@ class ArmSession:
             return call()
         except AzureError as err:
             raise _arm_error(what, err, self.endpoint) from None
+
+
+def _closing_retry_policy(**settings: Any) -> Any:
+    """azure-core's RetryPolicy, closing each answer it is about to retry.
+
+    A long-running operation's first request is streamed; azure-core drops a retried
+    streamed answer unread, and its connection stays open until garbage collection.
+    """
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class ClosingRetryPolicy(RetryPolicy):
+        def sleep(self, settings: Any, transport: Any, response: Any = None) -> None:
+            if response is not None:
+                response.http_response.close()  # its headers (Retry-After) stay readable
+            super().sleep(settings, transport, response)
+
+    return ClosingRetryPolicy(**settings)
 
 
 def _code_and_message(err: HttpResponseError) -> tuple[str, str]:

@@ -12,7 +12,7 @@ stack's state by reference (``llmops_infra.purge._PurgeProvider``), so it keeps
 no state of its own and imports the Azure SDK only inside its methods; renaming
 or moving that class would break ``pulumi destroy`` of stacks deployed before.
 It signs in as the stack's azure-native provider does (see
-:mod:`llmops_infra.azure_clients`), reading that identity from the configuration
+:mod:`llmops_infra.azure_credentials`), reading that identity from the configuration
 the engine hands it at each run, never storing it.
 """
 
@@ -62,9 +62,10 @@ def purge_session(
     """A Resource Manager session for the purge: azure-core's retries, 409 included.
 
     ``config(key)`` reads the stack's configuration (``azure-native:clientId`` ...),
-    as the engine hands it to the provider; see :func:`llmops_infra.azure_clients.credential`.
+    as the engine hands it to the provider; see :func:`llmops_infra.azure_credentials.credential`.
     """
-    from llmops_infra.azure_clients import ArmSession, credential
+    from llmops_infra.azure_clients import ArmSession
+    from llmops_infra.azure_credentials import credential
 
     return ArmSession(subscription_id, credential(config, env), **_CONFLICT_RETRY)
 
@@ -121,7 +122,7 @@ class _PurgeProvider(ResourceProvider):
     """What :meth:`configure` kept: the azure-native identity settings, by key."""
 
     def configure(self, req: ConfigureRequest) -> None:
-        from llmops_infra.azure_clients import identity_keys
+        from llmops_infra.azure_credentials import identity_keys
 
         # Only the identity settings; the stack's other values (and secrets) are not kept.
         found = {key: req.config.get(key) for key in identity_keys()}

@@ -17,12 +17,12 @@ from pytest_mock import MockerFixture
 from llmops_infra import preflight
 from llmops_infra.azure_clients import (
     ARM_ENDPOINT_ENV,
-    ARM_TOKEN_ENV,
     ArmSession,
     ArmUnavailable,
     arm_endpoint,
     credential_scopes,
 )
+from llmops_infra.azure_credentials import ARM_TOKEN_ENV
 from llmops_infra.cli import build_parser, main
 from llmops_infra.mock_engine import PROJECT_DIR
 from llmops_infra.preflight import find_subscription
