@@ -241,7 +241,7 @@ def _closing_retry_policy(**settings: Any) -> Any:
     """
     from azure.core.pipeline.policies import RetryPolicy
 
-    class ClosingRetryPolicy(RetryPolicy):
+    class ClosingRetryPolicy(RetryPolicy[Any, Any]):
         def sleep(self, settings: Any, transport: Any, response: Any = None) -> None:
             if response is not None:
                 response.http_response.close()  # its headers (Retry-After) stay readable
