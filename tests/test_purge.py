@@ -284,6 +284,10 @@ def test_a_provider_pickled_the_old_way_still_loads_and_purges(
     assert no_token.made == [("tenant-1", "app-1", SECRET)], "the stack's service principal"
     [call] = azure.calls("DELETE", PURGE_PATH)
     assert call.headers["authorization"] == f"Bearer {TOKEN}"
+    azure.on("DELETE", PURGE_PATH, Answer(403, {"error": {"code": "AuthorizationFailed"}}))
+    with pytest.raises(ArmError) as caught:
+        loaded.delete(PURGE_PATH, STATE)
+    assert SECRET not in str(caught.value) and TOKEN not in str(caught.value)
     assert SECRET not in caplog.text and TOKEN not in caplog.text, "nothing secret is logged"
 
 
