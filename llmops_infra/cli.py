@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from llmops_infra import preflight
+from llmops_infra.azure_api import preflight
 from llmops_infra.errors import ConfigError
 from llmops_infra.offline import plan_command
 

@@ -2,7 +2,10 @@
 
 Each route maps ``(METHOD, path)`` to a list of answers served in turn (the last
 one repeats). Every request is recorded with its path, query and headers, so a
-test can check the exact call Azure would have received.
+test can check the exact call Azure would have received. The bodies are what
+ARM sends, in the JSON shapes of azure-mgmt-cognitiveservices' models
+(``ModelListResult``, ``UsageListResult``, ``AccountListResult``); lists page
+through ``nextLink`` as ARM's do.
 """
 
 from __future__ import annotations
@@ -18,7 +21,16 @@ from typing import Any
 
 from azure.core.credentials import AccessToken
 
-__all__ = ["Answer", "FakeArm", "FakeCredential", "Recorded", "fake_arm"]
+__all__ = [
+    "Answer",
+    "FakeArm",
+    "FakeCredential",
+    "Recorded",
+    "deleted_account",
+    "fake_arm",
+    "model",
+    "usage",
+]
 
 TOKEN = "fake-arm-token-never-printed"
 
@@ -78,6 +90,64 @@ class FakeCredential:
         if self.error is not None:
             raise self.error
         return AccessToken(TOKEN, 2**31)
+
+
+def model(
+    name: str,
+    version: str,
+    skus: tuple[str, ...] = ("Standard", "GlobalStandard"),
+    default: bool = True,
+    kind: str = "OpenAI",
+) -> dict[str, Any]:
+    """One entry of ``GET .../locations/{location}/models``: ``Model`` around ``AccountModel``."""
+    return {
+        "kind": kind,
+        "skuName": "S0",
+        "description": f"{name} {version}",
+        "model": {
+            "publisher": "OpenAI",
+            "format": "OpenAI",
+            "name": name,
+            "version": version,
+            "isDefaultVersion": default,
+            "lifecycleStatus": "GenerallyAvailable",
+            "maxCapacity": 1000,
+            "capabilities": {"chatCompletion": "true"},
+            "skus": [
+                {
+                    "name": sku,
+                    "usageName": f"OpenAI.{sku}.{name}",
+                    "capacity": {"minimum": 1, "maximum": 1000, "step": 1, "default": 10},
+                }
+                for sku in skus
+            ],
+        },
+    }
+
+
+def usage(limit: float, used: float, name: str = "OpenAI.Standard.gpt-4o") -> dict[str, Any]:
+    """One entry of ``GET .../locations/{location}/usages`` (``Usage``)."""
+    return {
+        "name": {"value": name, "localizedValue": name},
+        "limit": limit,
+        "currentValue": used,
+        "unit": "Count",
+    }
+
+
+def deleted_account(subscription: str, name: str, group: str, location: str) -> dict[str, Any]:
+    """One entry of ``GET .../deletedAccounts`` (``Account``)."""
+    return {
+        "id": (
+            f"/subscriptions/{subscription}/providers/Microsoft.CognitiveServices/locations/"
+            f"{location}/resourceGroups/{group}/deletedAccounts/{name}"
+        ),
+        "name": name,
+        "type": "Microsoft.CognitiveServices/accounts",
+        "kind": "OpenAI",
+        "location": location,
+        "properties": {"deletionDate": "2026-11-28T10:00:00Z"},
+    }
 
 
 def _handler(state: FakeArm) -> type[BaseHTTPRequestHandler]:

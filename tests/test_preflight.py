@@ -3,146 +3,408 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_arm import Answer, FakeArm, FakeCredential, fake_arm
+from azure.core.pipeline.transport import RequestsTransport
+from fake_arm import TOKEN, Answer, FakeArm, FakeCredential, deleted_account, fake_arm, model, usage
 from pytest_mock import MockerFixture
 
-from llmops_infra import arm
-from llmops_infra.arm import API_VERSION, ARM_ENDPOINT_ENV, ArmClient
+from llmops_infra.azure_api import preflight
+from llmops_infra.azure_api.clients import (
+    ARM_ENDPOINT_ENV,
+    ArmSession,
+    ArmUnavailable,
+    arm_endpoint,
+    credential_scopes,
+)
+from llmops_infra.azure_api.credentials import ARM_TOKEN_ENV
+from llmops_infra.azure_api.preflight import find_subscription
 from llmops_infra.cli import build_parser, main
 from llmops_infra.offline.engine import PROJECT_DIR
-from llmops_infra.preflight import find_subscription
 
 SUB = "sub-1"
 BASE = f"/subscriptions/{SUB}/providers/Microsoft.CognitiveServices"
 REGIONS = ("eastus2", "northcentralus", "swedencentral", "switzerlandwest")
+#: A stack file as people write them: comments, a list, a map, a secret, quoting.
+STACK_FILE = """\
+# The test stack.
+#   pulumi config set azure-native:subscriptionId <id>
+config:
+  azure-native:clientSecret:
+    secure: AAABAJ0eXN0LXNlY3JldA==
+  azure-native:subscriptionId: "sub-1"
+  llmops:allowedRegions:
+    - eastus2        # full
+    - northcentralus
+    - swedencentral
+    - switzerlandwest
+  llmops:capacity: 5
+  llmops:tags:
+    purpose: 'llmops-lab'
+    stack: test
+"""
 
 
-def usage(limit: int, used: int, name: str = "OpenAI.Standard.gpt-4o") -> dict[str, object]:
-    return {"name": {"value": name}, "limit": limit, "currentValue": used, "unit": "Count"}
+def models_path(region: str) -> str:
+    return f"{BASE}/locations/{region}/models"
 
 
-def deleted(name: str, group: str, location: str) -> dict[str, object]:
-    return {
-        "id": f"{BASE}/locations/{location}/resourceGroups/{group}/deletedAccounts/{name}",
-        "name": name,
-        "location": location,
-    }
+def usages_path(region: str) -> str:
+    return f"{BASE}/locations/{region}/usages"
 
 
 @pytest.fixture
 def azure(monkeypatch: pytest.MonkeyPatch, mocker: MockerFixture) -> Iterator[FakeArm]:
-    """Quota everywhere but eastus2 (full) and switzerlandwest (no gpt-4o at all)."""
+    """eastus2 full; northcentralus 5 free; swedencentral roomy; switzerlandwest quota, no gpt-4o.
+
+    Signed with LLMOPS_ARM_TOKEN over plain http, as DESIGN.md allows for local fakes;
+    azure-core's waits are recorded, not slept.
+    """
+    mocker.patch.object(RequestsTransport, "sleep", autospec=True)
     with fake_arm() as fake:
         monkeypatch.setenv(ARM_ENDPOINT_ENV, fake.base)
+        monkeypatch.setenv(ARM_TOKEN_ENV, TOKEN)
         for name in ("AZURE_SUBSCRIPTION_ID", "ARM_SUBSCRIPTION_ID"):
             monkeypatch.delenv(name, raising=False)
-        mocker.patch.object(arm, "default_credential", autospec=True, return_value=FakeCredential())
-        mocker.patch.object(arm, "_sleep", autospec=True)
-        fake.on("GET", f"{BASE}/locations/eastus2/usages", Answer(200, {"value": [usage(30, 30)]}))
+        gpt4o = model("gpt-4o", "2024-08-06")
+        older = model("gpt-4o", "2024-05-13", default=False)
+        mini = model("gpt-4o-mini", "2024-07-18")
+        fake.on("GET", models_path("eastus2"), Answer(200, {"value": [gpt4o]}))
         fake.on(
             "GET",
-            f"{BASE}/locations/northcentralus/usages",
+            models_path("northcentralus"),
+            Answer(
+                200,
+                {"value": [gpt4o], "nextLink": f"{fake.base}{models_path('northcentralus')}2"},
+            ),
+        )
+        fake.on("GET", f"{models_path('northcentralus')}2", Answer(200, {"value": [mini]}))
+        fake.on("GET", models_path("swedencentral"), Answer(200, {"value": [older, gpt4o, mini]}))
+        fake.on(
+            "GET",
+            models_path("switzerlandwest"),
+            Answer(
+                200,
+                {
+                    "value": [
+                        # Only a global deployment of gpt-4o, and gpt-4o for another kind.
+                        model("gpt-4o", "2024-08-06", skus=("GlobalStandard",)),
+                        model("gpt-4o", "2024-08-06", kind="AIServices"),
+                        mini,
+                    ]
+                },
+            ),
+        )
+        fake.on("GET", usages_path("eastus2"), Answer(200, {"value": [usage(30, 30)]}))
+        fake.on(
+            "GET",
+            usages_path("northcentralus"),
             Answer(
                 200,
                 {
                     "value": [usage(50, 45), usage(99, 0, "OpenAI.Standard.gpt-4o-mini")],
-                    "nextLink": f"{fake.base}{BASE}/locations/northcentralus/usages2",
+                    "nextLink": f"{fake.base}{usages_path('northcentralus')}2",
                 },
             ),
         )
-        fake.on("GET", f"{BASE}/locations/northcentralus/usages2", Answer(200, {"value": []}))
+        fake.on("GET", f"{usages_path('northcentralus')}2", Answer(200, {"value": []}))
         fake.on(
-            "GET", f"{BASE}/locations/swedencentral/usages", Answer(200, {"value": [usage(150, 0)]})
+            "GET",
+            usages_path("swedencentral"),
+            Answer(200, {"value": [usage(150, 0), usage(200, 20, "OpenAI.Standard.gpt-4o-mini")]}),
         )
-        fake.on("GET", f"{BASE}/locations/switzerlandwest/usages", Answer(200, {"value": []}))
+        fake.on(
+            "GET",
+            usages_path("switzerlandwest"),
+            Answer(200, {"value": [usage(300, 0), usage(300, 0, "OpenAI.Standard.gpt-4o-mini")]}),
+        )
         fake.on(
             "GET",
             f"{BASE}/deletedAccounts",
             Answer(
                 200,
-                {"value": [deleted("oai-llmops-dev-old123", "rg-llmops-dev-old123", "eastus2")]},
+                {
+                    "value": [
+                        deleted_account(
+                            SUB, "oai-llmops-dev-old123", "rg-llmops-dev-old123", "eastus2"
+                        )
+                    ]
+                },
             ),
         )
         yield fake
 
 
-def preflight(*args: str) -> int:
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder with the real Pulumi.yaml and the stack file above, as stack ``test``."""
+    shutil.copy(PROJECT_DIR / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    (tmp_path / "Pulumi.test.yaml").write_text(STACK_FILE, encoding="utf-8")
+    monkeypatch.setattr(preflight, "PROJECT_DIR", tmp_path)
+    return tmp_path / "Pulumi.test.yaml"
+
+
+def run(*args: str) -> int:
     return main(["preflight", "--subscription", SUB, *args])
 
 
-def test_table_shows_each_region_and_the_soft_deleted_account(
+def rows(out: str) -> dict[tuple[str, str], list[str]]:
+    """The table's rows by (region, model): the remaining cells."""
+    found = {}
+    table = out.split("\n\n")[0]
+    for line in table.splitlines():
+        cells = line.replace(" (pinned)", "").split()
+        if cells[:1] and cells[0] in REGIONS:
+            found[(cells[0], cells[1])] = cells[2:]
+    return found
+
+
+def test_each_region_shows_offer_quota_and_soft_deleted_accounts(
     azure: FakeArm, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert preflight() == 0, "swedencentral fits, so a usable region exists"
+    assert run() == 0, "swedencentral fits, so the draw can succeed"
     out = capsys.readouterr().out
-    lines = {
-        line.split()[0]: line.split()
-        for line in out.splitlines()
-        if line.split()[:1] and line.split()[0] in REGIONS
-    }
-    assert lines["eastus2"][1:6] == ["30", "30", "0", "no", "oai-llmops-dev-old123"]
-    assert lines["northcentralus"][1:6] == ["50", "45", "5", "no", "-"], "gpt-4o, not gpt-4o-mini"
-    assert lines["swedencentral"][1:6] == ["150", "0", "150", "yes", "-"]
-    assert lines["switzerlandwest"][1:6] == ["0", "0", "0", "no", "-"], "no entry means no quota"
-    assert "pulumi config set --path 'llmops:allowedRegions[0]' swedencentral" in out
+    #                     version      offered limit used free needs fits deleted
+    old = "oai-llmops-dev-old123"
+    assert rows(out) == {
+        ("eastus2", "gpt-4o"): ["2024-08-06", "yes", "30", "30", "0", "10", "no", old],
+        ("northcentralus", "gpt-4o"): ["2024-08-06", "yes", "50", "45", "5", "10", "no", "-"],
+        ("swedencentral", "gpt-4o"): ["2024-08-06", "yes", "150", "0", "150", "10", "yes", "-"],
+        ("switzerlandwest", "gpt-4o"): ["-", "no", "300", "0", "300", "10", "no", "-"],
+    }  # fmt: skip
+    assert (
+        "switzerlandwest does not offer gpt-4o (its default version) with the Standard SKU" in out
+    )
+    assert "northcentralus has 5 free for gpt-4o, llmops:capacity needs 10" in out
+    assert "python -m llmops_infra preflight --stack dev --pin" in out
     assert (
         "az cognitiveservices account purge --name oai-llmops-dev-old123 "
         "--resource-group rg-llmops-dev-old123 --location eastus2"
     ) in out
     for call in azure.requests:
-        assert call.query.get("api-version") in ([API_VERSION], None), call.path
-    assert len(azure.calls("GET", f"{BASE}/locations/northcentralus/usages2")) == 1, "nextLink"
+        assert call.query.get("api-version") == ["2025-09-01"], call.path
+        assert call.headers["authorization"] == f"Bearer {TOKEN}"
+    assert len(azure.calls("GET", f"{usages_path('northcentralus')}2")) == 1, "nextLink"
+    assert len(azure.calls("GET", f"{models_path('northcentralus')}2")) == 1, "nextLink"
+
+
+def test_a_region_without_the_model_never_fits_even_with_quota(
+    azure: FakeArm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("--config", "llmops:region=switzerlandwest") == 1
+    out = capsys.readouterr().out
+    assert "DOES NOT FIT: the stack's deployments do not fit in switzerlandwest:" in out
+    assert "switzerlandwest does not offer gpt-4o" in out
+    assert "pulumi config set llmops:region swedencentral" in out
+    assert "ask for less" not in out, "quota is not what is missing"
 
 
 def test_a_pinned_region_without_quota_fails_with_what_to_do(
     azure: FakeArm, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert preflight("--config", "llmops:region=eastus2") == 1
+    assert run("--config", "llmops:region=eastus2") == 1
     out = capsys.readouterr().out
-    assert "NOT ENOUGH QUOTA: capacity 10 does not fit in eastus2" in out
+    assert "eastus2 has 0 free for gpt-4o, llmops:capacity needs 10" in out
     assert "pulumi config set llmops:region swedencentral" in out
     assert "az cognitiveservices account purge --name oai-llmops-dev-old123" in out
 
 
+def test_a_pinned_region_that_fits_passes(
+    azure: FakeArm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("--config", "llmops:region=swedencentral") == 0
+    assert "OK: every deployment fits in every region the stack can use." in capsys.readouterr().out
+
+
 def test_no_allowed_region_fits(azure: FakeArm, capsys: pytest.CaptureFixture[str]) -> None:
-    assert preflight("--config", "llmops:capacity=200") == 1
+    assert run("--config", "llmops:capacity=200") == 1
     out = capsys.readouterr().out
-    assert "does not fit in any allowed region" in out
+    assert "do not fit in any allowed region" in out
     assert "pulumi config set llmops:capacity 150" in out, "the largest that fits"
 
 
-def test_a_pinned_region_with_quota_passes(
+def test_a_pinned_version_must_be_offered_in_the_region(
     azure: FakeArm, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert preflight("--config", "llmops:region=swedencentral") == 0
-    assert "OK: capacity 10 fits" in capsys.readouterr().out
+    assert run("--config", "llmops:modelVersion=2024-05-13") == 0
+    table = rows(capsys.readouterr().out)
+    assert table[("swedencentral", "gpt-4o")][:2] == ["2024-05-13", "yes"]
+    assert table[("eastus2", "gpt-4o")][:2] == ["2024-05-13", "no"], "only 2024-08-06 there"
+    assert table[("northcentralus", "gpt-4o")][1] == "no"
+
+
+def test_two_models_each_need_their_offer_and_quota(
+    azure: FakeArm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("--config", "llmops:judgeModel=gpt-4o-mini", "--config", "llmops:judgeCapacity=100")
+    assert run(*args, "--config", "llmops:capacity=5") == 0
+    out = capsys.readouterr().out
+    table = rows(out)
+    assert table[("eastus2", "gpt-4o-mini")][:2] == ["-", "no"], "eastus2 lacks the judge model"
+    assert table[("northcentralus", "gpt-4o")][-2] == "yes", "5 of 5 free"
+    assert table[("northcentralus", "gpt-4o-mini")][2:7] == ["99", "0", "99", "100", "no"]
+    assert table[("swedencentral", "gpt-4o-mini")][2:7] == ["200", "20", "180", "100", "yes"]
+    assert "eastus2 does not offer gpt-4o-mini" in out
+    assert "northcentralus has 99 free for gpt-4o-mini, llmops:judgeCapacity needs 100" in out
+    assert run(*args, "--config", "llmops:region=northcentralus") == 1
+
+
+def test_one_model_twice_adds_both_capacities_against_one_quota(
+    azure: FakeArm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("--config", "llmops:deploymentName=chat", "--config", "llmops:judgeModel=gpt-4o")
+    assert run(*args, "--config", "llmops:capacity=100", "--config", "llmops:judgeCapacity=50") == 0
+    table = rows(capsys.readouterr().out)
+    assert table[("swedencentral", "gpt-4o")][5:7] == ["150", "yes"], "100 + 50 of 150 free"
+    assert ("swedencentral", "gpt-4o-mini") not in table
+    assert run(*args, "--config", "llmops:capacity=100", "--config", "llmops:judgeCapacity=51") == 1
+    out = capsys.readouterr().out
+    assert rows(out)[("swedencentral", "gpt-4o")][5:7] == ["151", "no"]
+    assert (
+        "swedencentral has 150 free for gpt-4o, llmops:capacity + llmops:judgeCapacity need 151"
+        in out
+    )
+    assert "llmops:capacity + llmops:judgeCapacity at most 150 (gpt-4o shares one quota)" in out
+
+
+def test_pin_draws_only_among_fitting_regions_and_writes_only_the_region(
+    azure: FakeArm, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # capacity 5 (the stack file): northcentralus and swedencentral fit, the others do not.
+    drawn = set()
+    for _ in range(20):
+        project.write_text(STACK_FILE, encoding="utf-8")
+        assert main(["preflight", "--stack", "test", "--pin"]) == 0
+        text = project.read_text(encoding="utf-8")
+        [line] = [line for line in text.splitlines() if line.startswith("  llmops:region: ")]
+        region = line.split()[-1]
+        drawn.add(region)
+        # Exactly one line more, where `pulumi config set` puts it (keys sorted).
+        expected = STACK_FILE.replace(
+            "  llmops:tags:\n", f"  llmops:region: {region}\n  llmops:tags:\n"
+        )
+        assert text == expected
+    assert drawn == {"northcentralus", "swedencentral"}, "random, and only where it fits"
+    assert "Pinned llmops:region:" in capsys.readouterr().out
+    assert azure.calls("GET", f"{BASE}/deletedAccounts"), "it did ask Azure"
+
+
+def test_pin_then_preflight_reads_the_pinned_region(
+    azure: FakeArm, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["preflight", "--stack", "test", "--pin"]) == 0
+    capsys.readouterr()
+    assert main(["preflight", "--stack", "test"]) == 0
+    assert "(pinned)" in capsys.readouterr().out
+
+
+def test_pin_exits_1_writing_nothing_when_no_region_fits(
+    azure: FakeArm, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["preflight", "--stack", "test", "--pin", "--config", "llmops:capacity=500"]) == 1
+    assert "DOES NOT FIT" in capsys.readouterr().out
+    assert project.read_text(encoding="utf-8") == STACK_FILE
+
+
+def test_pin_exits_2_writing_nothing_when_the_region_is_already_set(
+    azure: FakeArm, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pinned = STACK_FILE + "  llmops:region: eastus2\n"
+    project.write_text(pinned, encoding="utf-8")
+    assert main(["preflight", "--stack", "test", "--pin"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: llmops:region is already eastus2; --pin writes nothing")
+    assert len(captured.err.strip().splitlines()) == 1
+    assert project.read_text(encoding="utf-8") == pinned
+    assert azure.requests == [], "nothing asked either"
+
+
+def test_pin_keeps_the_shipped_dev_stack_file_as_it_is(azure: FakeArm, project: Path) -> None:
+    shipped = (PROJECT_DIR / "Pulumi.dev.yaml").read_text(encoding="utf-8")
+    project.write_text(shipped, encoding="utf-8")
+    assert run("--stack", "test", "--pin") == 0
+    assert project.read_text(encoding="utf-8") == shipped.replace(
+        "config:\n", "config:\n  llmops:region: swedencentral\n"
+    ), "sorted before llmops:tags, nothing else touched"
+
+
+def test_pin_adds_a_config_block_to_a_stack_file_without_one(azure: FakeArm, project: Path) -> None:
+    project.write_text("# just a comment\n", encoding="utf-8")
+    assert run("--stack", "test", "--pin") == 0
+    text = project.read_text(encoding="utf-8")
+    assert text.startswith("# just a comment\nconfig:\n  llmops:region: ")
+    assert text.split()[-1] == "swedencentral", "capacity 10: only swedencentral fits"
 
 
 def test_unreachable_azure_is_one_line_and_exit_2(
     azure: FakeArm, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv(ARM_ENDPOINT_ENV, "http://127.0.0.1:9")  # discard port: refused
-    assert preflight() == 2
+    assert run() == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert len(captured.err.strip().splitlines()) == 1
-    assert captured.err.startswith("error: cannot reach Azure Resource Manager")
+    assert captured.err.startswith(
+        "error: cannot reach Azure Resource Manager at http://127.0.0.1:9"
+    )
 
 
-def test_refused_quota_read_names_the_role(
+def test_refused_read_names_the_role_in_one_line(
     azure: FakeArm, capsys: pytest.CaptureFixture[str]
 ) -> None:
     azure.on(
-        "GET", f"{BASE}/deletedAccounts", Answer(403, {"error": {"code": "AuthorizationFailed"}})
+        "GET",
+        f"{BASE}/deletedAccounts",
+        Answer(403, {"error": {"code": "AuthorizationFailed", "message": "no\nway"}}),
     )
-    assert preflight() == 2
-    assert "Cognitive Services Usages Reader" in capsys.readouterr().err
+    assert run() == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "error: cannot list the soft-deleted accounts: HTTP 403 AuthorizationFailed: no "
+    )
+    assert "Cognitive Services Usages Reader" in err
+    assert len(err.strip().splitlines()) == 1 and TOKEN not in err
+
+
+def test_throttled_lists_are_retried_after_retry_after(azure: FakeArm) -> None:
+    azure.on(
+        "GET",
+        f"{BASE}/deletedAccounts",
+        Answer(429, headers={"Retry-After": "1"}),
+        Answer(200, {"value": []}),
+    )
+    with ArmSession(SUB) as session:
+        assert session.deleted_accounts() == []
+    assert len(azure.calls("GET", f"{BASE}/deletedAccounts")) == 2
+    waits = [c.args[1] for c in RequestsTransport.sleep.call_args_list]  # type: ignore[attr-defined]
+    assert waits == [1]
+
+
+def test_the_token_scope_follows_the_endpoint(azure: FakeArm) -> None:
+    assert credential_scopes("https://management.azure.com") == [
+        "https://management.azure.com/.default"
+    ]
+    assert credential_scopes("https://management.usgovcloudapi.net/") == [
+        "https://management.core.usgovcloudapi.net/.default"
+    ], "the SDK's own scope for a known sovereign cloud"
+    assert credential_scopes("https://arm.example.test") == ["https://arm.example.test/.default"]
+    fake = FakeCredential()
+    with ArmSession(SUB, fake) as session:
+        session.deleted_accounts()
+    assert fake.scopes == [(f"{azure.base}/.default",)]
+
+
+def test_plain_http_only_reaches_loopback() -> None:
+    assert arm_endpoint({ARM_ENDPOINT_ENV: "http://localhost:8080/"}) == "http://localhost:8080"
+    assert arm_endpoint({}) == "https://management.azure.com"
+    with pytest.raises(ArmUnavailable, match="plain http only for a local fake"):
+        arm_endpoint({ARM_ENDPOINT_ENV: "http://arm.example.test"})
 
 
 def test_subscription_comes_from_flag_then_environment_then_stack() -> None:
@@ -152,26 +414,34 @@ def test_subscription_comes_from_flag_then_environment_then_stack() -> None:
     assert find_subscription(None, {}, stack) == "from-stack"
 
 
-def test_client_retries_throttled_lists(azure: FakeArm) -> None:
-    azure.on(
-        "GET",
-        f"{BASE}/deletedAccounts",
-        Answer(429, headers={"Retry-After": "1"}),
-        Answer(200, {"value": []}),
-    )
-    assert ArmClient(FakeCredential()).list_all(f"{BASE}/deletedAccounts") == []
-    assert len(azure.calls("GET", f"{BASE}/deletedAccounts")) == 2
-
-
 def test_help_is_registered() -> None:
+    assert build_parser().parse_args(["preflight", "--pin"]).pin is True
     assert "preflight" in build_parser().format_help()
+
+
+def test_the_command_reads_endpoint_and_token_from_the_environment(azure: FakeArm) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "ARM_"))}
+    env.update({ARM_ENDPOINT_ENV: azure.base, ARM_TOKEN_ENV: TOKEN})
+    done = subprocess.run(
+        [sys.executable, "-m", "llmops_infra", "preflight", "--subscription", SUB],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert rows(done.stdout)[("swedencentral", "gpt-4o")][-2] == "yes"
+    assert TOKEN not in done.stdout + done.stderr
+    assert {c.headers["authorization"] for c in azure.requests} == {f"Bearer {TOKEN}"}
 
 
 def test_without_credentials_the_command_exits_2_with_one_line(tmp_path: Path) -> None:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("AZURE_", "ARM_", "PULUMI_", "IDENTITY_", "MSI_"))
+        if not key.startswith(("AZURE_", "ARM_", "PULUMI_", "IDENTITY_", "MSI_", "LLMOPS_"))
     }
     env.update(
         HOME=str(tmp_path),  # no Azure CLI login, no cached tokens
@@ -192,4 +462,4 @@ def test_without_credentials_the_command_exits_2_with_one_line(tmp_path: Path) -
     assert done.returncode == 2, done.stderr
     assert done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert done.stderr.startswith("error: "), done.stderr
+    assert done.stderr.startswith("error: no usable Azure credentials"), done.stderr

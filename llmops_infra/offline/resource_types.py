@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from llmops_infra.azure_api.clients import deleted_account_path
+
 __all__ = [
     "FAKE_SUBSCRIPTION_ID",
     "FAKE_TENANT_ID",
@@ -235,11 +237,7 @@ def _purge(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[s
     values = [inputs.get(key) for key in fields]
     if any(cloud.is_unknown(v) for v in values):
         return f"{name}-id", {}
-    sub, group, location, account = values
-    return (
-        f"/subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/{location}"
-        f"/resourceGroups/{group}/deletedAccounts/{account}"
-    ), {}
+    return deleted_account_path(*(str(v) for v in values)), {}
 
 
 def _role_assignment(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
