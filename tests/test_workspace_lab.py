@@ -172,7 +172,9 @@ def test_chat_job_runs_on_demand_and_monitor_job_on_a_paused_schedule(dev: Progr
     assert "schedule" not in _job(dev, "chat").inputs, "chat runs when submitted"
     schedule = _job(dev, "monitor").inputs["schedule"]
     assert schedule["pauseStatus"] == "PAUSED", "created paused"
-    assert schedule["quartzCronExpression"] and schedule["timezoneId"]
+    assert (schedule["quartzCronExpression"], schedule["timezoneId"]) == ("0 0 6 * * ?", "UTC"), (
+        "daily at 06:00 UTC"
+    )
 
 
 def test_lab_resources_live_in_the_new_workspace(dev: ProgramRun) -> None:
