@@ -583,3 +583,108 @@ def test_each_bad_line_is_named_with_its_problem(line: str, problem: str) -> Non
     with pytest.raises(SettingsError, match=rf"line 2: .*{problem}") as info:
         parse_dataset(f"{good}\n{line}\n{good}\n", "x.jsonl")
     assert info.value.exit_code == 2
+
+
+# --- budgets, verdicts, progress (no service involved) -------------------------------------
+
+
+def _args(*argv: str) -> Any:
+    from workload.cli import build_parser
+
+    return build_parser().parse_args(["eval", *argv])
+
+
+def test_budgets_come_from_the_cluster_environment_then_the_outputs_then_the_default() -> None:
+    from workload.eval_command import resolve_budgets
+
+    outputs = {
+        "openai_tokens_per_minute": 20000,
+        "openai_judge_deployment": "judge",
+        "openai_judge_tokens_per_minute": 30000,
+    }
+    budgets = resolve_budgets(_args(), outputs, {}, "gpt-4o")
+    assert (budgets.chat_tpm, budgets.chat_rpm) == (20000, 120), "6 RPM per 1,000 TPM"
+    assert (budgets.judge_deployment, budgets.judge_tpm, budgets.judge_rpm) == (
+        "judge",
+        30000,
+        180,
+    )
+    env = {"LLMOPS_TOKENS_PER_MINUTE": "50000", "LLMOPS_JUDGE_DEPLOYMENT": ""}
+    cluster = resolve_budgets(_args(), {}, env, "gpt-4o")
+    assert (cluster.chat_tpm, cluster.judge_deployment, cluster.shared) == (50000, "gpt-4o", True)
+    lab = resolve_budgets(_args(), {}, {}, "gpt-4o")
+    assert (lab.chat_tpm, lab.chat_rpm, lab.shared) == (10000, 60, True), "the lab's 10K TPM"
+    flags = resolve_budgets(
+        _args("--tpm", "1000", "--rpm", "2", "--judge-tpm", "5000"), outputs, {}, "gpt-4o"
+    )
+    assert (flags.chat_tpm, flags.chat_rpm, flags.judge_tpm, flags.judge_rpm) == (
+        1000,
+        2,
+        5000,
+        30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "problem"),
+    [
+        ((), {"LLMOPS_TOKENS_PER_MINUTE": "lots"}, "LLMOPS_TOKENS_PER_MINUTE = 'lots'"),
+        (("--judge-tpm", "5000"), {}, "there is no judge deployment"),
+    ],
+)
+def test_bad_budgets_are_settings_errors(
+    argv: tuple[str, ...], env: dict[str, str], problem: str
+) -> None:
+    from workload.eval_command import resolve_budgets
+
+    with pytest.raises(SettingsError, match=problem):
+        resolve_budgets(_args(*argv), {}, env, "gpt-4o")
+
+
+def test_guideline_without_judges_is_refused_before_anything_runs() -> None:
+    from workload.eval_command import run
+
+    with pytest.raises(SettingsError, match="--guideline needs the judges"):
+        run(_args("--no-judge", "--guideline", "Be kind."))
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [
+        ('{"rationale": "fine", "result": "yes"}', ("yes", "fine")),
+        ('```json\n{"result": "No", "rationale": "rude"}\n```', ("no", "rude")),
+    ],
+)
+def test_mlflows_judge_answer_is_read(answer: str, verdict: tuple[str, str]) -> None:
+    from workload.judges import parse_verdict
+
+    assert parse_verdict(answer) == verdict
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [("yes", "not JSON"), ('{"result": "maybe"}', 'not "yes" or "no"'), ("[1]", "object")],
+)
+def test_an_answer_not_in_mlflows_judge_format_is_refused(answer: str, problem: str) -> None:
+    from workload.judges import parse_verdict
+
+    with pytest.raises(ValueError, match=problem):
+        parse_verdict(answer)
+
+
+def test_progress_shows_rows_tokens_and_rate_only_on_a_terminal() -> None:
+    import io
+
+    from workload.pacing import Budget, Pacer
+    from workload.progress import Progress
+
+    pacer = Pacer(Budget("d", 10000, 60))
+    pacer.reserve(300)
+    pacer.hold_off(0)
+    progress = Progress(4, [pacer, pacer], stream=io.StringIO())
+    progress.row_done(error=False)
+    progress.row_done(error=True)
+    line = progress.line()
+    assert line.startswith("rows 2/4 (1 failed), 1 requests, 300 tokens admitted, ")
+    assert "tokens/min" in line and line.endswith(", 1 x 429")
+    assert Progress.for_terminal(4, [pacer]) is None, "stderr here is not a terminal"

@@ -91,7 +91,7 @@ def parse_dataset(text: str, source: str) -> tuple[EvalRow, ...]:
             continue
         try:
             parsed = json.loads(line)
-        except ValueError as err:
+        except json.JSONDecodeError as err:
             bad.append(f"line {number}: not JSON ({err.msg})")
             continue
         row = _row(parsed)

@@ -305,6 +305,8 @@ def run(args: argparse.Namespace) -> int:
 
     bad = [f"--max-retries {args.max_retries} is below 0"] if args.max_retries < 0 else []
     bad += [f"--timeout {args.timeout:g} is not above 0"] if not args.timeout > 0 else []
+    if args.no_judge and args.guideline:
+        bad.append("--guideline needs the judges: drop --no-judge, or the --guideline")
     if bad:
         raise SettingsError("; ".join(bad))
     rows = load_dataset(args.dataset)
