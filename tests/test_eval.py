@@ -512,6 +512,8 @@ def test_every_row_failing_exits_1(scenarios: dict[str, Scenario]) -> None:
     failing = scenarios["all_failed"]
     assert failing.code == 1
     assert "every row failed" in failing.stderr and "HTTP 500" in failing.stderr
+    assert failing.stdout.startswith("run "), "the table is printed before the exit"
+    assert "reply_received" in failing.stdout and "0%" in failing.stdout
 
 
 def test_401_stops_the_run_at_once(scenarios: dict[str, Scenario]) -> None:
