@@ -537,6 +537,9 @@ def test_monitor_finds_the_drop_of_a_judges_pass_rate(scenarios: dict[str, Scena
     before, after = scenarios["quality_before"], scenarios["quality_after"]
     assert before.code == 0 and after.code == 0, before.stderr + after.stderr
     assert _rates(after.json)["expectations_guidelines"][0] == 0.0, "the judge now says no"
+    assert before.fake.throttled == after.fake.throttled == 0, (
+        "judges on the chat deployment share its budget: no 429"
+    )
     monitor = scenarios["monitor"]
     assert monitor.code == 0, monitor.stderr
     report = json.loads(monitor.stdout)
@@ -690,3 +693,96 @@ def test_progress_shows_rows_tokens_and_rate_only_on_a_terminal() -> None:
     assert line.startswith("rows 2/4 (1 failed), 1 requests, 300 tokens admitted, ")
     assert "tokens/min" in line and line.endswith(", 1 x 429")
     assert Progress.for_terminal(4, [pacer]) is None, "stderr here is not a terminal"
+
+
+class _StubClient:
+    """Answers every judge question with ``content``; counts the questions."""
+
+    def __init__(self, content: str) -> None:
+        self.content = content
+        self.asked: list[dict[str, Any]] = []
+
+    def post(self, path: str, *, body: dict[str, Any], cast_to: Any) -> Any:
+        self.asked.append(body)
+        return cast_to.model_validate(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "m",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": self.content},
+                    }
+                ],
+            }
+        )
+
+
+def _judge(content: str) -> tuple[Any, _StubClient, list[Any]]:
+    from workload.judges import JudgeClient, guidelines_judge
+    from workload.paced_client import RunControl
+
+    stub = _StubClient(content)
+    seen: list[Any] = []
+    judge = JudgeClient(stub, "judge-dep", RunControl(1), 64)  # type: ignore[arg-type]
+    scorer = guidelines_judge(
+        judge, guidelines=["Be kind."], record=lambda name, feedback: seen.append(feedback)
+    )
+    return scorer, stub, seen
+
+
+def test_a_judge_asks_mlflows_own_prompt_and_answers_as_an_llm_judge() -> None:
+    from mlflow.genai.judges.prompts.guidelines import get_prompt
+
+    scorer, stub, seen = _judge('{"result": "yes", "rationale": "kind"}')
+    feedback = scorer.run(inputs={"prompt": "Tell me a joke."}, outputs="A kind joke.")
+    (asked,) = stub.asked
+    assert asked["messages"] == [
+        {
+            "role": "user",
+            "content": get_prompt(
+                ["Be kind."],
+                # MLflow's Guidelines scorer renders the inputs dict as it is
+                {"request": "{'prompt': 'Tell me a joke.'}", "response": "A kind joke."},
+            ),
+        }
+    ], "MLflow's Guidelines prompt, filled in as MLflow fills it"
+    assert asked["model"] == "judge-dep" and asked["max_tokens"] == 64
+    assert (feedback.name, feedback.value, feedback.rationale) == ("guidelines", "yes", "kind")
+    assert feedback.source.source_type == "LLM_JUDGE"
+    assert feedback.source.source_id == "azure:/judge-dep"
+    assert seen == [feedback]
+
+
+def test_a_judge_answer_out_of_format_is_an_error_not_a_verdict() -> None:
+    from workload.evaluation import _summarise
+
+    scorer, _, seen = _judge("I think it is fine")
+    assert scorer.run(inputs={"prompt": "p"}, outputs="r").error is not None
+    assert seen[0].error is not None, "the failure is recorded for the pass rate"
+    feedback = scorer.run(inputs={"prompt": "p"}, outputs="r")
+    assert feedback.value is None and feedback.error.error_code == "JUDGE_FAILED"
+    assert feedback.source.source_type == "LLM_JUDGE"
+    assert _summarise("guidelines", [None, "yes"], 2).pass_rate == 0.5, "counted as failed"
+
+
+def test_a_failed_row_is_not_judged_and_counts_as_failed() -> None:
+    scorer, stub, seen = _judge('{"result": "yes", "rationale": "kind"}')
+    feedback = scorer.run(inputs={"prompt": "p"}, outputs=None)
+    assert stub.asked == [], "nothing to judge, nobody asked"
+    assert feedback.error.error_code == "NO_RESPONSE" and seen == [feedback]
+
+
+def test_numeric_scores_are_averaged_and_verdicts_are_pass_rates() -> None:
+    from workload.evaluation import _summarise
+
+    assert _summarise("score", [0.5, 1.0, None], 3) == _summarise("score", [0.5, 1.0], 3)
+    numbers = _summarise("score", [0.5, 1.0], 3)
+    assert (numbers.pass_rate, numbers.mean, numbers.n) == (None, 0.75, 2)
+    verdicts = _summarise("reply_received", [True, False, True], 4)
+    assert (verdicts.pass_rate, verdicts.mean, verdicts.n) == (0.5, None, 4), (
+        "a row that got no score counts as failed"
+    )
