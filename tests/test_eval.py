@@ -96,10 +96,11 @@ def _scenario(
 
 
 _RUNNER = """
-import contextlib, io, json, os, sys, traceback
+import contextlib, io, json, os, sys, time, traceback
 from workload.cli import main
 results = {}
 for name, plan in json.loads(sys.stdin.read()).items():
+    start = time.monotonic()
     os.environ.clear()
     os.environ.update(plan["env"])
     out, err = io.StringIO(), io.StringIO()
@@ -111,7 +112,8 @@ for name, plan in json.loads(sys.stdin.read()).items():
         except BaseException:
             traceback.print_exc()
             code = -2
-    results[name] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
+    results[name] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue(),
+                     "seconds": time.monotonic() - start}
 print(json.dumps(results))
 """
 
@@ -145,6 +147,8 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
         return FakeAzureOpenAI(api_key=KEY, window=1.0, **limits).start()
 
     small = ("--max-tokens", "32", "--judge-max-tokens", "64", "--json")
+    # For a fake without limits: the default budget (10K TPM) would only make the test slow.
+    unpaced = ("--tpm", "6000000")
     runs: dict[str, Scenario] = {
         # A judge deployment of its own, each deployment with its own budget.
         "judged": _scenario(
@@ -205,6 +209,7 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
             shared,
             "gate_fails",
             fake(),
+            *unpaced,
             "--dataset",
             no_judge_rows,
             "--no-judge",
@@ -229,6 +234,7 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
             shared,
             "row_error",
             fake(),
+            *unpaced,
             "--dataset",
             no_judge_rows,
             "--no-judge",
@@ -242,6 +248,7 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
             shared,
             "all_failed",
             fake(),
+            *unpaced,
             "--dataset",
             no_judge_rows,
             "--no-judge",
@@ -252,6 +259,7 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
             shared,
             "denied",
             fake(),
+            *unpaced,
             "--dataset",
             dataset,
             "--concurrency",
@@ -318,6 +326,7 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
             result["stdout"],
             result["stderr"],
         )
+        runs[name].extra["seconds"] = result["seconds"]
     yield runs
     for scenario in {id(s.fake): s for s in runs.values()}.values():
         scenario.fake.stop()
