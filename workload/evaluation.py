@@ -337,6 +337,7 @@ def run_evaluation(
     pacers (for the request and 429 counts).
     """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     experiment_id = _use_experiment(plan.experiment)
     mlflow.openai.autolog()  # the lab's cell; evaluate keeps it on for the rows
@@ -352,7 +353,10 @@ def run_evaluation(
     try:
         with (
             _mlflow_settings(plan.concurrency),
-            mlflow.start_run(run_name="workload-eval") as run,
+            # Nested under a run the caller (a notebook) has open; else a run of its own.
+            mlflow.start_run(
+                run_name="workload-eval", nested=mlflow.active_run() is not None
+            ) as run,
             # MLflow prints its summary to stdout; stdout is for the table or the JSON.
             contextlib.redirect_stdout(sys.stderr),
         ):
@@ -363,6 +367,11 @@ def run_evaluation(
         raise ServiceError(
             f"stopped at once: {reason} (check the key, the network rules, the endpoint, "
             "the deployment names and the API version)"
+        ) from None
+    except MlflowException as err:
+        line = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise ServiceError(
+            f"MLflow could not record the evaluation at {mlflow.get_tracking_uri()}: {line}"
         ) from None
     finally:
         mlflow.flush_trace_async_logging()
