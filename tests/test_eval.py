@@ -289,7 +289,9 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
             *small,
         ),
     }
-    runs["monitor"] = _scenario(shared, "quality", runs["quality_after"].fake, "--json")
+    runs["monitor"] = _scenario(
+        shared, "quality", runs["quality_after"].fake, "--json", "--plot", str(tmp / "drift.png")
+    )
     runs["monitor"].command = "monitor"
     runs["row_error"].fake.script(Reply.server_error(500), Reply.server_error(503))
     runs["all_failed"].fake.script(*[Reply.server_error(500)] * len(ROWS))
@@ -561,6 +563,7 @@ def test_monitor_finds_the_drop_of_a_judges_pass_rate(scenarios: dict[str, Scena
     assert "assessment:expectations_guidelines" in report["drifted"]
     assert metrics["assessment:reply_received"]["drift"] is False, "replies kept coming"
     assert metrics["latency_ms"]["baseline_count"] == 6
+    assert Path(report["plot"]).read_bytes()[:4] == b"\x89PNG", "drawn with the judges' panels"
 
 
 # --- the dataset ------------------------------------------------------------------------------
