@@ -176,7 +176,7 @@ def test_unknown_job_name_exits_2_in_one_line_before_any_request(
 ) -> None:
     assert _submit(outputs, "--job", "train") == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "unknown job 'train'" in err and "chat, monitor" in err
+    assert err.count("\n") == 1 and "unknown job 'train'" in err and "chat, monitor, eval" in err
     sdk.assert_not_called()
 
 
@@ -253,7 +253,7 @@ def test_help_does_not_import_the_databricks_sdk() -> None:
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
-    assert "--job {chat,monitor}" in done.stdout and "--outputs FILE" in done.stdout
+    assert "--job {chat,monitor,eval}" in done.stdout and "--outputs FILE" in done.stdout
     assert done.stderr.strip() == "False", "--help stays quick: the SDK loads only to submit"
 
 

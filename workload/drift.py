@@ -13,6 +13,12 @@ A metric drifts when two things hold at once:
   the tail changes). For the error rate it is Cohen's h, the difference of the
   arcsine-square-root rates, where 0.2 is conventionally "small".
 
+The traces' assessments (the eval's scorers and LLM judges) are compared the
+same way, one metric each, named ``assessment:<name>``: a yes/no verdict's pass
+rate with Fisher's exact test and Cohen's h, a numeric score as a distribution.
+Only the traces that carry the assessment count, so chat calls never scored
+do not dilute a judge's pass rate.
+
 Significance alone is not enough: on thousands of traces a 1 % shift is
 "significant" and nobody should be paged for it. Size alone is not enough
 either: five slow calls in a row may be chance.
@@ -31,6 +37,7 @@ if TYPE_CHECKING:
     from workload.traces import TraceRecord
 
 __all__ = [
+    "ASSESSMENT_PREFIX",
     "DEFAULT_ALPHA",
     "DEFAULT_MIN_EFFECT",
     "DISTRIBUTION_METRICS",
@@ -38,6 +45,7 @@ __all__ = [
     "MIN_VALUES",
     "DriftReport",
     "MetricResult",
+    "assessment_values",
     "compare_rates",
     "compare_samples",
     "compare_windows",
@@ -63,6 +71,9 @@ DISTRIBUTION_METRICS: Final = (
 
 #: The share of traces that ended in error, compared as a proportion.
 ERROR_RATE: Final = "error_rate"
+
+#: The prefix of the metrics made from the traces' assessments.
+ASSESSMENT_PREFIX: Final = "assessment:"
 
 TestKind = Literal["ks", "fisher"]
 
@@ -284,4 +295,34 @@ def compare_windows(
             min_effect=min_effect,
         )
     )
+    names = sorted({name for r in (*baseline, *recent) for name in r.assessments})
+    for name in names:
+        old = assessment_values(baseline, name)
+        new = assessment_values(recent, name)
+        metric = ASSESSMENT_PREFIX + name
+        if all(isinstance(v, bool) for v in (*old, *new)):
+            results.append(
+                compare_rates(
+                    metric,
+                    [bool(v) for v in old],
+                    [bool(v) for v in new],
+                    alpha=alpha,
+                    min_effect=min_effect,
+                )
+            )
+        else:
+            results.append(
+                compare_samples(
+                    metric,
+                    [float(v) for v in old],
+                    [float(v) for v in new],
+                    alpha=alpha,
+                    min_effect=min_effect,
+                )
+            )
     return DriftReport(tuple(results), alpha=alpha, min_effect=min_effect)
+
+
+def assessment_values(records: Sequence[TraceRecord], name: str) -> list[bool | float]:
+    """The values of assessment ``name`` in the traces that carry it, oldest first."""
+    return [r.assessments[name] for r in records if name in r.assessments]
