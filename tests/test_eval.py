@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 from fake_azure_openai import FakeAzureOpenAI, Reply, is_judge_prompt
-from llmops_infra.offline.engine import PROJECT_DIR
 
+from llmops_infra.offline.engine import PROJECT_DIR
 from workload.dataset import load_dataset, parse_dataset
 from workload.errors import SettingsError
 
