@@ -180,24 +180,7 @@ def compare_samples(
     new = [float(v) for v in recent if v is not None]
     old_median = statistics.median(old) if old else None
     new_median = statistics.median(new) if new else None
-    change, relative = _changes(old_median, new_median)
-    untested = MetricResult(
-        name=name,
-        test="ks",
-        summary="median",
-        baseline_count=len(old),
-        recent_count=len(new),
-        baseline=old_median,
-        recent=new_median,
-        change=change,
-        relative_change=relative,
-        effect=None,
-        statistic=None,
-        p_value=None,
-        drift=False,
-        note=f"too few values to test (baseline {len(old)}, recent {len(new)}; "
-        f"{MIN_VALUES} needed in each)",
-    )
+    untested = _untested(name, "ks", "median", (len(old), len(new)), (old_median, new_median))
     if min(len(old), len(new)) < MIN_VALUES:
         return untested
     with warnings.catch_warnings():
@@ -218,6 +201,35 @@ def compare_samples(
     )
 
 
+def _untested(
+    name: str,
+    test: TestKind,
+    summary: Literal["median", "rate"],
+    counts: tuple[int, int],
+    values: tuple[float | None, float | None],
+    what: str = "values",
+) -> MetricResult:
+    """A comparison before (or without) its test: the windows' summaries, no verdict yet."""
+    change, relative = _changes(*values)
+    return MetricResult(
+        name=name,
+        test=test,
+        summary=summary,
+        baseline_count=counts[0],
+        recent_count=counts[1],
+        baseline=values[0],
+        recent=values[1],
+        change=change,
+        relative_change=relative,
+        effect=None,
+        statistic=None,
+        p_value=None,
+        drift=False,
+        note=f"too few {what} to test (baseline {counts[0]}, recent {counts[1]}; "
+        f"{MIN_VALUES} needed in each)",
+    )
+
+
 def compare_rates(
     name: str,
     baseline: Sequence[bool],
@@ -233,23 +245,8 @@ def compare_rates(
     old_hits, new_hits = sum(baseline), sum(recent)
     old_rate = old_hits / len(baseline) if baseline else None
     new_rate = new_hits / len(recent) if recent else None
-    change, relative = _changes(old_rate, new_rate)
-    untested = MetricResult(
-        name=name,
-        test="fisher",
-        summary="rate",
-        baseline_count=len(baseline),
-        recent_count=len(recent),
-        baseline=old_rate,
-        recent=new_rate,
-        change=change,
-        relative_change=relative,
-        effect=None,
-        statistic=None,
-        p_value=None,
-        drift=False,
-        note=f"too few traces to test (baseline {len(baseline)}, recent {len(recent)}; "
-        f"{MIN_VALUES} needed in each)",
+    untested = _untested(
+        name, "fisher", "rate", (len(baseline), len(recent)), (old_rate, new_rate), "traces"
     )
     if old_rate is None or new_rate is None or min(len(baseline), len(recent)) < MIN_VALUES:
         return untested
