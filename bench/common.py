@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TypeVar
 
+from workload.contract import PROJECT_DIR
+
 __all__ = [
     "CACHE_DIR",
     "PROJECT_DIR",
@@ -38,7 +40,6 @@ __all__ = [
     "to_table",
 ]
 
-PROJECT_DIR: Final = Path(__file__).resolve().parent.parent
 #: Generated inputs (trace stores) kept between runs; ``LLMOPS_BENCH_CACHE`` moves them out
 #: of the checkout, so CI's fresh clones reuse them.
 CACHE_DIR: Final = Path(os.environ.get("LLMOPS_BENCH_CACHE") or PROJECT_DIR / "bench" / ".cache")

@@ -38,6 +38,7 @@ BENCHMARKS: Final = {
     "tracing": "bench.tracing_overhead",
     "monitor": "bench.monitor_scale",
     "workload": "bench.workload_startup",
+    "eval": "bench.eval_rate_limit",
 }
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("plan", "up", "tracing", "monitor", "workload")
+BENCHMARKS = ("plan", "up", "tracing", "monitor", "workload", "eval")
 TIMEOUT = 300
 
 

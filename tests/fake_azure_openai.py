@@ -17,11 +17,28 @@ wants ``Authorization: Bearer <ad_token>``, refuses any ``api-key`` header with
 403 and any other token with 401, as Azure does. Pytest
 tests can take the ``fake_azure_openai`` fixture (``tests/conftest.py``): a
 started server with the default key and deployment.
+
+Rate limits, as Azure enforces them on a Standard deployment, when ``tpm`` is
+given (``rpm`` defaults to Azure's 6 per 1,000 TPM): each deployment has a
+token bucket for tokens and one for requests, each holding ``window`` seconds'
+worth of its per-minute limit (a sixth of it for Azure's 10 s) and refilling
+continuously at the limit's rate. A request costs what Azure counts at
+admission, the prompt's estimated tokens (characters / 4, plus 4 a message)
+plus ``max_tokens``; when either bucket lacks it, the answer is 429 with
+``Retry-After`` (and ``retry-after-ms``) saying when it would fit. A minute's
+allowance sent at once is refused; the same requests sent evenly are not.
+``judge_deployment`` adds a second deployment with its own limits.
+
+A request carrying MLflow's Guidelines judge prompt gets MLflow's judge answer,
+``{"rationale": ..., "result": "yes"|"no"}``, the verdict from ``judge_verdict``
+(the prompt's text -> pass?). A completion longer than ``max_tokens`` words is
+cut there, with ``finish_reason`` ``length``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
@@ -32,7 +49,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-__all__ = ["JOKE", "FakeAzureOpenAI", "RecordedRequest", "Reply", "default_reply_text"]
+__all__ = [
+    "JOKE",
+    "Admission",
+    "FakeAzureOpenAI",
+    "RecordedRequest",
+    "Reply",
+    "admission_tokens",
+    "default_reply_text",
+    "is_judge_prompt",
+]
 
 #: What every completion says, unless ``reply_text`` is given.
 JOKE = "Why don't elephants use computers? They're afraid of the mouse!"
@@ -97,6 +123,59 @@ def _tokens(text: str) -> int:
     return max(1, len(text.split()))
 
 
+def admission_tokens(body: dict[str, Any]) -> int:
+    """What the fake, as Azure, counts against TPM when a request arrives."""
+    prompt = sum(
+        math.ceil(len(str(m.get("content") or "")) / 4) + 4
+        for m in body.get("messages") or []
+        if isinstance(m, dict)
+    )
+    completion = body.get("max_tokens") or body.get("max_completion_tokens") or 4096
+    return prompt + int(completion)
+
+
+def is_judge_prompt(messages: list[dict[str, Any]]) -> bool:
+    """MLflow's Guidelines judge prompt (``mlflow.genai.judges.prompts.guidelines``)."""
+    last = str(messages[-1].get("content") or "") if messages else ""
+    return "<guidelines>" in last and '"result": "yes|no"' in last
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A request the fake's rate limiter let through."""
+
+    deployment: str
+    at: float
+    """``time.monotonic()`` when it was admitted."""
+    tokens: int
+    """Its admission tokens (prompt estimate plus max_tokens)."""
+    judge: bool
+
+
+class _Bucket:
+    """A token bucket: ``capacity`` (the window's allowance), refilled at ``rate`` a second."""
+
+    def __init__(self, per_minute: int, window: float) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = per_minute * window / 60.0
+        self.level = self.capacity
+        self.stamp = time.monotonic()
+
+    def refill(self, now: float) -> None:
+        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def wait(self, cost: float) -> float:
+        """Seconds until ``cost`` fits (0 when it fits now)."""
+        return max(0.0, (cost - self.level) / self.rate)
+
+
+@dataclass
+class _Limits:
+    tokens: _Bucket
+    requests: _Bucket
+
+
 class _QuietServer(ThreadingHTTPServer):
     """Says nothing when a client hangs up first (it timed out on a slow reply)."""
 
@@ -117,15 +196,32 @@ class FakeAzureOpenAI:
         delay: float = 0.0,
         reply_text: Callable[[list[dict[str, Any]]], str] = default_reply_text,
         ad_token: str | None = None,
+        tpm: int | None = None,
+        rpm: int | None = None,
+        window: float = 10.0,
+        judge_deployment: str | None = None,
+        judge_tpm: int | None = None,
+        judge_rpm: int | None = None,
+        judge_verdict: Callable[[str], bool] = lambda prompt: True,
     ) -> None:
         self.api_key = api_key
         self.ad_token = ad_token
         self.deployment = deployment
+        self.judge_deployment = judge_deployment
         self.delay = delay
         self.reply_text = reply_text
+        self.judge_verdict = judge_verdict
+        self.window = window
         self.requests: list[RecordedRequest] = []
-        self._script: deque[Reply] = deque()
+        #: Requests let through by the rate limiter, and the number refused with 429.
+        self.admitted: list[Admission] = []
+        self.throttled = 0
+        self._limits: dict[str, _Limits] = {}
         self._lock = threading.Lock()
+        for name, t, r in ((deployment, tpm, rpm), (judge_deployment, judge_tpm, judge_rpm)):
+            if name is not None and t is not None:
+                self.set_limits(name, t, r)
+        self._script: deque[Reply] = deque()
         self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         # A short poll keeps stop() quick (shutdown waits for the loop to look again).
@@ -143,6 +239,35 @@ class FakeAzureOpenAI:
     def base_url(self) -> str:
         """The OpenAI-compatible base URL."""
         return self.endpoint + "v1"
+
+    def set_limits(self, deployment: str, tpm: int, rpm: int | None = None) -> None:
+        """Enforce ``tpm`` (and ``rpm``, else 6 per 1,000 TPM) on ``deployment``, buckets full."""
+        requests = rpm if rpm is not None else max(1, tpm * 6 // 1000)
+        with self._lock:
+            self._limits[deployment] = _Limits(
+                _Bucket(tpm, self.window), _Bucket(requests, self.window)
+            )
+
+    def _admit(self, deployment: str, body: dict[str, Any]) -> float:
+        """0 when the request is admitted (and charged), else the seconds to wait."""
+        tokens = admission_tokens(body)
+        judge = is_judge_prompt(body.get("messages") or [])
+        with self._lock:
+            limits = self._limits.get(deployment)
+            if limits is None:
+                self.admitted.append(Admission(deployment, time.monotonic(), tokens, judge))
+                return 0.0
+            now = time.monotonic()
+            limits.tokens.refill(now)
+            limits.requests.refill(now)
+            wait = max(limits.tokens.wait(tokens), limits.requests.wait(1))
+            if wait > 0:
+                self.throttled += 1
+                return wait
+            limits.tokens.level -= tokens
+            limits.requests.level -= 1
+            self.admitted.append(Admission(deployment, now, tokens, judge))
+            return 0.0
 
     def script(self, *replies: Reply) -> None:
         """Answer the next requests with these replies, in order, then normally again."""
@@ -173,9 +298,21 @@ class FakeAzureOpenAI:
     def completion(self, body: dict[str, Any]) -> dict[str, Any]:
         """The normal answer to a request body: Azure's JSON, ``usage`` counted from the words."""
         messages = body.get("messages") or []
-        text = self.reply_text(messages)
+        if is_judge_prompt(messages):
+            prompt = str(messages[-1].get("content") or "")
+            verdict = "yes" if self.judge_verdict(prompt) else "no"
+            meets = "meets" if verdict == "yes" else "does not meet"
+            rationale = f"Let's think step by step. The response {meets} the guidelines."
+            text = json.dumps({"rationale": rationale, "result": verdict})
+        else:
+            text = self.reply_text(messages)
         prompt_tokens = sum(_tokens(str(m.get("content", ""))) + 4 for m in messages)
         completion_tokens = _tokens(text)
+        finish_reason = "stop"
+        budget = body.get("max_tokens")
+        if isinstance(budget, int) and completion_tokens > budget:
+            text = " ".join(text.split()[:budget])
+            completion_tokens, finish_reason = budget, "length"
         return {
             "id": f"chatcmpl-fake{len(self.requests)}",
             "object": "chat.completion",
@@ -186,7 +323,7 @@ class FakeAzureOpenAI:
             "choices": [
                 {
                     "index": 0,
-                    "finish_reason": "stop",
+                    "finish_reason": finish_reason,
                     "logprobs": None,
                     "message": {"role": "assistant", "content": text, "refusal": None},
                     "content_filter_results": {},
@@ -242,7 +379,13 @@ class FakeAzureOpenAI:
                             "POST", url.path, parse_qs(url.query), dict(self.headers), body
                         )
                     )
-                azure_path = f"/openai/deployments/{fake.deployment}/chat/completions"
+                served = [fake.deployment, fake.judge_deployment]
+                azure_paths = {
+                    f"/openai/deployments/{name}/chat/completions": name
+                    for name in served
+                    if name is not None
+                }
+                deployment = fake.deployment
                 if url.path.startswith("/openai/deployments/"):
                     if fake.ad_token is not None:
                         denied = self._keyless_denial()
@@ -261,7 +404,7 @@ class FakeAzureOpenAI:
                                 }
                             },
                         )
-                    if url.path != azure_path:
+                    if url.path not in azure_paths:
                         return self._send(
                             404,
                             {
@@ -276,6 +419,7 @@ class FakeAzureOpenAI:
                         return self._send(
                             404, {"error": {"code": "404", "message": "Resource not found"}}
                         )
+                    deployment = azure_paths[url.path]
                 elif url.path == "/v1/chat/completions":
                     if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
                         return self._send(
@@ -284,6 +428,11 @@ class FakeAzureOpenAI:
                 else:
                     return self._send(404, {"error": {"code": "404", "message": "Not found"}})
 
+                wait = fake._admit(deployment, body if isinstance(body, dict) else {})
+                if wait > 0:
+                    limited = Reply.rate_limited(retry_after=str(math.ceil(wait)))
+                    headers = {**limited.headers, "retry-after-ms": str(math.ceil(wait * 1000))}
+                    return self._send(429, limited.body, headers)
                 scripted = fake._next()
                 time.sleep(fake.delay + (scripted.delay if scripted else 0.0))
                 if scripted is not None and (scripted.status != 200 or scripted.body is not None):

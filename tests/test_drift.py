@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,7 @@ from workload.drift import (
     compare_samples,
     compare_windows,
 )
+from workload.drift_plot import plot_drift
 from workload.traces import TraceRecord
 
 
@@ -151,3 +154,47 @@ def test_compare_windows_reports_every_metric_as_json() -> None:
     assert document["drift"] is True
     assert {m["name"]: m["drift"] for m in document["metrics"]}["prompt_tokens"] is False
     assert document["alpha"] == 0.01 and document["min_effect"] == 0.2
+
+
+def _scored(i: int, verdict: bool | None, score: float | None) -> TraceRecord:
+    assessments: dict[str, bool | float] = {}
+    if verdict is not None:
+        assessments["expectations_guidelines"] = verdict
+    if score is not None:
+        assessments["relevance"] = score
+    return replace(_record(i, 500.0 + i % 7, 20 + i % 5), assessments=assessments)
+
+
+def test_assessments_are_compared_as_pass_rates_and_numbers(tmp_path: Path) -> None:
+    # Chat traces never scored sit in both windows: they must not dilute the pass rate.
+    baseline = [_scored(i, True, 0.9 + i % 3 / 100) for i in range(10)] + [
+        _scored(100 + i, None, None) for i in range(10)
+    ]
+    recent = [_scored(10 + i, i < 2, 0.3 + i % 3 / 100) for i in range(10)] + [
+        _scored(200 + i, None, None) for i in range(10)
+    ]
+    report = compare_windows(baseline, recent)
+    metrics = {metric.name: metric for metric in report.metrics}
+    verdicts = metrics["assessment:expectations_guidelines"]
+    assert (verdicts.test, verdicts.summary) == ("fisher", "rate")
+    assert (verdicts.baseline, verdicts.recent) == (1.0, 0.2), "only scored traces count"
+    assert (verdicts.baseline_count, verdicts.recent_count) == (10, 10)
+    assert verdicts.drift, "a judge's pass rate falling from 100% to 20% is drift"
+    scores = metrics["assessment:relevance"]
+    assert (scores.test, scores.summary) == ("ks", "median") and scores.drift
+    assert not metrics["latency_ms"].drift, "the rule is the same for every metric"
+    assert [m.name for m in report.metrics][-2:] == [
+        "assessment:expectations_guidelines",
+        "assessment:relevance",
+    ], "assessments after the built-in metrics, by name"
+
+    picture = plot_drift(tmp_path / "drift.png", report, baseline, recent)
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_same_pass_rate_in_both_windows_is_not_drift() -> None:
+    baseline = [_scored(i, i % 2 == 0, None) for i in range(20)]
+    recent = [_scored(20 + i, i % 2 == 1, None) for i in range(20)]
+    verdicts = compare_windows(baseline, recent).metrics[-1]
+    assert verdicts.name == "assessment:expectations_guidelines"
+    assert verdicts.baseline == verdicts.recent == 0.5 and not verdicts.drift

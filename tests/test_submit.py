@@ -32,6 +32,7 @@ from workload.submit_command import follow_run
 HOST = "https://adb-1234567890123456.16.azuredatabricks.net"
 CHAT_JOB = 101
 MONITOR_JOB = 202
+EVAL_JOB = 303
 RUN_ID = 7001
 TASK_RUN_ID = 7002
 URL = f"{HOST}/?o=1234567890123456#job/{CHAT_JOB}/run/{RUN_ID}"
@@ -72,6 +73,7 @@ def outputs(tmp_path: Path) -> Path:
                 contract.DATABRICKS_SECRET_SCOPE: "llmops",
                 contract.DATABRICKS_CHAT_JOB_ID: str(CHAT_JOB),
                 contract.DATABRICKS_MONITOR_JOB_ID: str(MONITOR_JOB),
+                contract.DATABRICKS_EVAL_JOB_ID: str(EVAL_JOB),
             }
         )
     )
@@ -138,6 +140,14 @@ def test_monitor_job_is_started_by_its_own_id(sdk: MagicMock, outputs: Path) -> 
     jobs.run_now.assert_called_once_with(job_id=MONITOR_JOB)
 
 
+def test_eval_job_is_started_by_its_own_id(sdk: MagicMock, outputs: Path) -> None:
+    jobs = _jobs(sdk)
+    jobs.get_run.return_value = _run("TERMINATED", "", "SUCCESS")
+    jobs.get_run_output.return_value = RunOutput(logs="expectations_guidelines  0.95  20")
+    assert _submit(outputs, "--job", "eval") == 0
+    jobs.run_now.assert_called_once_with(job_id=EVAL_JOB)
+
+
 def test_failed_run_exits_1_with_the_tasks_error_and_page(
     sdk: MagicMock, outputs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -166,7 +176,7 @@ def test_unknown_job_name_exits_2_in_one_line_before_any_request(
 ) -> None:
     assert _submit(outputs, "--job", "train") == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "unknown job 'train'" in err and "chat, monitor" in err
+    assert err.count("\n") == 1 and "unknown job 'train'" in err and "chat, monitor, eval" in err
     sdk.assert_not_called()
 
 
@@ -243,7 +253,7 @@ def test_help_does_not_import_the_databricks_sdk() -> None:
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
-    assert "--job {chat,monitor}" in done.stdout and "--outputs FILE" in done.stdout
+    assert "--job {chat,monitor,eval}" in done.stdout and "--outputs FILE" in done.stdout
     assert done.stderr.strip() == "False", "--help stays quick: the SDK loads only to submit"
 
 

@@ -271,7 +271,8 @@ def test_job_entry_puts_the_uploaded_package_first_and_runs_the_command(
     here = str(tmp_path / "workload")
     monkeypatch.setattr(sys, "path", [here, *sys.path])
     cli = mocker.patch("workload.cli.main", autospec=True, return_value=3)
-    assert job_entry.main([str(tmp_path), "monitor", "--fail-on-drift"]) == 3
+    parameters = contract.job_parameters(str(tmp_path), ["monitor", "--fail-on-drift"])
+    assert job_entry.main(parameters) == 3, "the entry reads the layout the jobs are given"
     cli.assert_called_once_with(["monitor", "--fail-on-drift"])
     assert sys.path[0] == str(tmp_path), "the folder holding the package comes first"
     assert here not in sys.path, "the package's own folder does not shadow other modules"

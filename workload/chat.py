@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from workload import contract
 from workload.auth import AuthMode, make_client, status_hint
-from workload.errors import ServiceError, SettingsError
+from workload.errors import ServiceError, SettingsError, first_line
 
 if TYPE_CHECKING:
     import openai
@@ -57,7 +58,7 @@ def _describe(err: Exception, secret: str, auth_mode: AuthMode = "key") -> str:
                 detail = str(inner.get("message") or inner.get("code") or "")
         text = f"the chat call failed with HTTP {err.status_code} {reason}".rstrip()
         if detail:
-            text += f": {detail.splitlines()[0][:300]}"
+            text += f": {first_line(detail)}"
         hint = status_hint(err.status_code, auth_mode) or {
             404: "check the endpoint, the deployment name and the API version",
             429: "rate limit: the deployment's tokens per minute are used up; retry later "
@@ -68,7 +69,7 @@ def _describe(err: Exception, secret: str, auth_mode: AuthMode = "key") -> str:
         text = "the chat call timed out, also after retries"
     elif isinstance(err, openai.APIConnectionError):
         cause = err.__cause__ or err
-        reason = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else ""
+        reason = first_line(str(cause), limit=200)
         text = f"could not reach the service: {type(cause).__name__}"
         text += f": {reason}" if reason else ""
     elif isinstance(err, ValueError):
@@ -76,7 +77,7 @@ def _describe(err: Exception, secret: str, auth_mode: AuthMode = "key") -> str:
         text = f"the service answered with a body that is not JSON ({type(err).__name__})"
     else:
         text = f"the chat call failed: {type(err).__name__}"
-    return text.replace(secret, "[secret]") if secret else text
+    return text.replace(secret, contract.SECRET_MASK) if secret else text
 
 
 #: The experiment this process last made active, by tracking URI and name: its id.
@@ -132,7 +133,7 @@ def traced_chat(
     except MlflowException as err:
         raise SettingsError(
             f"cannot use MLflow experiment {experiment!r} at {mlflow.get_tracking_uri()}: "
-            f"{_first_line(err)}"
+            f"{first_line(err)}"
         ) from None
     mlflow.openai.autolog()
     # The trace is written in the background. No flush here: each one waits about a second
@@ -159,7 +160,7 @@ def traced_chat(
     except MlflowException as err:
         # The tracking store failed mid-run (a network blip to Databricks, say).
         raise ServiceError(
-            f"MLflow could not record the run at {mlflow.get_tracking_uri()}: {_first_line(err)}"
+            f"MLflow could not record the run at {mlflow.get_tracking_uri()}: {first_line(err)}"
         ) from None
     trace_id = mlflow.get_last_active_trace_id()
     return ChatResult(
@@ -173,11 +174,6 @@ def traced_chat(
         completion_tokens=usage["completion_tokens"] if usage else None,
         total_tokens=usage["total_tokens"] if usage else None,
     )
-
-
-def _first_line(err: Exception) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0][:300] if lines else type(err).__name__
 
 
 def _read(response: Any) -> tuple[str, dict[str, int] | None]:

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from workload import chat_command, monitor_command, submit_command
+from workload import chat_command, eval_command, monitor_command, submit_command
 from workload.errors import WorkloadError
 
 __all__ = ["build_parser", "main"]
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chat_command.add_parser(subparsers)
     monitor_command.add_parser(subparsers)
+    eval_command.add_parser(subparsers)
     submit_command.add_parser(subparsers)
     return parser
 

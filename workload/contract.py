@@ -10,6 +10,7 @@ names: add, never rename.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -53,6 +54,7 @@ __all__ = [
     "SECRET_MASK",
     "SECRET_OUTPUTS",
     "WORKLOAD_FOLDER",
+    "job_parameters",
 ]
 
 # --- stack outputs (DESIGN.md, "Stack outputs") ---------------------------------------------
@@ -125,6 +127,15 @@ OPENAI_KEY_SECRET: Final = "azure-openai-api-key"
 #: The uploaded module a job runs as a file (the Jobs API has no ``python -m``); its
 #: arguments are the folder holding the ``workload`` package, then the command line.
 JOB_ENTRY_MODULE: Final = "job_entry"
+
+
+def job_parameters(package_parent: str, command: Sequence[str]) -> list[str]:
+    """A job's arguments to :data:`JOB_ENTRY_MODULE`: the folder that holds the uploaded
+    ``workload`` package, then the command line (``[/Workspace/Users/me/llmops-workload,
+    "chat"]``); ``job_entry.main`` reads them in this order."""
+    return [package_parent, *command]
+
+
 #: The workload's folder in the deploying user's home (the jobs run as that user).
 WORKLOAD_FOLDER: Final = "llmops-workload"
 

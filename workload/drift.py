@@ -13,6 +13,12 @@ A metric drifts when two things hold at once:
   the tail changes). For the error rate it is Cohen's h, the difference of the
   arcsine-square-root rates, where 0.2 is conventionally "small".
 
+The traces' assessments (the eval's scorers and LLM judges) are compared the
+same way, one metric each, named ``assessment:<name>``: a yes/no verdict's pass
+rate with Fisher's exact test and Cohen's h, a numeric score as a distribution.
+Only the traces that carry the assessment count, so chat calls never scored
+do not dilute a judge's pass rate.
+
 Significance alone is not enough: on thousands of traces a 1 % shift is
 "significant" and nobody should be paged for it. Size alone is not enough
 either: five slow calls in a row may be chance.
@@ -31,6 +37,7 @@ if TYPE_CHECKING:
     from workload.traces import TraceRecord
 
 __all__ = [
+    "ASSESSMENT_PREFIX",
     "DEFAULT_ALPHA",
     "DEFAULT_MIN_EFFECT",
     "DISTRIBUTION_METRICS",
@@ -38,6 +45,7 @@ __all__ = [
     "MIN_VALUES",
     "DriftReport",
     "MetricResult",
+    "assessment_values",
     "compare_rates",
     "compare_samples",
     "compare_windows",
@@ -63,6 +71,9 @@ DISTRIBUTION_METRICS: Final = (
 
 #: The share of traces that ended in error, compared as a proportion.
 ERROR_RATE: Final = "error_rate"
+
+#: The prefix of the metrics made from the traces' assessments.
+ASSESSMENT_PREFIX: Final = "assessment:"
 
 TestKind = Literal["ks", "fisher"]
 
@@ -169,24 +180,7 @@ def compare_samples(
     new = [float(v) for v in recent if v is not None]
     old_median = statistics.median(old) if old else None
     new_median = statistics.median(new) if new else None
-    change, relative = _changes(old_median, new_median)
-    untested = MetricResult(
-        name=name,
-        test="ks",
-        summary="median",
-        baseline_count=len(old),
-        recent_count=len(new),
-        baseline=old_median,
-        recent=new_median,
-        change=change,
-        relative_change=relative,
-        effect=None,
-        statistic=None,
-        p_value=None,
-        drift=False,
-        note=f"too few values to test (baseline {len(old)}, recent {len(new)}; "
-        f"{MIN_VALUES} needed in each)",
-    )
+    untested = _untested(name, "ks", "median", (len(old), len(new)), (old_median, new_median))
     if min(len(old), len(new)) < MIN_VALUES:
         return untested
     with warnings.catch_warnings():
@@ -207,6 +201,35 @@ def compare_samples(
     )
 
 
+def _untested(
+    name: str,
+    test: TestKind,
+    summary: Literal["median", "rate"],
+    counts: tuple[int, int],
+    values: tuple[float | None, float | None],
+    what: str = "values",
+) -> MetricResult:
+    """A comparison before (or without) its test: the windows' summaries, no verdict yet."""
+    change, relative = _changes(*values)
+    return MetricResult(
+        name=name,
+        test=test,
+        summary=summary,
+        baseline_count=counts[0],
+        recent_count=counts[1],
+        baseline=values[0],
+        recent=values[1],
+        change=change,
+        relative_change=relative,
+        effect=None,
+        statistic=None,
+        p_value=None,
+        drift=False,
+        note=f"too few {what} to test (baseline {counts[0]}, recent {counts[1]}; "
+        f"{MIN_VALUES} needed in each)",
+    )
+
+
 def compare_rates(
     name: str,
     baseline: Sequence[bool],
@@ -222,23 +245,8 @@ def compare_rates(
     old_hits, new_hits = sum(baseline), sum(recent)
     old_rate = old_hits / len(baseline) if baseline else None
     new_rate = new_hits / len(recent) if recent else None
-    change, relative = _changes(old_rate, new_rate)
-    untested = MetricResult(
-        name=name,
-        test="fisher",
-        summary="rate",
-        baseline_count=len(baseline),
-        recent_count=len(recent),
-        baseline=old_rate,
-        recent=new_rate,
-        change=change,
-        relative_change=relative,
-        effect=None,
-        statistic=None,
-        p_value=None,
-        drift=False,
-        note=f"too few traces to test (baseline {len(baseline)}, recent {len(recent)}; "
-        f"{MIN_VALUES} needed in each)",
+    untested = _untested(
+        name, "fisher", "rate", (len(baseline), len(recent)), (old_rate, new_rate), "traces"
     )
     if old_rate is None or new_rate is None or min(len(baseline), len(recent)) < MIN_VALUES:
         return untested
@@ -284,4 +292,34 @@ def compare_windows(
             min_effect=min_effect,
         )
     )
+    names = sorted({name for r in (*baseline, *recent) for name in r.assessments})
+    for name in names:
+        old = assessment_values(baseline, name)
+        new = assessment_values(recent, name)
+        metric = ASSESSMENT_PREFIX + name
+        if all(isinstance(v, bool) for v in (*old, *new)):
+            results.append(
+                compare_rates(
+                    metric,
+                    [bool(v) for v in old],
+                    [bool(v) for v in new],
+                    alpha=alpha,
+                    min_effect=min_effect,
+                )
+            )
+        else:
+            results.append(
+                compare_samples(
+                    metric,
+                    [float(v) for v in old],
+                    [float(v) for v in new],
+                    alpha=alpha,
+                    min_effect=min_effect,
+                )
+            )
     return DriftReport(tuple(results), alpha=alpha, min_effect=min_effect)
+
+
+def assessment_values(records: Sequence[TraceRecord], name: str) -> list[bool | float]:
+    """The values of assessment ``name`` in the traces that carry it, oldest first."""
+    return [r.assessments[name] for r in records if name in r.assessments]

@@ -2,17 +2,26 @@
 
 Distributions are drawn as empirical CDFs: the largest vertical gap between the
 two curves is the Kolmogorov-Smirnov statistic the decision used, so the panel
-shows the test's own evidence. The error rate is a pair of bars. Rendering is
+shows the test's own evidence. The error rate and each judge's pass rate
+(``assessment:<name>``) are pairs of bars; a numeric assessment is a CDF too. Rendering is
 headless (matplotlib's Agg backend), so it works on a server or a cluster.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from workload.drift import DISTRIBUTION_METRICS, ERROR_RATE, DriftReport, MetricResult
+from workload.drift import (
+    ASSESSMENT_PREFIX,
+    DISTRIBUTION_METRICS,
+    ERROR_RATE,
+    DriftReport,
+    MetricResult,
+    assessment_values,
+)
 
 if TYPE_CHECKING:
     from workload.traces import TraceRecord
@@ -30,8 +39,20 @@ _LABELS: Final = {
 _BASELINE_COLOR, _RECENT_COLOR = "#4c72b0", "#dd8452"
 
 
+def _label(name: str) -> str:
+    if name.startswith(ASSESSMENT_PREFIX):
+        return name.removeprefix(ASSESSMENT_PREFIX)
+    return _LABELS.get(name, name)
+
+
+def _values(records: Sequence[TraceRecord], name: str) -> list[float]:
+    if name.startswith(ASSESSMENT_PREFIX):
+        return [float(v) for v in assessment_values(records, name.removeprefix(ASSESSMENT_PREFIX))]
+    return [float(v) for r in records if (v := getattr(r, name)) is not None]
+
+
 def _title(result: MetricResult) -> str:
-    label = _LABELS.get(result.name, result.name)
+    label = _label(result.name)
     if result.p_value is None:
         return f"{label}\nnot tested"
     verdict = "DRIFT" if result.drift else "no drift"
@@ -63,14 +84,18 @@ def plot_drift(
     from matplotlib.figure import Figure
 
     by_name = {result.name: result for result in report.metrics}
-    names = [*DISTRIBUTION_METRICS, ERROR_RATE]
-    figure = Figure(figsize=(12, 6.5), dpi=80, layout="constrained")
+    extra = [r.name for r in report.metrics if r.name.startswith(ASSESSMENT_PREFIX)]
+    names = [*DISTRIBUTION_METRICS, ERROR_RATE, *extra]
+    rows = math.ceil(len(names) / 3)
+    figure = Figure(figsize=(12, 3.25 * rows), dpi=80, layout="constrained")
     FigureCanvasAgg(figure)  # headless: never pyplot, never a display
-    grid = figure.subplots(2, 3)
-    for axes, name in zip(grid.flat, names, strict=True):
+    grid = figure.subplots(rows, 3, squeeze=False)
+    for axes in list(grid.flat)[len(names) :]:
+        axes.set_visible(False)
+    for axes, name in zip(grid.flat, names, strict=False):
         result = by_name[name]
         axes.set_title(_title(result), fontsize=10, color="#c0392b" if result.drift else "black")
-        if name == ERROR_RATE:
+        if result.summary == "rate":
             rates = [result.baseline or 0.0, result.recent or 0.0]
             counts = [result.baseline_count, result.recent_count]
             bars = axes.bar(["baseline", "recent"], rates, color=[_BASELINE_COLOR, _RECENT_COLOR])
@@ -78,14 +103,13 @@ def plot_drift(
                 bars, [f"{rate:.0%} of {n}" for rate, n in zip(rates, counts, strict=True)]
             )
             axes.set_ylim(0, max(rates) * 1.25 if any(rates) else 1)
-            axes.set_ylabel("share of traces")
+            axes.set_ylabel("share of traces" if name == ERROR_RATE else "pass rate")
             continue
         for records, label, color in (
             (baseline, "baseline", _BASELINE_COLOR),
             (recent, "recent", _RECENT_COLOR),
         ):
-            values = [float(v) for r in records if (v := getattr(r, name)) is not None]
-            _ecdf(axes, values, label, color)
+            _ecdf(axes, _values(records, name), label, color)
         axes.set_ylim(0, 1.05)
         axes.set_ylabel("share of traces at or below")
         axes.grid(alpha=0.3)

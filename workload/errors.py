@@ -42,13 +42,14 @@ class TrackingStoreError(WorkloadError):
     exit_code = 2
 
 
-def first_line(err: BaseException | str) -> str:
-    """The first non-empty line of an error's text: one line for the user, no traceback.
+def first_line(err: BaseException | str, limit: int = 300) -> str:
+    """The first non-empty line of an error's text, at most ``limit`` characters: one
+    line for the user, no traceback (an exception with no text: its type's name).
 
     Shared by the workload and the infrastructure's commands, which report every
     failure as one line.
     """
     for line in str(err).splitlines():
         if line.strip():
-            return line.strip()
+            return line.strip()[:limit]
     return type(err).__name__ if isinstance(err, BaseException) else ""

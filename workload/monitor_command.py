@@ -29,18 +29,20 @@ EXIT_DRIFT = 3
 _DESCRIPTION = f"""\
 Compare an MLflow experiment's traces: the oldest traces (the baseline) against
 the newest (recent), per metric: latency, prompt, completion and total tokens,
-response length, and the error rate. Traces are read from MLFLOW_TRACKING_URI
-(a sqlite file, a tracking server, or 'databricks'); with --outputs or --stack
-the experiment and the workspace are the stack's, as for `chat`.
+response length, the error rate, and every assessment the traces carry (the
+eval's scorers and judges: assessment:<name>, a yes/no verdict as a pass rate,
+a number as a distribution). Traces are read from MLFLOW_TRACKING_URI (a sqlite
+file, a tracking server, or 'databricks'); with --outputs or --stack the
+experiment and the workspace are the stack's, as for `chat`.
 
 How the decision is made: a metric drifted when BOTH
   1. a two-sample test says the windows differ: p-value < --alpha ({DEFAULT_ALPHA:g});
-     Kolmogorov-Smirnov for latency, tokens and length, Fisher's exact test for
-     the error rate; and
+     Kolmogorov-Smirnov for latency, tokens, length and numeric scores, Fisher's
+     exact test for the error rate and the pass rates; and
   2. the difference is big enough to matter: effect size >= --min-effect ({DEFAULT_MIN_EFFECT:g}).
      For latency, tokens and length the effect is the Wasserstein distance
      between the windows divided by the larger window's mean (0.2: values
-     moved by about a fifth, e.g. 500 ms -> 625 ms); for the error rate it is
+     moved by about a fifth, e.g. 500 ms -> 625 ms); for a rate it is
      Cohen's h (0.2 is "small"; 0% -> 5% is 0.45).
 So a tiny shift on thousands of traces is not called drift, nor is a wide
 swing on a handful. Latency and response length count successful traces only;
@@ -180,8 +182,8 @@ def _table(windows: Windows, report: DriftReport) -> str:
         f"experiment {windows.experiment_name!r} (id {windows.experiment_id})",
         f"baseline: oldest {len(windows.baseline)} traces, {old_from} to {old_to}",
         f"recent:   newest {len(windows.recent)} traces, {new_from} to {new_to}",
-        "baseline/recent: medians (error_rate: share of traces); change: relative "
-        "(error_rate: percentage points)",
+        "baseline/recent: medians (rates: share of the traces that carry it); change: "
+        "relative (rates: percentage points)",
         "",
     ]
     rule = f"p-value < {report.alpha:g} and effect >= {report.min_effect:g}"

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from workload.contract import PROJECT_DIR
 from workload.errors import SettingsError
 
 __all__ = ["load_outputs"]
 
 #: The checkout's root, where Pulumi.yaml lives, when the workload runs from the repository.
-_PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def _one_line(text: str) -> str:
@@ -48,7 +48,7 @@ def _from_file(path: str) -> Mapping[str, Any]:
 
 def _from_stack(stack: str) -> Mapping[str, Any]:
     command = ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack]
-    cwd = _PROJECT_DIR if (_PROJECT_DIR / "Pulumi.yaml").is_file() else None
+    cwd = PROJECT_DIR if (PROJECT_DIR / "Pulumi.yaml").is_file() else None
     try:
         # No stdin: a passphrase prompt would wait unseen (stderr is captured); pulumi fails
         # instead, saying PULUMI_CONFIG_PASSPHRASE is needed, and that line is reported.

@@ -30,12 +30,13 @@ if TYPE_CHECKING:
 
 __all__ = ["JOBS", "JobName", "JobRun", "add_parser", "follow_run", "job_id_for", "run"]
 
-JobName = Literal["chat", "monitor"]
+JobName = Literal["chat", "monitor", "eval"]
 
 #: Each job this command can start, and the stack output that holds its id.
 JOBS: Final[Mapping[str, str]] = {
     "chat": contract.DATABRICKS_CHAT_JOB_ID,
     "monitor": contract.DATABRICKS_MONITOR_JOB_ID,
+    "eval": contract.DATABRICKS_EVAL_JOB_ID,
 }
 
 #: Life-cycle states after which a run changes no more.
@@ -77,7 +78,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--job",
         default="chat",
-        metavar="{chat,monitor}",
+        metavar="{" + ",".join(JOBS) + "}",
         help="which job to run (default: chat)",
     )
     parser.add_argument(

@@ -12,13 +12,18 @@ trace's own token-usage record (the ``mlflow.trace.tokenUsage`` metadata MLflow
 aggregates from the spans), else from the chat spans' ``mlflow.chat.tokenUsage``
 attributes (what ``mlflow.openai.autolog()`` sets); a trace with neither has
 them missing (None), never zero.
+
+And every assessment the trace carries (the eval's scorers and judges, a
+reviewer's feedback): the latest valid feedback of each name, a yes/no or
+boolean verdict as a bool, a number as a float; expectations, errors and other
+values are left out.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
@@ -58,6 +63,8 @@ class TraceRecord:
     """Length of the model's reply in characters."""
     error: bool
     """The trace ended in error (state ERROR)."""
+    assessments: Mapping[str, bool | float] = field(default_factory=dict)
+    """Feedback by name: verdicts (yes/no, booleans) as bools, numbers as floats."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,35 @@ def _reply(outputs: Any) -> str | None:
     return None
 
 
+def _verdict(value: Any) -> bool | float | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value.strip().lower() in ("yes", "no"):
+        return value.strip().lower() == "yes"
+    return None
+
+
+def _assessments(trace: Trace) -> dict[str, bool | float]:
+    """The latest valid feedback of each name that is a verdict or a number."""
+    from mlflow.entities import Feedback
+
+    latest: dict[str, tuple[int, bool | float]] = {}
+    for assessment in getattr(trace.info, "assessments", None) or []:
+        if not isinstance(assessment, Feedback) or assessment.valid is False:
+            continue
+        if assessment.error is not None:
+            continue
+        value = _verdict(assessment.value)
+        if value is None:
+            continue
+        when = assessment.last_update_time_ms or assessment.create_time_ms or 0
+        if assessment.name not in latest or when >= latest[assessment.name][0]:
+            latest[assessment.name] = (when, value)
+    return {name: value for name, (_, value) in latest.items()}
+
+
 def _model_spans(trace: Trace) -> list[Span]:
     spans = [span for span in trace.data.spans if span.span_type in _MODEL_SPAN_TYPES]
     return sorted(spans, key=lambda span: span.start_time_ns or 0)
@@ -158,6 +194,7 @@ def record_from_trace(trace: Trace) -> TraceRecord:
         total_tokens=total,
         response_chars=len(reply) if reply is not None else None,
         error=error,
+        assessments=_assessments(trace),
     )
 
 

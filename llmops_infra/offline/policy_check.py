@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from llmops_infra.offline.policy_config import LEVELS, Level, PolicyPackError, reconcile_config
+from workload.contract import SECRET_MASK
 
 __all__ = ["PolicyAnalyzer", "PolicyPackError", "Violation"]
 
@@ -309,7 +310,7 @@ class PolicyAnalyzer:
             if message.startswith(diagnostic.description):
                 message = message[len(diagnostic.description) :].strip()
             for secret in secrets:
-                message = message.replace(secret, "[secret]")
+                message = message.replace(secret, SECRET_MASK)
             violations.append(
                 Violation(
                     policy=diagnostic.policyName,

@@ -134,7 +134,7 @@ class LabJobs(pulumi.ComponentResource):
                     python_file=entry,
                     source="WORKSPACE",
                     # job_entry's arguments: where the package is, then the command line.
-                    parameters=root.apply(lambda r: [r, *command]),
+                    parameters=root.apply(lambda r: contract.job_parameters(r, command)),
                 ),
                 timeout_seconds=timeout,
             )

@@ -1,0 +1,398 @@
+"""One evaluation: every row through the traced chat call, scored by ``mlflow.genai.evaluate``.
+
+Each row is one ``chat.completions.create`` on the autologged client (so each
+row leaves the same kind of trace as the chat command, in the same
+experiment, and the monitor reads both alike), paced and capped by the
+client's transport (:mod:`workload.paced_client`). Scorers: two code scorers
+(``reply_received``, ``within_completion_budget``) and, unless judges are
+off, MLflow's Guidelines judges (:mod:`workload.judges`). MLflow attaches every
+score to the row's trace as an assessment.
+
+MLflow's own pacing, retries and trace-validation call are switched off for
+the evaluation (``MLFLOW_GENAI_EVAL_*`` for this process, restored after):
+the transport paces by tokens as well as requests, the OpenAI SDK retries with
+``Retry-After``, and a validation call would be one more request than the rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from workload.dataset import EvalRow
+from workload.defaults import LAB_SYSTEM_PROMPT
+from workload.errors import ServiceError, SettingsError
+from workload.judges import EXPECTATIONS_GUIDELINES, GUIDELINES, JudgeClient, guidelines_judge
+from workload.paced_client import FATAL_STATUSES, RunControl, Stopped
+
+if TYPE_CHECKING:
+    import openai
+    from mlflow.entities import Feedback, Trace
+    from mlflow.genai.scorers import Scorer
+
+    from workload.pacing import Pacer
+    from workload.progress import Progress
+
+__all__ = [
+    "REPLY_RECEIVED",
+    "WITHIN_BUDGET",
+    "EvalPlan",
+    "EvalSummary",
+    "RowFailed",
+    "ScorerSummary",
+    "run_evaluation",
+    "scorer_names",
+]
+
+#: The code scorers: the call answered with text; the answer stayed within ``max_tokens``.
+REPLY_RECEIVED: Final = "reply_received"
+WITHIN_BUDGET: Final = "within_completion_budget"
+
+#: MLflow's evaluation settings for this process while the evaluation runs (see above).
+_MLFLOW_ENV: Final = {
+    "MLFLOW_GENAI_EVAL_SKIP_TRACE_VALIDATION": "true",
+    "MLFLOW_GENAI_EVAL_PREDICT_RATE_LIMIT": "0",
+    "MLFLOW_GENAI_EVAL_SCORER_RATE_LIMIT": "0",
+    "MLFLOW_GENAI_EVAL_MAX_RETRIES": "0",
+}
+
+
+class RowFailed(Exception):
+    """A row's call still failed after the client's retries; the run goes on."""
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """What to run, decided and validated before anything is sent."""
+
+    experiment: str
+    chat_model: str
+    max_tokens: int
+    concurrency: int
+    guidelines: tuple[str, ...] = ()
+    """``--guideline`` texts: one ``guidelines`` judge over every row."""
+    judges: bool = True
+    params: dict[str, str] = field(default_factory=dict)
+    """Logged on the evaluation run (budgets, dataset, deployments)."""
+
+
+@dataclass(frozen=True)
+class ScorerSummary:
+    """One scorer over the run: its pass rate (yes/no scorers) or mean (numbers)."""
+
+    name: str
+    pass_rate: float | None
+    mean: float | None
+    n: int
+    """Rows counted: every row the scorer applies to, errored rows included (as failed)."""
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    """The run's result, as ``--json`` prints it (with ``passed``, decided by the gates)."""
+
+    run_id: str
+    experiment_id: str
+    rows: int
+    errors: int
+    scorers: tuple[ScorerSummary, ...]
+    requests: int
+    """HTTP requests sent, rows' and judges' (retries included)."""
+    throttled: int
+    """429 answers received."""
+    last_error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready object."""
+        data = asdict(self)
+        data["scorers"] = [asdict(s) for s in self.scorers]
+        return data
+
+    def scorer(self, name: str) -> ScorerSummary | None:
+        """The summary of the scorer ``name``, if it ran."""
+        return next((s for s in self.scorers if s.name == name), None)
+
+
+def scorer_names(rows: Sequence[EvalRow], plan: EvalPlan) -> tuple[str, ...]:
+    """The scorers this run will have (a gate naming any other is an input error)."""
+    names = [REPLY_RECEIVED, WITHIN_BUDGET]
+    if plan.judges and any(row.guidelines for row in rows):
+        names.append(EXPECTATIONS_GUIDELINES)
+    if plan.judges and plan.guidelines:
+        names.append(GUIDELINES)
+    return tuple(names)
+
+
+class _Tally:
+    """Every score given, by scorer, for the summary (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.values: dict[str, list[Any]] = {}
+
+    def record(self, name: str, feedback: Feedback) -> None:
+        with self._lock:
+            self.values.setdefault(name, []).append(
+                None if feedback.error is not None else feedback.value
+            )
+
+
+def _passed(value: Any) -> bool | None:
+    """True/False for a yes/no or boolean score; None for a number or no value."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("yes", "no"):
+        return value.strip().lower() == "yes"
+    return None
+
+
+def _summarise(name: str, values: list[Any], applicable: int) -> ScorerSummary:
+    numbers = [
+        float(v)
+        for v in values
+        if isinstance(v, int | float) and not isinstance(v, bool) and _passed(v) is None
+    ]
+    if numbers and len(numbers) == len([v for v in values if v is not None]):
+        return ScorerSummary(name, None, sum(numbers) / len(numbers), len(numbers))
+    # A yes/no scorer: every row it applies to counts; a row with no verdict (the call
+    # failed, the judge failed) counts as failed.
+    passes = sum(1 for v in values if _passed(v))
+    return ScorerSummary(name, passes / applicable if applicable else None, None, applicable)
+
+
+def _chat_span_outputs(trace: Trace | None) -> dict[str, Any] | None:
+    """The chat completion the row's model span returned."""
+    if trace is None:
+        return None
+    for span in trace.data.spans:
+        if span.span_type in ("CHAT_MODEL", "LLM") and isinstance(span.outputs, dict):
+            return span.outputs
+    return None
+
+
+def _code_scorers(max_tokens: int, tally: _Tally) -> list[Scorer]:
+    from mlflow.entities import AssessmentSource, AssessmentSourceType, Feedback
+    from mlflow.genai.scorers import scorer
+
+    def code(name: str) -> AssessmentSource:
+        return AssessmentSource(source_type=AssessmentSourceType.CODE, source_id=name)
+
+    def reply_received(outputs: Any) -> Feedback:
+        ok = isinstance(outputs, str) and bool(outputs.strip())
+        feedback = Feedback(
+            name=REPLY_RECEIVED,
+            value=ok,
+            rationale="the model answered with text"
+            if ok
+            else "no reply: the call failed or the answer was empty",
+            source=code(REPLY_RECEIVED),
+        )
+        tally.record(REPLY_RECEIVED, feedback)
+        return feedback
+
+    def within_completion_budget(outputs: Any, trace: Trace | None) -> Feedback:
+        completion = _chat_span_outputs(trace) if outputs is not None else None
+        usage = (completion or {}).get("usage") or {}
+        choices = (completion or {}).get("choices") or [{}]
+        used = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        reason = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
+        if completion is None or not isinstance(used, int):
+            ok, why = False, "no completion to measure: the call failed"
+        elif reason == "length" or used > max_tokens:
+            ok, why = False, f"cut off at the budget: {used} of {max_tokens} completion tokens"
+        else:
+            ok, why = True, f"{used} of {max_tokens} completion tokens"
+        feedback = Feedback(name=WITHIN_BUDGET, value=ok, rationale=why, source=code(WITHIN_BUDGET))
+        tally.record(WITHIN_BUDGET, feedback)
+        return feedback
+
+    return [
+        scorer(reply_received, name=REPLY_RECEIVED),
+        scorer(within_completion_budget, name=WITHIN_BUDGET),
+    ]
+
+
+def _describe(err: Exception, secret: str) -> str:
+    """One line: the HTTP status and the service's words, never the key."""
+    import openai
+
+    if isinstance(err, openai.APIStatusError):
+        text = f"HTTP {err.status_code}"
+        body = err.body
+        inner = body.get("error", body) if isinstance(body, dict) else None
+        if isinstance(inner, dict) and (inner.get("message") or inner.get("code")):
+            text += ": " + str(inner.get("message") or inner.get("code")).splitlines()[0][:200]
+    elif isinstance(err, openai.APITimeoutError):
+        text = "timed out, also after retries"
+    elif isinstance(err, openai.APIConnectionError):
+        text = f"could not reach the service ({type(err.__cause__ or err).__name__})"
+    else:
+        text = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+    return text.replace(secret, "[secret]") if secret else text
+
+
+class _Rows:
+    """The predict function: one traced chat call per row; counts what failed."""
+
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        plan: EvalPlan,
+        control: RunControl,
+        progress: Progress | None,
+        secret: str,
+    ) -> None:
+        self._client = client
+        self._plan = plan
+        self._control = control
+        self._progress = progress
+        self._secret = secret
+        self._lock = threading.Lock()
+        self.errors = 0
+        self.last_error: str | None = None
+
+    def _failed(self, text: str) -> RowFailed:
+        with self._lock:
+            self.errors += 1
+            self.last_error = text
+        if self._progress is not None:
+            self._progress.row_done(error=True)
+        return RowFailed(text)
+
+    def __call__(self, prompt: str, system_prompt: str | None = None) -> str:
+        import openai
+
+        self._control.check()
+        try:
+            response = self._client.chat.completions.create(
+                model=self._plan.chat_model,
+                messages=[
+                    {"role": "system", "content": system_prompt or LAB_SYSTEM_PROMPT},
+                    {"role": "user", "content": prompt},
+                ],
+                max_tokens=self._plan.max_tokens,
+            )
+        except openai.APIStatusError as err:
+            if err.status_code in FATAL_STATUSES:
+                self._control.stop(f"the chat call failed with {_describe(err, self._secret)}")
+                raise Stopped(self._control.stopped or "") from None
+            raise self._failed(_describe(err, self._secret)) from None
+        except (openai.OpenAIError, ValueError) as err:
+            raise self._failed(_describe(err, self._secret)) from None
+        choices = response.choices or []
+        reply = (choices[0].message.content or "") if choices else ""
+        if self._progress is not None:
+            self._progress.row_done(error=False)
+        return reply
+
+
+@contextlib.contextmanager
+def _mlflow_settings(concurrency: int) -> Iterator[None]:
+    """MLflow's evaluation settings for this run, the process's own restored after."""
+    wanted = {**_MLFLOW_ENV, "MLFLOW_GENAI_EVAL_MAX_WORKERS": str(concurrency)}
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _use_experiment(name: str) -> str:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(mlflow.set_experiment(name).experiment_id)
+    except MlflowException as err:
+        line = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise SettingsError(
+            f"cannot use MLflow experiment {name!r} at {mlflow.get_tracking_uri()}: {line}"
+        ) from None
+
+
+def run_evaluation(
+    rows: Sequence[EvalRow],
+    plan: EvalPlan,
+    *,
+    chat_client: openai.OpenAI,
+    judge: JudgeClient | None,
+    control: RunControl,
+    progress: Progress | None = None,
+    secret: str = "",
+    pacers: Sequence[Pacer] = (),
+) -> EvalSummary:
+    """Evaluate ``rows``; raise ServiceError when the run was stopped (401/403/404).
+
+    ``chat_client`` and ``judge.client`` are paced clients; ``pacers`` are their
+    pacers (for the request and 429 counts).
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    experiment_id = _use_experiment(plan.experiment)
+    mlflow.openai.autolog()  # the lab's cell; evaluate keeps it on for the rows
+    tally = _Tally()
+    scorers = _code_scorers(plan.max_tokens, tally)
+    if plan.judges and judge is not None:
+        if any(row.guidelines for row in rows):
+            scorers.append(guidelines_judge(judge, guidelines=None, record=tally.record))
+        if plan.guidelines:
+            scorers.append(guidelines_judge(judge, guidelines=plan.guidelines, record=tally.record))
+    predict = _Rows(chat_client, plan, control, progress, secret)
+    data = [row.as_record() for row in rows]
+    try:
+        with (
+            _mlflow_settings(plan.concurrency),
+            # Nested under a run the caller (a notebook) has open; else a run of its own.
+            mlflow.start_run(
+                run_name="workload-eval", nested=mlflow.active_run() is not None
+            ) as run,
+            # MLflow prints its summary to stdout; stdout is for the table or the JSON.
+            contextlib.redirect_stdout(sys.stderr),
+        ):
+            mlflow.log_params(plan.params)
+            mlflow.genai.evaluate(data=data, predict_fn=predict, scorers=scorers)
+    except Stopped as err:  # the run ended FAILED as the exception left it
+        reason = control.stopped or str(err)
+        raise ServiceError(
+            f"stopped at once: {reason} (check the key, the network rules, the endpoint, "
+            "the deployment names and the API version)"
+        ) from None
+    except MlflowException as err:
+        line = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise ServiceError(
+            f"MLflow could not record the evaluation at {mlflow.get_tracking_uri()}: {line}"
+        ) from None
+    finally:
+        mlflow.flush_trace_async_logging()
+    applicable = {
+        REPLY_RECEIVED: len(rows),
+        WITHIN_BUDGET: len(rows),
+        EXPECTATIONS_GUIDELINES: sum(1 for row in rows if row.guidelines),
+        GUIDELINES: len(rows),
+    }
+    summaries = tuple(
+        _summarise(name, tally.values.get(name, []), applicable[name])
+        for name in scorer_names(rows, plan)
+    )
+    distinct = list({id(p): p for p in pacers}.values())
+    return EvalSummary(
+        run_id=run.info.run_id,
+        experiment_id=experiment_id,
+        rows=len(rows),
+        errors=predict.errors,
+        scorers=summaries,
+        requests=sum(p.requests for p in distinct),
+        throttled=sum(p.throttled for p in distinct),
+        last_error=predict.last_error,
+    )
