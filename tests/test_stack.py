@@ -55,7 +55,9 @@ def test_creates_exactly_the_lab_resources(dev: ProgramRun) -> None:
             # Issue 7: purges the soft-deleted account on destroy (tests/test_purge.py).
             "pulumi-python:dynamic/llmops:DeletedAccountPurge",
         ]
-        + ["databricks:index/workspaceFile:WorkspaceFile"] * len(list(WORKLOAD_DIR.glob("*.py")))
+        # Each module of the workload package and its dataset, uploaded for the jobs.
+        + ["databricks:index/workspaceFile:WorkspaceFile"]
+        * (len(list(WORKLOAD_DIR.glob("*.py"))) + 1)
     ), "one of each resource the lab creates by hand, plus the random draws and the lab's jobs"
     components = sorted(r.type for r in dev.resources if not r.custom)
     assert components == [

@@ -139,13 +139,19 @@ def test_experiment_is_created_at_the_configured_path(dev: ProgramRun) -> None:
 
 def test_uploaded_files_are_the_packages_real_files(dev: ProgramRun) -> None:
     files = dev.by_type(FILE)
-    local = sorted(p.name for p in WORKLOAD_DIR.glob("*.py"))
-    assert sorted(f.inputs["path"].rsplit("/", 1)[1] for f in files) == local, "every module"
-    assert "job_entry.py" in local
+    local = sorted(
+        p.relative_to(WORKLOAD_DIR).as_posix()
+        for p in [*WORKLOAD_DIR.glob("*.py"), *WORKLOAD_DIR.rglob("*.jsonl")]
+    )
+    prefix = f"{FOLDER}/workload/"
+    assert sorted(f.inputs["path"].removeprefix(prefix) for f in files) == local, (
+        "every module, and the eval job's dataset in its folder"
+    )
+    assert "job_entry.py" in local and "datasets/lab_prompts.jsonl" in local
     for uploaded in files:
         source = PROJECT_DIR / uploaded.inputs["source"]
-        assert source.parent == WORKLOAD_DIR, f"{uploaded.name} is read from the package"
-        assert uploaded.inputs["path"] == f"{FOLDER}/workload/{source.name}"
+        assert WORKLOAD_DIR in source.parents, f"{uploaded.name} is read from the package"
+        assert uploaded.inputs["path"] == prefix + source.relative_to(WORKLOAD_DIR).as_posix()
         content = hashlib.md5(source.read_bytes(), usedforsecurity=False).hexdigest()
         assert uploaded.inputs["md5"] == content, (
             f"{source.name}: the input carries the content's hash, so an edit shows as a diff"
@@ -230,7 +236,9 @@ def test_preview_shows_what_is_known_and_leaves_cloud_ids_unknown(run: Run) -> N
     env = preview.one(CLUSTER).inputs["sparkEnvVars"]
     assert is_unknown(env["AZURE_OPENAI_API_KEY"]), "the reference exists once the secret does"
     assert preview.one(SCOPE).inputs["name"] == "llmops"
-    assert len(preview.by_type(FILE)) == len(list(WORKLOAD_DIR.glob("*.py")))
+    assert len(preview.by_type(FILE)) == len(list(WORKLOAD_DIR.glob("*.py"))) + 1, (
+        "every module and the dataset"
+    )
     assert is_unknown(preview.exports[contract.DATABRICKS_CHAT_JOB_ID].value)
     assert is_unknown(preview.exports[contract.DATABRICKS_MONITOR_JOB_ID].value)
     assert preview.exports[contract.MLFLOW_EXPERIMENT_PATH].value == "/Shared/llmops-lab"
