@@ -1,5 +1,5 @@
 """The Pulumi program: read the stack's configuration, build the lab, export its outputs."""
 
-from llmops_infra.stack import main
+from llmops_infra.stack.program import main
 
 main()

@@ -193,15 +193,34 @@ def test_pinned_region_moves_everything(plans: dict[str, tuple[int, str, str]]) 
         (["--stack", "nosuchstack"], "Pulumi.nosuchstack.yaml"),
     ],
 )
-def test_bad_configuration_exits_2_with_one_line(args: list[str], needle: str) -> None:
+def test_bad_configuration_exits_2_with_one_line(
+    args: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The command's own entry point in this process: each case stops before the program
+    # runs (a process per case would cost seconds of start-up; one case runs as a process
+    # below).
+    assert cli.main(["plan", *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--config", "capacity=1_000"], "'llmops:capacity' = '1_000' must be of type 'integer'"),
+        (["--config", "capacity=0"], "llmops:capacity = '0'"),
+    ],
+)
+def test_bad_configuration_stops_the_command_as_a_process(args: list[str], needle: str) -> None:
     done = subprocess.run(
         [*PLAN, *args], cwd=PROJECT_DIR, env=_env(), capture_output=True, text=True, timeout=120
     )
-    assert done.returncode == 2
-    assert done.stdout == ""
+    assert (done.returncode, done.stdout) == (2, "")
     assert needle in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert "Traceback" not in done.stderr
 
 
 def test_plan_page_excerpt_is_what_the_plan_prints(plans: dict[str, tuple[int, str, str]]) -> None:

@@ -424,7 +424,7 @@ def preload_program() -> None:
     with the SDKs loaded (a third of the time of a run that loads them itself), and
     the frozen objects are not rescanned by each child's garbage collector.
     """
-    import llmops_infra.stack  # noqa: F401 (imports the provider SDKs the program uses)
+    import llmops_infra.stack.program  # noqa: F401 (imports the provider SDKs the program uses)
 
     for name, module in list(sys.modules.items()):
         if name.startswith("llmops_infra"):

@@ -14,10 +14,18 @@ from typing import Any, Final
 
 from llmops_infra.errors import ConfigError
 from llmops_infra.offline.resource_types import RESOURCE_TYPES
-from llmops_infra.stack.config import NAMESPACE, parse_config
+from llmops_infra.stack.config import NAMESPACE, LlmopsConfig, parse_config
 from workload.contract import SECRET_MASK
 
-__all__ = ["KNOWN_AFTER_UP", "Plan", "PlanError", "make_plan", "to_json", "to_text"]
+__all__ = [
+    "KNOWN_AFTER_UP",
+    "Plan",
+    "PlanError",
+    "check_config",
+    "make_plan",
+    "to_json",
+    "to_text",
+]
 
 KNOWN_AFTER_UP: Final = "(known after up)"
 
@@ -63,16 +71,26 @@ _RANK: Final = {t.token: i for i, t in enumerate(RESOURCE_TYPES)}
 _SHOWS: Final = {t.token: t.shows for t in RESOURCE_TYPES}
 
 
-def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
-    """Validate, run the program in preview under the mocks, and shape what it registered."""
-    prefix = f"{NAMESPACE}:"
+def check_config(config: Mapping[str, str]) -> PlanError | None:
+    """The check the program makes first, before anything pays for the provider SDKs."""
     try:
-        # The same check the program makes first, before paying for the provider SDKs.
-        settings = parse_config(
-            lambda key: config.get(key if key.startswith(prefix) else prefix + key)
-        )
+        _settings(config)
     except ConfigError as err:
         return PlanError(f"invalid stack configuration: {err}")
+    return None
+
+
+def _settings(config: Mapping[str, str]) -> LlmopsConfig:
+    prefix = f"{NAMESPACE}:"
+    return parse_config(lambda key: config.get(key if key.startswith(prefix) else prefix + key))
+
+
+def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
+    """Validate, run the program in preview under the mocks, and shape what it registered."""
+    problem = check_config(config)
+    if problem is not None:
+        return problem
+    settings = _settings(config)
 
     from llmops_infra.offline.engine import ProgramFailed, is_unknown, run_program
 

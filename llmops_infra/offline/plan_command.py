@@ -56,13 +56,19 @@ def run(args: argparse.Namespace) -> int:
     import contextlib
     import sys
 
-    from llmops_infra.offline import plan, plan_policy
-    from llmops_infra.offline.engine import PROJECT_DIR
-    from llmops_infra.offline.policy_check import PolicyAnalyzer
-    from llmops_infra.offline.policy_config import load_pack_config
+    from llmops_infra.offline import plan
     from llmops_infra.offline.stack_files import parse_overrides, read_stack_config
+    from workload.contract import PROJECT_DIR
 
     config = read_stack_config(PROJECT_DIR, args.stack, parse_overrides(args.config))
+    problem = plan.check_config(config)  # as `pulumi up` stops: before anything starts
+    if problem is not None:
+        print(f"error: {problem.message}", file=sys.stderr)
+        return 2
+
+    from llmops_infra.offline import plan_policy
+    from llmops_infra.offline.policy_check import PolicyAnalyzer
+    from llmops_infra.offline.policy_config import load_pack_config
     pack_config = (
         load_pack_config(args.policy_pack_config)
         if args.policy_pack_config and not args.no_policy
