@@ -24,9 +24,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from workload.contract import SECRET_MASK
 from workload.dataset import EvalRow
 from workload.defaults import LAB_SYSTEM_PROMPT
-from workload.errors import ServiceError, SettingsError
+from workload.errors import ServiceError, SettingsError, first_line
 from workload.judges import EXPECTATIONS_GUIDELINES, GUIDELINES, JudgeClient, guidelines_judge
 from workload.paced_client import FATAL_STATUSES, RunControl, Stopped
 
@@ -226,14 +227,14 @@ def _describe(err: Exception, secret: str) -> str:
         body = err.body
         inner = body.get("error", body) if isinstance(body, dict) else None
         if isinstance(inner, dict) and (inner.get("message") or inner.get("code")):
-            text += ": " + str(inner.get("message") or inner.get("code")).splitlines()[0][:200]
+            text += ": " + first_line(str(inner.get("message") or inner.get("code")), limit=200)
     elif isinstance(err, openai.APITimeoutError):
         text = "timed out, also after retries"
     elif isinstance(err, openai.APIConnectionError):
         text = f"could not reach the service ({type(err.__cause__ or err).__name__})"
     else:
-        text = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
-    return text.replace(secret, "[secret]") if secret else text
+        text = f"{type(err).__name__}: {first_line(str(err), limit=200)}"
+    return text.replace(secret, SECRET_MASK) if secret else text
 
 
 class _Rows:

@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from workload.contract import SECRET_MASK
+from workload.errors import first_line
 from workload.paced_client import FATAL_STATUSES, RunControl, Stopped
 
 if TYPE_CHECKING:
@@ -139,9 +141,9 @@ def _feedback(
     except Stopped:
         raise
     except Exception as err:
-        message = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+        message = first_line(err)
         if judge.secret:
-            message = message.replace(judge.secret, "[secret]")
+            message = message.replace(judge.secret, SECRET_MASK)
         return Feedback(
             name=name,
             source=source,

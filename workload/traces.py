@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from workload.errors import InsufficientDataError, TrackingStoreError
+from workload.errors import InsufficientDataError, TrackingStoreError, first_line
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -198,11 +198,6 @@ def record_from_trace(trace: Trace) -> TraceRecord:
     )
 
 
-def _first_line(err: Exception, text: str | None = None) -> str:
-    text = str(err) if text is None else text
-    return (text.strip().splitlines() or [type(err).__name__])[0][:300]
-
-
 def _masked(uri: str, text: str) -> str:
     """``text`` without the user name and password the store's ``uri`` may hold."""
     netloc = urlsplit(uri).netloc
@@ -220,7 +215,7 @@ def _store_error(client: MlflowClient, err: Exception) -> TrackingStoreError:
     # MLflow's own message repeats the URL it called, credentials included.
     return TrackingStoreError(
         f"cannot read traces from the MLflow tracking store at {_where(client)}: "
-        f"{_first_line(err, _masked(str(client.tracking_uri), str(err)))}"
+        f"{first_line(_masked(str(client.tracking_uri), str(err))) or type(err).__name__}"
     )
 
 
@@ -233,9 +228,8 @@ def connect(tracking_uri: str | None = None) -> MlflowClient:
         return mlflow.MlflowClient(tracking_uri=tracking_uri)
     except MlflowException as err:
         uri = tracking_uri or mlflow.get_tracking_uri()
-        raise TrackingStoreError(
-            f"cannot use the MLflow tracking store: {_first_line(err, _masked(uri, str(err)))}"
-        ) from None
+        reason = first_line(_masked(uri, str(err))) or type(err).__name__
+        raise TrackingStoreError(f"cannot use the MLflow tracking store: {reason}") from None
 
 
 def _records(

@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from llmops_infra.offline import plan_policy
     from llmops_infra.offline.policy_check import PolicyAnalyzer
     from llmops_infra.offline.policy_config import load_pack_config
+
     pack_config = (
         load_pack_config(args.policy_pack_config)
         if args.policy_pack_config and not args.no_policy
