@@ -252,7 +252,11 @@ def run(quick: bool) -> list[Result]:
                 unit="s",
                 target=f"<= {TARGET_RATIO}x",
                 met=wall / floor_wall <= TARGET_RATIO,
-                note=f"windows {window} + {window}",
+                note=(
+                    f"windows {window} + {window}; min-max "
+                    f"{min(r.wall for r in monitor_runs):.2f}-"
+                    f"{max(r.wall for r in monitor_runs):.2f} s"
+                ),
             )
         )
         results.append(

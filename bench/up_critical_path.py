@@ -243,7 +243,8 @@ def run(quick: bool) -> list[Result]:
     no_wait_bound, _ = critical_path(Graph(nodes, no_wait))
     notes = [
         f"critical chain: {names}; {real}",
-        f"scale 1/{round(1 / scale)}; program's own time at zero delay {overhead:.2f} s",
+        f"scale 1/{round(1 / scale)}; wall min-max {min(walls):.2f}-{max(walls):.2f} s; "
+        f"program's own time at zero delay {overhead:.2f} s",
         f"peak concurrent creations {_max_overlap(timeline, min_length=scale)}",
         f"with llmops:clusterNoWait=true (the cluster not waited for): "
         f"{no_wait_bound / scale / 60:.1f} min",
