@@ -1,7 +1,8 @@
 """``python -m workload submit``: run the lab's job on the cluster, follow it, show its result.
 
-``pulumi up`` creates two jobs on the lab's cluster (``llmops_infra/databricks_lab.py``):
-``chat`` runs ``workload chat``, ``monitor`` runs ``workload monitor --fail-on-drift``.
+``pulumi up`` creates three jobs on the lab's cluster (``llmops_infra/stack/lab_jobs.py``):
+``chat`` runs ``workload chat``, ``monitor`` runs ``workload monitor --fail-on-drift``,
+``eval`` runs ``workload eval`` on the shipped prompt set.
 This command starts one through the Databricks SDK for Python, reports each
 state change on stderr while it runs, and prints the task's output and the
 run's page URL. Authentication is the SDK's own: ``az login`` (Azure CLI) or
