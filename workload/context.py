@@ -29,7 +29,7 @@ from workload.errors import SettingsError
 if TYPE_CHECKING:
     from workload.settings import ChatSettings
 
-__all__ = ["WorkloadContext", "add_source_arguments", "resolve_context"]
+__all__ = ["WorkloadContext", "add_source_arguments", "command_parser", "resolve_context"]
 
 _EXPERIMENT_HELP = (
     "MLflow experiment (else MLFLOW_EXPERIMENT_NAME, else the stack's mlflow_experiment_path "
@@ -50,6 +50,25 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, experiment: bool = 
     )
     if experiment:
         parser.add_argument("--experiment", metavar="NAME", help=_EXPERIMENT_HELP)
+
+
+def command_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    summary: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    """A command that reads a stack: its description kept as written, and the source
+    arguments every such command takes (``--outputs``/``--stack``, ``--experiment``)."""
+    parser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_source_arguments(parser)
+    return parser
 
 
 @dataclass(frozen=True)

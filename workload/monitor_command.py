@@ -14,7 +14,8 @@ import argparse
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from workload.context import add_source_arguments
+from workload.arguments import bounded
+from workload.context import command_parser
 from workload.drift import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, MIN_VALUES
 
 if TYPE_CHECKING:
@@ -54,45 +55,19 @@ store that cannot be read.
 """
 
 
-def _window(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < MIN_VALUES:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least {MIN_VALUES}")
-    return value
-
-
-def _alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError("must be a number between 0 and 1, e.g. 0.01")
-    return value
-
-
-def _effect(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError("must be a number of 0 or more, e.g. 0.2")
-    return value
+_window = bounded(int, lambda n: n >= MIN_VALUES, f"a whole number of at least {MIN_VALUES}")
+_alpha = bounded(float, lambda p: 0.0 < p < 1.0, "a number between 0 and 1, e.g. 0.01")
+_effect = bounded(float, lambda e: e >= 0.0, "a number of 0 or more, e.g. 0.2")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the sub-command."""
-    parser = subparsers.add_parser(
+    parser = command_parser(
+        subparsers,
         "monitor",
-        help="compare trace windows for drift",
+        summary="compare trace windows for drift",
         description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_source_arguments(parser)
     parser.add_argument(
         "--baseline",
         metavar="N",
