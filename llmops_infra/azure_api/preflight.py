@@ -424,8 +424,9 @@ def deployed_region(stack: str, err: TextIO) -> str | None:
     A draw that ``pulumi up`` made itself is kept in the state, not in
     ``Pulumi.<stack>.yaml``, so only the state can say the stack already has a
     region. None also when the pulumi CLI is not installed (a note on ``err``):
-    then ``pulumi up`` cannot have run here either. Raises StackUnknownError on any
-    other failure (not logged in, no passphrase, no answer in time).
+    nothing can be asked, and the draw goes on as it did before this check. Raises
+    StackUnknownError on any other failure (not logged in, no passphrase, no
+    answer in time): guessing "not deployed" there could replace every resource.
     """
     command = ["pulumi", "stack", "output", REGION, "--stack", stack]
     shown = " ".join(command)
