@@ -29,6 +29,8 @@ from workload.defaults import LAB_USER_PROMPT
 from workload.errors import SettingsError
 
 KEY = "test-key-eval-0123456789abcdef"
+#: The Entra ID token of the keyless scenarios (AZURE_OPENAI_AD_TOKEN).
+AD_TOKEN = "entra-token-eval-0123456789abcdef"
 JUDGE = "gpt-4o-judge"
 #: Limits of the fake in the scenarios that must see no 429: 1,000 tokens and 60 requests a
 #: second, each bucket holding one second's worth (Azure's windows, scaled down in time).
@@ -303,6 +305,30 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
         shared, "quality", runs["quality_after"].fake, "--json", "--plot", str(tmp / "drift.png")
     )
     runs["monitor"].command = "monitor"
+    # Keyless (entra mode, AZURE_OPENAI_AD_TOKEN): a service that echoes the bearer token in
+    # its error text, once in a row's failure, once in a judge's.
+    one_row = str(_write(tmp / "one.jsonl", [{"inputs": ROWS[0]["inputs"]}]))
+    for name in ("entra_row", "entra_judge"):
+        keyless = _scenario(
+            shared,
+            name,
+            FakeAzureOpenAI(ad_token=AD_TOKEN).start(),
+            *unpaced,
+            "--dataset",
+            one_row,
+            "--guideline",
+            "The response is kind.",
+            "--max-retries",
+            "0",
+            "--json",
+            LLMOPS_AUTH_MODE="entra",
+            AZURE_OPENAI_AD_TOKEN=AD_TOKEN,
+        )
+        del keyless.env["AZURE_OPENAI_API_KEY"]
+        runs[name] = keyless
+    echo = {"error": {"code": "BadRequest", "message": f"token {AD_TOKEN} was not expected"}}
+    runs["entra_row"].fake.script(Reply(500, echo))
+    runs["entra_judge"].fake.script(Reply(), Reply(400, echo))
     # The chat command's traces, then an evaluation of the same prompt paced so that rows
     # queue behind our own rate limit, into one experiment; then the daily drift check.
     # Last in the runner: the chat command ends MLflow's background export, so traces are
@@ -587,6 +613,34 @@ def test_401_stops_the_run_at_once(scenarios: dict[str, Scenario]) -> None:
     assert experiment is not None
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FAILED"
+
+
+def test_in_entra_mode_the_token_is_masked_in_a_rows_error(
+    scenarios: dict[str, Scenario],
+) -> None:
+    failed = scenarios["entra_row"]
+    assert failed.code == 1, failed.stderr
+    assert len(failed.fake.requests) == 1
+    headers = {k.lower(): v for k, v in failed.fake.requests[0].headers.items()}
+    assert headers["authorization"] == f"Bearer {AD_TOKEN}" and "api-key" not in headers
+    assert "every row failed" in failed.stderr and "HTTP 500: token [secret] was" in failed.stderr
+    assert AD_TOKEN not in failed.stdout + failed.stderr, "the Entra token is never printed"
+
+
+def test_in_entra_mode_the_token_is_masked_in_a_judges_error(
+    scenarios: dict[str, Scenario],
+) -> None:
+    judged = scenarios["entra_judge"]
+    assert judged.code == 0, judged.stderr
+    assert len(judged.fake.requests) == 2, "the row, then its judge"
+    assert _rates(judged.json)["guidelines"] == (0.0, 1), "a judge's failure counts as failed"
+    (trace,) = _traces(judged)
+    verdict = _feedback(trace, "guidelines")
+    assert verdict is not None and verdict.error is not None
+    assert "token [secret] was not expected" in verdict.error.error_message
+    run = _client(judged).get_run(judged.json["run_id"])
+    stored = trace.to_json() + json.dumps(run.to_dictionary())
+    assert AD_TOKEN not in stored + judged.stdout + judged.stderr, "nowhere, printed or stored"
 
 
 # --- quality drift -------------------------------------------------------------------------
