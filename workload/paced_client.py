@@ -120,7 +120,7 @@ def _request_span(request: httpx2.Request) -> LiveSpan | None:
         otel_trace_id = int(parts[1], 16)
     except ValueError:
         return None
-    manager = InMemoryTraceManager.get_instance()
+    manager = InMemoryTraceManager.get_instance()  # type: ignore[no-untyped-call]
     trace_id = manager.get_mlflow_trace_id_from_otel_id(otel_trace_id)
     return manager.get_span_from_id(trace_id, parts[2]) if trace_id is not None else None
 
