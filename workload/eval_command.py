@@ -356,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
             budgets.judge_deployment,
             control,
             args.judge_max_tokens,
-            secret=settings.api_key or "",
+            secret=settings.secret,
         )
     pacers = [chat_pacer, judge_pacer]
     progress = Progress.for_terminal(len(rows), pacers)
@@ -368,7 +368,7 @@ def run(args: argparse.Namespace) -> int:
             judge=judge,
             control=control,
             progress=progress,
-            secret=settings.api_key or "",
+            secret=settings.secret,
             pacers=pacers,
         )
     failed = _failed_gates(summary, args.fail_under)

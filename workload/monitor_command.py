@@ -46,8 +46,10 @@ How the decision is made: a metric drifted when BOTH
      moved by about a fifth, e.g. 500 ms -> 625 ms); for a rate it is
      Cohen's h (0.2 is "small"; 0% -> 5% is 0.45).
 So a tiny shift on thousands of traces is not called drift, nor is a wide
-swing on a handful. Latency and response length count successful traces only;
-a trace without token counts is left out of the token metrics, not counted as 0.
+swing on a handful. Latency is a trace's duration less the time it waited for
+the eval's own rate limiter. Latency and response length count successful
+traces only; a trace without token counts is left out of the token metrics,
+not counted as 0.
 
 Exit status: 0 compared (drift or not), 3 drift with --fail-on-drift,
 2 too few traces ({MIN_VALUES} per window at least), an unknown experiment or a

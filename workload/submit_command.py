@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from workload import contract
 from workload.context import add_source_arguments, resolve_context
-from workload.errors import ServiceError, SettingsError
+from workload.errors import ServiceError, SettingsError, first_line
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -207,17 +207,17 @@ def run(args: argparse.Namespace) -> int:
             client, job_id, on_change=progress, timeout_seconds=float(args.timeout) * 60
         )
     except Unauthenticated as err:
-        raise SettingsError(f"{host} refused the credentials: {_one_line(err)}") from None
+        raise SettingsError(f"{host} refused the credentials: {first_line(err)}") from None
     except NotFound as err:
         raise SettingsError(
-            f"job {job_id} ({job}) does not exist in {host}: run `pulumi up` ({_one_line(err)})"
+            f"job {job_id} ({job}) does not exist in {host}: run `pulumi up` ({first_line(err)})"
         ) from None
     except DatabricksError as err:
         if _no_such_job(err):
             raise SettingsError(
                 f"job {job_id} ({job}) does not exist in {host}: run `pulumi up`"
             ) from None
-        raise ServiceError(f"Databricks refused to run job {job_id}: {_one_line(err)}") from None
+        raise ServiceError(f"Databricks refused to run job {job_id}: {first_line(err)}") from None
 
     if result.logs.strip():
         print(result.logs.rstrip())
@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
     reason = result.error or result.message or "no message"
     raise ServiceError(
         f"run {result.run_id} of job {job} ended {result.result_state or result.life_cycle_state}: "
-        f"{_one_line(reason)} ({result.url})"
+        f"{first_line(reason)} ({result.url})"
     )
 
 
@@ -240,7 +240,7 @@ def _client(host: str) -> WorkspaceClient:
     except ValueError as err:
         raise SettingsError(
             f"no Databricks authentication for {host}: sign in with `az login` or set "
-            f"DATABRICKS_TOKEN (or another DATABRICKS_* method) ({_one_line(err)})"
+            f"DATABRICKS_TOKEN (or another DATABRICKS_* method) ({first_line(err)})"
         ) from None
 
 
@@ -252,8 +252,3 @@ def _life_cycle(current: Run) -> str:
 def _no_such_job(err: Exception) -> bool:
     """The Jobs API answers an unknown job id with 400 INVALID_PARAMETER_VALUE."""
     return "does not exist" in str(err).lower()
-
-
-def _one_line(err: object, limit: int = 300) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
