@@ -8,8 +8,9 @@ state change on stderr while it runs, and prints the task's output and the
 run's page URL. Authentication is the SDK's own: ``az login`` (Azure CLI) or
 ``DATABRICKS_*`` variables; the workspace's host comes from the stack outputs.
 
-Exit status: 0 the run succeeded; 1 it failed (or the service refused);
-2 unknown job, missing outputs or missing authentication (one line, nothing run).
+Exit status: 0 the run succeeded; 1 it failed, or the workspace refused (401, 403, or a job
+that does not exist there); 2 unknown job name, missing outputs or no authentication
+configured (one line, nothing sent).
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     client = _client(str(host))
 
     from databricks.sdk.errors.base import DatabricksError
-    from databricks.sdk.errors.platform import NotFound, Unauthenticated
+    from databricks.sdk.errors.platform import NotFound, PermissionDenied, Unauthenticated
 
     shown_url = False
 
@@ -206,15 +207,16 @@ def run(args: argparse.Namespace) -> int:
         result = follow_run(
             client, job_id, on_change=progress, timeout_seconds=float(args.timeout) * 60
         )
-    except Unauthenticated as err:
-        raise SettingsError(f"{host} refused the credentials: {first_line(err)}") from None
+    # DESIGN.md: the service's refusals (401/403/404) exit 1 at once.
+    except (Unauthenticated, PermissionDenied) as err:
+        raise ServiceError(f"{host} refused the credentials: {first_line(err)}") from None
     except NotFound as err:
-        raise SettingsError(
+        raise ServiceError(
             f"job {job_id} ({job}) does not exist in {host}: run `pulumi up` ({first_line(err)})"
         ) from None
     except DatabricksError as err:
         if _no_such_job(err):
-            raise SettingsError(
+            raise ServiceError(
                 f"job {job_id} ({job}) does not exist in {host}: run `pulumi up`"
             ) from None
         raise ServiceError(f"Databricks refused to run job {job_id}: {first_line(err)}") from None
