@@ -133,12 +133,14 @@ def _capacity_cap(args: ResourceValidationArgs, report: ReportViolation) -> None
         )
 
 
-@_for_types(DEPLOYMENT)
+@_for_types(ACCOUNT)
 def _no_dynamic_quota(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    # Dynamic quota is the account's setting (AccountProperties.dynamicThrottlingEnabled);
+    # a deployment only reports it.
     if _get(args.props, "properties", "dynamicThrottlingEnabled") is True:
         report(
-            "dynamic quota (properties.dynamicThrottlingEnabled) lets the deployment take quota "
-            "beyond its capacity; leave it off",
+            "dynamic quota (properties.dynamicThrottlingEnabled) lets the account's deployments "
+            "take quota beyond their capacity; leave it off",
             None,
         )
 
@@ -291,8 +293,8 @@ POLICIES: Final = (
         ),
     ),
     ResourceValidationPolicy(
-        name="deployment-no-dynamic-quota",
-        description="No model deployment with dynamic quota.",
+        name="no-dynamic-quota",
+        description="No Azure OpenAI account with dynamic quota (dynamic throttling).",
         validate=_no_dynamic_quota,
         enforcement_level=EnforcementLevel.MANDATORY,
     ),

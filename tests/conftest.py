@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -47,6 +48,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_sessionfinish() -> None:
     """Leave no benchmark running when the session ends early (-x, Ctrl-C)."""
     bench_smoke_runner.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_machine_identity() -> Iterator[None]:
+    """The deploying identity's variables of the machine running the tests stay out.
+
+    The program reads ``ARM_*`` (and GitHub Actions' token request) to decide who
+    deploys; a test that needs them sets them itself (``monkeypatch.setenv``), and the
+    forked program runs inherit that.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith(("ARM_", "ACTIONS_ID_TOKEN_"))]:
+            patch.delenv(name)
+        yield
 
 
 @pytest.fixture(scope="session")

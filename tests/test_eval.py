@@ -25,9 +25,12 @@ from fake_azure_openai import FakeAzureOpenAI, Reply, is_judge_prompt
 
 from llmops_infra.offline.engine import PROJECT_DIR
 from workload.dataset import load_dataset, parse_dataset
+from workload.defaults import LAB_USER_PROMPT
 from workload.errors import SettingsError
 
 KEY = "test-key-eval-0123456789abcdef"
+#: The Entra ID token of the keyless scenarios (AZURE_OPENAI_AD_TOKEN).
+AD_TOKEN = "entra-token-eval-0123456789abcdef"
 JUDGE = "gpt-4o-judge"
 #: Limits of the fake in the scenarios that must see no 429: 1,000 tokens and 60 requests a
 #: second, each bucket holding one second's worth (Azure's windows, scaled down in time).
@@ -47,6 +50,14 @@ ROWS = [
         "The response is suitable for all ages."]}},
     {"inputs": {"prompt": "Tell me a joke about frogs."}},
 ]  # fmt: skip
+
+
+#: The fake's service time in the latency scenario (seconds), and its calls on each side.
+SERVICE = 0.3
+LATENCY_CALLS = 8
+#: The eval's pacing there: one request every 60/120 = 0.5 s, eight rows in flight at once,
+#: so the last row waits 3.5 s for its slot, over ten times the service time.
+LATENCY_RPM = 120
 
 
 def _says_no_to_penguins(prompt: str) -> bool:
@@ -142,6 +153,7 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
         json.dumps(ROWS[0]) + "\n\n" + '{"inputs": {"question": "no prompt"}}\n{not json\n'
     )
     big = str(_write(tmp / "big.jsonl", [{"inputs": r["inputs"]} for r in ROWS + ROWS]))
+    lab = str(_write(tmp / "lab.jsonl", [{"inputs": {"prompt": LAB_USER_PROMPT}}] * LATENCY_CALLS))
 
     def fake(**limits: Any) -> FakeAzureOpenAI:
         return FakeAzureOpenAI(api_key=KEY, window=1.0, **limits).start()
@@ -293,6 +305,68 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
         shared, "quality", runs["quality_after"].fake, "--json", "--plot", str(tmp / "drift.png")
     )
     runs["monitor"].command = "monitor"
+    # Keyless (entra mode, AZURE_OPENAI_AD_TOKEN): a service that echoes the bearer token in
+    # its error text, once in a row's failure, once in a judge's.
+    one_row = str(_write(tmp / "one.jsonl", [{"inputs": ROWS[0]["inputs"]}]))
+    for name in ("entra_row", "entra_judge"):
+        keyless = _scenario(
+            shared,
+            name,
+            FakeAzureOpenAI(ad_token=AD_TOKEN).start(),
+            *unpaced,
+            "--dataset",
+            one_row,
+            "--guideline",
+            "The response is kind.",
+            "--max-retries",
+            "0",
+            "--json",
+            LLMOPS_AUTH_MODE="entra",
+            AZURE_OPENAI_AD_TOKEN=AD_TOKEN,
+        )
+        del keyless.env["AZURE_OPENAI_API_KEY"]
+        runs[name] = keyless
+    echo = {"error": {"code": "BadRequest", "message": f"token {AD_TOKEN} was not expected"}}
+    runs["entra_row"].fake.script(Reply(500, echo))
+    runs["entra_judge"].fake.script(Reply(), Reply(400, echo))
+    # The chat command's traces, then an evaluation of the same prompt paced so that rows
+    # queue behind our own rate limit, into one experiment; then the daily drift check.
+    # Last in the runner: the chat command ends MLflow's background export, so traces are
+    # written synchronously here.
+    served = fake(tpm=600_000, delay=SERVICE)
+    synchronous = {"MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false"}
+    for number in range(LATENCY_CALLS):
+        chat = _scenario(shared, "latency", served, "--json", **synchronous)
+        chat.command = "chat"
+        runs[f"chat_era_{number}"] = chat
+    runs["paced"] = _scenario(
+        shared,
+        "latency",
+        served,
+        "--dataset",
+        lab,
+        "--no-judge",
+        "--tpm",
+        "600000",
+        "--rpm",
+        str(LATENCY_RPM),
+        "--concurrency",
+        str(LATENCY_CALLS),
+        "--json",
+        **synchronous,
+    )
+    runs["daily_check"] = _scenario(
+        shared,
+        "latency",
+        served,
+        "--baseline",
+        str(LATENCY_CALLS),
+        "--recent",
+        str(LATENCY_CALLS),
+        "--fail-on-drift",
+        "--json",
+    )
+    runs["daily_check"].command = "monitor"
     runs["row_error"].fake.script(Reply.server_error(500), Reply.server_error(503))
     runs["all_failed"].fake.script(*[Reply.server_error(500)] * len(ROWS))
 
@@ -541,6 +615,34 @@ def test_401_stops_the_run_at_once(scenarios: dict[str, Scenario]) -> None:
     assert run.info.status == "FAILED"
 
 
+def test_in_entra_mode_the_token_is_masked_in_a_rows_error(
+    scenarios: dict[str, Scenario],
+) -> None:
+    failed = scenarios["entra_row"]
+    assert failed.code == 1, failed.stderr
+    assert len(failed.fake.requests) == 1
+    headers = {k.lower(): v for k, v in failed.fake.requests[0].headers.items()}
+    assert headers["authorization"] == f"Bearer {AD_TOKEN}" and "api-key" not in headers
+    assert "every row failed" in failed.stderr and "HTTP 500: token [secret] was" in failed.stderr
+    assert AD_TOKEN not in failed.stdout + failed.stderr, "the Entra token is never printed"
+
+
+def test_in_entra_mode_the_token_is_masked_in_a_judges_error(
+    scenarios: dict[str, Scenario],
+) -> None:
+    judged = scenarios["entra_judge"]
+    assert judged.code == 0, judged.stderr
+    assert len(judged.fake.requests) == 2, "the row, then its judge"
+    assert _rates(judged.json)["guidelines"] == (0.0, 1), "a judge's failure counts as failed"
+    (trace,) = _traces(judged)
+    verdict = _feedback(trace, "guidelines")
+    assert verdict is not None and verdict.error is not None
+    assert "token [secret] was not expected" in verdict.error.error_message
+    run = _client(judged).get_run(judged.json["run_id"])
+    stored = trace.to_json() + json.dumps(run.to_dictionary())
+    assert AD_TOKEN not in stored + judged.stdout + judged.stderr, "nowhere, printed or stored"
+
+
 # --- quality drift -------------------------------------------------------------------------
 
 
@@ -564,6 +666,52 @@ def test_monitor_finds_the_drop_of_a_judges_pass_rate(scenarios: dict[str, Scena
     assert metrics["assessment:reply_received"]["drift"] is False, "replies kept coming"
     assert metrics["latency_ms"]["baseline_count"] == 6
     assert Path(report["plot"]).read_bytes()[:4] == b"\x89PNG", "drawn with the judges' panels"
+
+
+def test_an_eval_traces_latency_is_the_services_time_not_its_wait_for_the_pacer(
+    scenarios: dict[str, Scenario],
+) -> None:
+    from workload.traces import PACING_WAIT_MS, record_from_trace
+
+    paced = scenarios["paced"]
+    assert paced.code == 0, paced.stderr
+    assert paced.fake.throttled == 0
+    run_id = paced.json["run_id"]
+    rows = [t for t in _traces(paced) if t.info.trace_metadata.get("mlflow.sourceRun") == run_id]
+    assert len(rows) == LATENCY_CALLS
+    durations = sorted(t.info.execution_duration for t in rows)
+    assert durations[-1] >= 0.8 * (LATENCY_CALLS - 1) * 60_000 / LATENCY_RPM, (
+        "the pacer made the last rows wait seconds, inside their autologged spans"
+    )
+    for trace in rows:
+        (span,) = trace.data.spans
+        assert span.get_attribute(PACING_WAIT_MS) is not None, "each row's wait is on its span"
+    service_ms = SERVICE * 1000
+    latencies = sorted(record_from_trace(t).latency_ms or -1.0 for t in rows)
+    assert service_ms - 2 <= latencies[0] and latencies[-1] <= service_ms + 300, (
+        f"each row's latency is the fake's {service_ms:.0f} ms, not its queueing: {latencies}"
+    )
+
+
+def test_the_daily_drift_check_sees_no_latency_drift_from_chat_calls_to_an_eval(
+    scenarios: dict[str, Scenario],
+) -> None:
+    chats = [s for name, s in scenarios.items() if name.startswith("chat_era_")]
+    assert [s.code for s in chats] == [0] * LATENCY_CALLS, chats[0].stderr
+    check = scenarios["daily_check"]
+    report = json.loads(check.stdout)
+    metrics = {m["name"]: m for m in report["metrics"]}
+    latency = metrics["latency_ms"]
+    assert latency["baseline_count"] == latency["recent_count"] == LATENCY_CALLS
+    assert abs(latency["recent"] - latency["baseline"]) < 200, (
+        "the same model at the same service time: the medians agree",
+        latency,
+    )
+    assert latency["drift"] is False
+    assert check.code == 0 and report["drift"] is False, (
+        "the same prompts, model and service time: --fail-on-drift passes",
+        report.get("drifted"),
+    )
 
 
 # --- the dataset ------------------------------------------------------------------------------

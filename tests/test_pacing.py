@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
-from fake_azure_openai import FakeAzureOpenAI
+from fake_azure_openai import FakeAzureOpenAI, Reply
 from fake_azure_openai import admission_tokens as fake_admission_tokens
 
 from workload.pacing import (
@@ -17,6 +22,9 @@ from workload.pacing import (
     admission_tokens,
     default_rpm,
 )
+
+#: The checkout's root, for the child process's imports.
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Clock:
@@ -167,3 +175,62 @@ def test_paced_for_ten_times_the_limit_the_fake_refuses() -> None:
         _, failed = _send_all(fake, 3_600_000, 150)
         assert fake.throttled > 0, "the fake enforces its limits (this test can fail)"
         assert len(fake.admitted) + failed == 150, "a refused request is retried or reported"
+
+
+#: One paced call with autolog on, in a process of its own (MLflow's tracking URI, active
+#: experiment and tracer are process-wide): what its trace says, as JSON.
+_PACED_CALL = """
+import json, sys
+import mlflow, openai
+from workload.paced_client import RunControl, paced_client
+from workload.pacing import Budget, Pacer
+from workload.traces import PACING_WAIT_MS, record_from_trace
+
+endpoint, key = sys.argv[1:3]
+mlflow.set_experiment("pacing-wait")
+mlflow.openai.autolog()
+base = openai.AzureOpenAI(
+    azure_endpoint=endpoint, api_key=key, api_version="2024-05-01-preview", max_retries=1
+)
+pacer = Pacer(Budget("gpt-4o", 1_000_000, 120))  # a request every 0.5 s
+pacer.reserve(1)  # someone else's request: the call waits for its slot, and its retry too
+client = paced_client(base, pacer, RunControl(1), timeout=10)
+client.chat.completions.create(
+    model="gpt-4o", messages=[{"role": "user", "content": "hi"}], max_tokens=5
+)
+mlflow.flush_trace_async_logging()
+trace = mlflow.get_trace(mlflow.get_last_active_trace_id())
+print(json.dumps({
+    "spans": [span.get_attribute(PACING_WAIT_MS) for span in trace.data.spans],
+    "duration": trace.info.execution_duration,
+    "latency": record_from_trace(trace).latency_ms,
+}))
+"""
+
+
+def test_a_calls_waits_for_the_pacer_add_up_on_its_span_and_leave_its_latency(
+    tmp_path: Path,
+) -> None:
+    """Autolog's span is open while the transport waits, first attempt and retry alike;
+    the wait is on the span, and the trace's latency as the monitor reads it is without it."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AZURE_", "OPENAI_"))
+    }
+    env.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}", PYTHONPATH=str(ROOT))
+    with FakeAzureOpenAI() as fake:
+        fake.script(Reply.rate_limited("0.01"))  # then the normal completion
+        done = subprocess.run(
+            [sys.executable, "-c", _PACED_CALL, fake.endpoint, fake.api_key],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert len(fake.requests) == 2, "a 429, then the retry"
+    trace = json.loads(done.stdout.splitlines()[-1])
+    (waited,) = trace["spans"]
+    assert 800 <= waited <= 1100, f"both attempts' waits (about 0.5 s each), added up: {waited}"
+    assert trace["duration"] >= waited, "the waits are inside the span"
+    assert trace["latency"] < 150, "the fake answers at once: the latency is without the waits"

@@ -139,14 +139,13 @@ def test_a_lower_cap_in_the_pack_config_refuses_the_default(
 
 
 def test_dynamic_quota_is_refused(pack: PolicyAnalyzer, preview: ProgramRun) -> None:
-    properties = preview.one(DEPLOYMENT).inputs["properties"]
-    dynamic = changed(
-        preview, DEPLOYMENT, properties={**properties, "dynamicThrottlingEnabled": True}
-    )
-    assert mandatory(pack.analyze(dynamic)) == {
-        ("deployment-no-dynamic-quota", "openai-deployment")
-    }
-    off = changed(preview, DEPLOYMENT, properties={**properties, "dynamicThrottlingEnabled": False})
+    # The account's own setting (AccountPropertiesArgs.dynamic_throttling_enabled in
+    # pulumi-azure-native; a deployment has no such input), which the program never sets.
+    properties = preview.one(ACCOUNT).inputs["properties"]
+    assert "dynamicThrottlingEnabled" not in properties, "the lab never turns it on"
+    dynamic = changed(preview, ACCOUNT, properties={**properties, "dynamicThrottlingEnabled": True})
+    assert mandatory(pack.analyze(dynamic)) == {("no-dynamic-quota", "openai-account")}
+    off = changed(preview, ACCOUNT, properties={**properties, "dynamicThrottlingEnabled": False})
     assert not mandatory(pack.analyze(off))
 
 

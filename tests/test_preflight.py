@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -140,13 +141,64 @@ def azure(monkeypatch: pytest.MonkeyPatch, mocker: MockerFixture) -> Iterator[Fa
         yield fake
 
 
+def fake_pulumi(
+    folder: Path, stack: str, *, out: str = "", err: str = "", status: int = 0, then: str = ""
+) -> Path:
+    """A ``pulumi`` executable in ``folder`` answering ``stack output region --stack <stack>``.
+
+    It logs, per call, the folder it ran in, its arguments and the first line of
+    its stdin (``folder/calls.log``); any other arguments fail. ``then`` is shell
+    run before answering (e.g. ``exec sleep 10``). Returns the log's path.
+    """
+    folder.mkdir(exist_ok=True)
+    log = folder / "calls.log"
+    script = folder / "pulumi"
+    script.write_text(
+        "#!/bin/sh\n"
+        "IFS= read -r line\n"
+        f'printf \'%s|%s|%s\\n\' "$(pwd -P)" "$*" "$line" >> {shlex.quote(str(log))}\n'
+        f'if [ "$*" != {shlex.quote(f"stack output region --stack {stack}")} ]; then\n'
+        '  echo "error: unexpected arguments: $*" >&2; exit 3\n'
+        "fi\n"
+        f"{then}\n"
+        f"printf '%s' {shlex.quote(out)}\n"
+        f"printf '%s' {shlex.quote(err)} >&2\n"
+        f"exit {status}\n",
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return log
+
+
+def calls(log: Path) -> list[list[str]]:
+    """The fake pulumi's calls: [folder, arguments, stdin's first line] each."""
+    if not log.exists():
+        return []
+    return [line.split("|") for line in log.read_text(encoding="utf-8").splitlines()]
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project folder with the real Pulumi.yaml and the stack file above, as stack ``test``."""
+    """A project folder with the real Pulumi.yaml and the stack file above, as stack ``test``.
+
+    The pulumi CLI on PATH is a fake that has never heard of stack ``test``, so no real
+    CLI (and no real backend) decides what these tests see.
+    """
     shutil.copy(PROJECT_DIR / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     (tmp_path / "Pulumi.test.yaml").write_text(STACK_FILE, encoding="utf-8")
     monkeypatch.setattr(preflight, "PROJECT_DIR", tmp_path)
+    fake_pulumi(tmp_path / "bin", "test", err="error: no stack named 'test' found\n", status=255)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     return tmp_path / "Pulumi.test.yaml"
+
+
+@pytest.fixture
+def dev(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The same stack file as stack ``dev``, with a fresh fake pulumi folder first on PATH."""
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text(STACK_FILE, encoding="utf-8")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'dev-bin'}{os.pathsep}{os.environ['PATH']}")
+    return stack_file
 
 
 def run(*args: str) -> int:
@@ -323,6 +375,138 @@ def test_pin_exits_2_writing_nothing_when_the_region_is_already_set(
     assert len(captured.err.strip().splitlines()) == 1
     assert project.read_text(encoding="utf-8") == pinned
     assert azure.requests == [], "nothing asked either"
+
+
+def test_pin_refuses_a_deployed_stack_keeping_its_region(
+    azure: FakeArm, dev: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = fake_pulumi(tmp_path / "dev-bin", "dev", out="swedencentral\n")
+    assert main(["preflight", "--stack", "dev", "--pin"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "", "no table: nothing was drawn"
+    assert captured.err == (
+        "error: stack dev is deployed in swedencentral; --pin writes nothing, as a new region "
+        "would replace every resource. Keep it: `pulumi config set llmops:region swedencentral`\n"
+    )
+    assert dev.read_text(encoding="utf-8") == STACK_FILE, "the stack file is left as it was"
+    assert azure.requests == [], "Azure is not asked for a draw that will not happen"
+    assert calls(log) == [[str(tmp_path.resolve()), "stack output region --stack dev", ""]], (
+        "pulumi is asked once, in the project folder, with no stdin"
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "error: no stack named 'dev' found",  # never `pulumi stack init`-ed in this backend
+        "error: current stack does not have output property 'region'",  # new, or destroyed
+    ],
+)
+def test_pin_draws_when_pulumi_says_the_stack_is_not_deployed(
+    azure: FakeArm, dev: Path, tmp_path: Path, answer: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = fake_pulumi(tmp_path / "dev-bin", "dev", err=f"{answer}\n", status=255)
+    assert main(["preflight", "--stack", "dev", "--pin"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "", "nothing to say when the stack is simply not deployed"
+    assert "Pinned llmops:region:" in captured.out
+    [line] = [line for line in dev.read_text(encoding="utf-8").splitlines() if "region:" in line]
+    assert line.split()[-1] in {"northcentralus", "swedencentral"}, "drawn among those that fit"
+    assert len(calls(log)) == 1
+
+
+def test_pin_draws_with_a_note_when_the_pulumi_cli_is_not_installed(
+    azure: FakeArm,
+    dev: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert shutil.which("pulumi") is None
+    assert main(["preflight", "--stack", "dev", "--pin"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "note: the pulumi CLI is not on PATH: whether stack dev is already deployed was not "
+        "checked\n"
+    )
+    assert "Pinned llmops:region:" in captured.out
+    assert "  llmops:region: " in dev.read_text(encoding="utf-8")
+
+
+def test_pin_refuses_when_pulumi_cannot_tell_whether_the_stack_is_deployed(
+    azure: FakeArm, dev: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_pulumi(
+        tmp_path / "dev-bin",
+        "dev",
+        err="warning: A new version of Pulumi is available.\n"
+        "error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or "
+        "PULUMI_CONFIG_PASSPHRASE_FILE environment variables\n",
+        status=255,
+    )
+    assert main(["preflight", "--stack", "dev", "--pin"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(
+        "error: cannot tell whether stack dev is deployed: `pulumi stack output region --stack "
+        "dev` failed (error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or "
+    ), captured.err
+    assert "`pulumi config set llmops:region <region>`" in captured.err
+    assert len(captured.err.splitlines()) == 1
+    assert dev.read_text(encoding="utf-8") == STACK_FILE
+    assert azure.requests == []
+
+
+def test_pin_refuses_when_pulumi_does_not_answer_in_time(
+    azure: FakeArm,
+    dev: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_pulumi(tmp_path / "dev-bin", "dev", out="swedencentral\n", then="exec sleep 30")
+    monkeypatch.setattr(preflight, "PULUMI_TIMEOUT", 1)
+    assert main(["preflight", "--stack", "dev", "--pin"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "error: cannot tell whether stack dev is deployed: `pulumi stack output region --stack "
+        "dev` did not answer in 1 s; --pin writes nothing."
+    ), err
+    assert dev.read_text(encoding="utf-8") == STACK_FILE
+
+
+def test_the_command_refuses_to_pin_a_deployed_stack(tmp_path: Path) -> None:
+    """As a user runs it: the real project folder and dev stack file, a pulumi on PATH."""
+    log = fake_pulumi(tmp_path / "bin", "dev", out="swedencentral\n")
+    stack_file = PROJECT_DIR / "Pulumi.dev.yaml"
+    before = stack_file.read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "ARM_"))}
+    env.update(
+        PATH=f"{tmp_path / 'bin'}{os.pathsep}{env['PATH']}",
+        PYTHONPATH=str(PROJECT_DIR),  # run from elsewhere: pulumi must still run in the project
+        # Nothing listens there: were the draw to go on, it would stop at Azure, never write.
+        **{ARM_ENDPOINT_ENV: "http://127.0.0.1:9", ARM_TOKEN_ENV: TOKEN},
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "llmops_infra", "preflight", "--stack", "dev", "--pin"],
+        cwd=tmp_path,
+        env=env,
+        input="y\n",  # were it passed on, the fake would read it
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert done.stderr == (
+        "error: stack dev is deployed in swedencentral; --pin writes nothing, as a new region "
+        "would replace every resource. Keep it: `pulumi config set llmops:region swedencentral`\n"
+    )
+    assert stack_file.read_bytes() == before, "Pulumi.dev.yaml unchanged, byte for byte"
+    assert calls(log) == [[str(PROJECT_DIR.resolve()), "stack output region --stack dev", ""]]
 
 
 def test_pin_keeps_the_shipped_dev_stack_file_as_it_is(azure: FakeArm, project: Path) -> None:

@@ -18,7 +18,7 @@ from llmops_infra.offline.engine import (
     ProgramRun,
 )
 from llmops_infra.offline.stack_files import read_stack_config
-from llmops_infra.stack.config import LAB_REGIONS, RULES, default_config, parse_config
+from llmops_infra.stack.config import RULES, default_config, parse_config
 from workload import contract
 
 ACCOUNT = "azure-native:cognitiveservices:Account"
@@ -31,6 +31,10 @@ SHUFFLE = "random:index/randomShuffle:RandomShuffle"
 WORKLOAD_DIR = PROJECT_DIR / "workload"
 
 Run = Callable[..., ProgramRun]
+
+
+#: The lab's four regions (lab, "リージョン"), the default of llmops:allowedRegions.
+LAB_REGIONS = ("eastus2", "northcentralus", "swedencentral", "switzerlandwest")
 
 
 def test_creates_exactly_the_lab_resources(dev: ProgramRun) -> None:
@@ -184,7 +188,7 @@ def test_exports_exactly_the_contract_and_only_the_key_is_secret(dev: ProgramRun
     account = dev.one(ACCOUNT).outputs
     workspace = dev.one(WORKSPACE)
     assert values[contract.RESOURCE_GROUP_NAME] == dev.one(GROUP).outputs["name"]
-    assert values[contract.REGION] in LAB_REGIONS
+    assert values[contract.REGION] in LAB_REGIONS, "one of the lab's four"
     assert values[contract.OPENAI_ACCOUNT_NAME] == account["name"]
     # The account's own endpoint property (what Azure reports), not a URL the program builds.
     assert values[contract.OPENAI_ENDPOINT] == account["properties"]["endpoint"]

@@ -29,6 +29,9 @@ def _project(tmp_path: Path, stack_yaml: str) -> Path:
         ("llmops:allowedRegions: [eastus2, swedencentral]", '["eastus2", "swedencentral"]'),
         ("llmops:tags: {owner: me}", '{"owner": "me"}'),
         ("llmops:modelVersion: 2024-11-20", "2024-11-20"),
+        # A YAML float that is a whole number is JSON-encoded by the CLI as one.
+        ("llmops:capacity: 10.0", "10"),
+        ("llmops:capacity: 1e3", "1000"),
     ],
 )
 def test_values_the_cli_accepts_reach_the_program_as_it_hands_them(
@@ -45,7 +48,6 @@ def test_values_the_cli_accepts_reach_the_program_as_it_hands_them(
         ('llmops:capacity: "1_000"', "integer"),
         ('llmops:capacity: " 10 "', "integer"),
         ("llmops:capacity: 10.5", "integer"),
-        ("llmops:capacity: 1e3", "integer"),
         ('llmops:purgeOnDestroy: "True"', "boolean"),
         ("llmops:purgeOnDestroy: yes", "boolean"),  # YAML 1.2: a string, not PyYAML's true
         ("llmops:allowedRegions: eastus2", "array<string>"),

@@ -176,11 +176,17 @@ def test_the_keyless_cluster_names_its_credential_and_holds_no_key(keyless: Prog
         ({"deployerPrincipalType": "ServicePrincipal"}, "ServicePrincipal"),
         ({"azure-native:clientId": "app-id"}, "ServicePrincipal"),
         ({"azure-native:useMsi": "true"}, "ServicePrincipal"),
+        ({"ARM_CLIENT_ID": "app-id"}, "ServicePrincipal"),
+        ({"ARM_USE_MSI": "true"}, "ServicePrincipal"),
     ],
 )
 def test_the_deployers_principal_type_follows_its_identity_or_the_configuration(
-    run: Run, config: dict[str, str], expected: str
+    run: Run, config: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for name, value in list(config.items()):
+        if name.startswith("ARM_"):  # the machine's variables, as azure-native reads them
+            monkeypatch.setenv(name, value)
+            del config[name]
     result = run({"authMode": "entra", **config})
     role = next(r for r in result.by_type(ROLE) if r.name == "openai-deployer-openai-user")
     assert role.inputs["principalType"] == expected
@@ -208,20 +214,46 @@ def test_a_service_principal_in_stack_configuration_reaches_the_databricks_provi
     assert "do-not-print-me" not in dumped
 
 
-def test_oidc_in_stack_configuration_signs_the_provider_in_with_federation(run: Run) -> None:
+OIDC = {
+    "azure-native:clientId": "app",
+    "azure-native:tenantId": "t",
+    "azure-native:useOidc": "true",
+}
+
+
+def test_oidc_with_a_token_request_in_configuration_reaches_the_databricks_provider(
+    run: Run,
+) -> None:
     provider = (
         run(
             {
-                "azure-native:clientId": "app",
-                "azure-native:tenantId": "t",
-                "azure-native:useOidc": "true",
+                **OIDC,
+                "azure-native:oidcRequestUrl": "https://runner.example/token",
+                "azure-native:oidcRequestToken": "runner-bearer",
             }
         )
         .one(PROVIDER)
         .inputs
     )
     assert provider["authType"] == "github-oidc-azure"
+    assert provider["actionsIdTokenRequestUrl"] == "https://runner.example/token"
+    assert isinstance(provider["actionsIdTokenRequestToken"], Secret), "the bearer stays secret"
     assert "azureClientSecret" not in provider
+
+
+def test_oidc_on_github_actions_lets_the_provider_read_the_runners_request(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", "https://runner.example/token")
+    provider = run(OIDC).one(PROVIDER).inputs
+    assert provider["authType"] == "github-oidc-azure"
+    assert "actionsIdTokenRequestUrl" not in provider
+
+
+def test_a_bare_oidc_token_stops_before_anything_it_could_not_finish(run: Run) -> None:
+    with pytest.raises(ProgramFailed, match="azure-native:useOidc needs a token request") as err:
+        run({**OIDC, "azure-native:oidcTokenFilePath": "/var/run/token"})
+    assert "az login" in str(err.value)
 
 
 def test_without_stack_identity_the_provider_finds_the_cli_login_itself(dev: ProgramRun) -> None:

@@ -10,7 +10,11 @@ from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
-from databricks.sdk.errors.platform import InvalidParameterValue, Unauthenticated
+from databricks.sdk.errors.platform import (
+    InvalidParameterValue,
+    PermissionDenied,
+    Unauthenticated,
+)
 from databricks.sdk.mixins.jobs import JobsExt
 from databricks.sdk.service._internal import Wait
 from databricks.sdk.service.jobs import (
@@ -180,11 +184,11 @@ def test_unknown_job_name_exits_2_in_one_line_before_any_request(
     sdk.assert_not_called()
 
 
-def test_job_missing_from_the_workspace_exits_2(
+def test_job_missing_from_the_workspace_exits_1(
     sdk: MagicMock, outputs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _jobs(sdk).run_now.side_effect = InvalidParameterValue(f"Job {CHAT_JOB} does not exist.")
-    assert _submit(outputs) == 2
+    assert _submit(outputs) == 1, "the workspace refused: the service's answer, exit 1"
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith(f"error: job {CHAT_JOB} (chat) does not exist") and "pulumi up" in last
 
@@ -217,11 +221,15 @@ def test_missing_authentication_exits_2_in_one_line(
     assert "az login" in err and "DATABRICKS_TOKEN" in err, "says how to sign in"
 
 
-def test_refused_credentials_exit_2(
-    sdk: MagicMock, outputs: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("refusal", [Unauthenticated, PermissionDenied])
+def test_refused_credentials_exit_1(
+    sdk: MagicMock,
+    outputs: Path,
+    capsys: pytest.CaptureFixture[str],
+    refusal: type[Exception],
 ) -> None:
-    _jobs(sdk).run_now.side_effect = Unauthenticated("Invalid access token.")
-    assert _submit(outputs) == 2
+    _jobs(sdk).run_now.side_effect = refusal("Invalid access token.")
+    assert _submit(outputs) == 1, "401/403 at once: exit 1 (DESIGN.md)"
     last = capsys.readouterr().err.splitlines()[-1]
     assert last == f"error: {HOST} refused the credentials: Invalid access token."
 

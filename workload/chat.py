@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from workload import contract
 from workload.auth import AuthMode, make_client, status_hint
-from workload.errors import ServiceError, SettingsError, first_line
+from workload.context import use_experiment
+from workload.errors import ServiceError, first_line
 
 if TYPE_CHECKING:
     import openai
@@ -80,32 +81,6 @@ def _describe(err: Exception, secret: str, auth_mode: AuthMode = "key") -> str:
     return text.replace(secret, contract.SECRET_MASK) if secret else text
 
 
-#: The experiment this process last made active, by tracking URI and name: its id.
-_active_experiment: dict[tuple[str, str], str] = {}
-
-
-def _use_experiment(name: str) -> str:
-    """Make ``name`` the active MLflow experiment, unless this process already did; its id.
-
-    ``mlflow.set_experiment`` resets MLflow's tracer provider, which waits for the
-    trace export thread: about 0.15 s a call (bench/tracing_overhead.py). A process
-    making many calls pays it once, for as long as the tracking URI, the name and the
-    active experiment (``MLFLOW_EXPERIMENT_ID``, which set_experiment records) stay.
-    """
-    import os
-
-    import mlflow
-
-    key = (mlflow.get_tracking_uri(), name)
-    known = _active_experiment.get(key)
-    if known is not None and os.environ.get("MLFLOW_EXPERIMENT_ID") == known:
-        return known
-    experiment_id = str(mlflow.set_experiment(name).experiment_id)
-    _active_experiment.clear()
-    _active_experiment[key] = experiment_id
-    return experiment_id
-
-
 def traced_chat(
     client: openai.OpenAI,
     *,
@@ -128,13 +103,7 @@ def traced_chat(
     import openai
     from mlflow.exceptions import MlflowException
 
-    try:
-        experiment_id = _use_experiment(experiment)
-    except MlflowException as err:
-        raise SettingsError(
-            f"cannot use MLflow experiment {experiment!r} at {mlflow.get_tracking_uri()}: "
-            f"{first_line(err)}"
-        ) from None
+    experiment_id = use_experiment(experiment)
     mlflow.openai.autolog()
     # The trace is written in the background. No flush here: each one waits about a second
     # for MLflow's export thread, which polls its queue once a second (bench/tracing_overhead.py);

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             system_prompt=args.system_prompt,
             user_prompt=args.prompt,
             experiment=context.experiment,
-            secret=settings.api_key or settings.ad_token or "",
+            secret=settings.secret,
             auth_mode=settings.auth_mode,
         )
     finally:

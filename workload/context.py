@@ -12,7 +12,9 @@ The rules themselves live beside their settings: :mod:`workload.outputs` (the
 stack's outputs), :mod:`workload.settings` (the model's settings and the
 experiment: ``--experiment``, else ``MLFLOW_EXPERIMENT_NAME``, else the stack's
 ``mlflow_experiment_path`` when tracking to Databricks, else ``llmops-lab``),
-:mod:`workload.auth` (key or Entra ID).
+:mod:`workload.auth` (key or Entra ID). A command that writes to the experiment
+then makes it MLflow's active one with :func:`use_experiment` (``chat`` and
+``eval`` alike).
 """
 
 from __future__ import annotations
@@ -24,12 +26,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workload.defaults import DEFAULT_EXPERIMENT
-from workload.errors import SettingsError
+from workload.errors import SettingsError, first_line
 
 if TYPE_CHECKING:
     from workload.settings import ChatSettings
 
-__all__ = ["WorkloadContext", "add_source_arguments", "resolve_context"]
+__all__ = [
+    "WorkloadContext",
+    "add_source_arguments",
+    "command_parser",
+    "resolve_context",
+    "use_experiment",
+]
 
 _EXPERIMENT_HELP = (
     "MLflow experiment (else MLFLOW_EXPERIMENT_NAME, else the stack's mlflow_experiment_path "
@@ -50,6 +58,25 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, experiment: bool = 
     )
     if experiment:
         parser.add_argument("--experiment", metavar="NAME", help=_EXPERIMENT_HELP)
+
+
+def command_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    summary: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    """A command that reads a stack: its description kept as written, and the source
+    arguments every such command takes (``--outputs``/``--stack``, ``--experiment``)."""
+    parser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_source_arguments(parser)
+    return parser
 
 
 @dataclass(frozen=True)
@@ -102,3 +129,35 @@ def resolve_context(
     experiment = resolve_experiment(getattr(args, "experiment", None), outputs, environ)
     environ.update(tracking_env(outputs, environ))
     return WorkloadContext(outputs=outputs, experiment=experiment, model_settings=settings)
+
+
+#: The experiment this process last made active, by tracking URI and name: its id.
+_active_experiment: dict[tuple[str, str], str] = {}
+
+
+def use_experiment(name: str) -> str:
+    """Make ``name`` the active MLflow experiment, unless this process already did; its id.
+
+    ``mlflow.set_experiment`` resets MLflow's tracer provider, which waits for the
+    trace export thread: about 0.15 s a call (bench/tracing_overhead.py). A process
+    making many calls pays it once, for as long as the tracking URI, the name and the
+    active experiment (``MLFLOW_EXPERIMENT_ID``, which set_experiment records) stay.
+    Raises :class:`SettingsError` when the tracking store refuses the experiment.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    key = (mlflow.get_tracking_uri(), name)
+    known = _active_experiment.get(key)
+    if known is not None and os.environ.get("MLFLOW_EXPERIMENT_ID") == known:
+        return known
+    try:
+        experiment_id = str(mlflow.set_experiment(name).experiment_id)
+    except MlflowException as err:
+        raise SettingsError(
+            f"cannot use MLflow experiment {name!r} at {mlflow.get_tracking_uri()}: "
+            f"{first_line(err)}"
+        ) from None
+    _active_experiment.clear()
+    _active_experiment[key] = experiment_id
+    return experiment_id

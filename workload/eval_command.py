@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from workload import contract
-from workload.context import add_source_arguments
+from workload.arguments import bounded
+from workload.context import command_parser
 
 if TYPE_CHECKING:
     from workload.evaluation import EvalSummary
@@ -43,14 +44,7 @@ failed, 2 bad settings or input (nothing sent), 3 a --fail-under gate failed.
 """
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a whole number of at least 1")
-    return value
+_positive = bounded(int, lambda n: n >= 1, "a whole number of at least 1")
 
 
 def _gate(text: str) -> tuple[str, float]:
@@ -68,13 +62,12 @@ def _gate(text: str) -> tuple[str, float]:
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the sub-command."""
-    parser = subparsers.add_parser(
+    parser = command_parser(
+        subparsers,
         "eval",
-        help="score a prompt set with MLflow's scorers and judges, within the rate limits",
+        summary="score a prompt set with MLflow's scorers and judges, within the rate limits",
         description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_source_arguments(parser)
     parser.add_argument(
         "--dataset",
         metavar="FILE",
@@ -363,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
             budgets.judge_deployment,
             control,
             args.judge_max_tokens,
-            secret=settings.api_key or "",
+            secret=settings.secret,
         )
     pacers = [chat_pacer, judge_pacer]
     progress = Progress.for_terminal(len(rows), pacers)
@@ -375,7 +368,7 @@ def run(args: argparse.Namespace) -> int:
             judge=judge,
             control=control,
             progress=progress,
-            secret=settings.api_key or "",
+            secret=settings.secret,
             pacers=pacers,
         )
     failed = _failed_gates(summary, args.fail_under)

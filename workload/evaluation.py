@@ -24,10 +24,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from workload.context import use_experiment
 from workload.contract import SECRET_MASK
 from workload.dataset import EvalRow
 from workload.defaults import LAB_SYSTEM_PROMPT
-from workload.errors import ServiceError, SettingsError, first_line
+from workload.errors import ServiceError, first_line
 from workload.judges import EXPECTATIONS_GUIDELINES, GUIDELINES, JudgeClient, guidelines_judge
 from workload.paced_client import FATAL_STATUSES, RunControl, Stopped
 
@@ -308,19 +309,6 @@ def _mlflow_settings(concurrency: int) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _use_experiment(name: str) -> str:
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(mlflow.set_experiment(name).experiment_id)
-    except MlflowException as err:
-        line = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-        raise SettingsError(
-            f"cannot use MLflow experiment {name!r} at {mlflow.get_tracking_uri()}: {line}"
-        ) from None
-
-
 def run_evaluation(
     rows: Sequence[EvalRow],
     plan: EvalPlan,
@@ -340,7 +328,7 @@ def run_evaluation(
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    experiment_id = _use_experiment(plan.experiment)
+    experiment_id = use_experiment(plan.experiment)
     mlflow.openai.autolog()  # the lab's cell; evaluate keeps it on for the rows
     tally = _Tally()
     scorers = _code_scorers(plan.max_tokens, tally)
@@ -370,9 +358,9 @@ def run_evaluation(
             "the deployment names and the API version)"
         ) from None
     except MlflowException as err:
-        line = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
         raise ServiceError(
-            f"MLflow could not record the evaluation at {mlflow.get_tracking_uri()}: {line}"
+            f"MLflow could not record the evaluation at {mlflow.get_tracking_uri()}: "
+            f"{first_line(err)}"
         ) from None
     finally:
         mlflow.flush_trace_async_logging()

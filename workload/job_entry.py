@@ -4,7 +4,7 @@ A job's ``spark_python_task`` runs one Python file from the workspace with
 parameters; it has no ``-m``, and ``__file__`` is not always defined there.
 So the job passes the folder that holds the uploaded ``workload`` package
 first, then the command line: ``[/Workspace/Users/<me>/llmops-workload, chat]``.
-Settings come from the cluster's environment (see ``llmops_infra/databricks_lab.py``).
+Settings come from the cluster's environment (see ``llmops_infra/stack/lab_environment.py``).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ import argparse
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from workload.context import add_source_arguments
+from workload.arguments import bounded
+from workload.context import command_parser
 from workload.drift import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, MIN_VALUES
 
 if TYPE_CHECKING:
@@ -45,8 +46,10 @@ How the decision is made: a metric drifted when BOTH
      moved by about a fifth, e.g. 500 ms -> 625 ms); for a rate it is
      Cohen's h (0.2 is "small"; 0% -> 5% is 0.45).
 So a tiny shift on thousands of traces is not called drift, nor is a wide
-swing on a handful. Latency and response length count successful traces only;
-a trace without token counts is left out of the token metrics, not counted as 0.
+swing on a handful. Latency is a trace's duration less the time it waited for
+the eval's own rate limiter. Latency and response length count successful
+traces only; a trace without token counts is left out of the token metrics,
+not counted as 0.
 
 Exit status: 0 compared (drift or not), 3 drift with --fail-on-drift,
 2 too few traces ({MIN_VALUES} per window at least), an unknown experiment or a
@@ -54,45 +57,19 @@ store that cannot be read.
 """
 
 
-def _window(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < MIN_VALUES:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least {MIN_VALUES}")
-    return value
-
-
-def _alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError("must be a number between 0 and 1, e.g. 0.01")
-    return value
-
-
-def _effect(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError("must be a number of 0 or more, e.g. 0.2")
-    return value
+_window = bounded(int, lambda n: n >= MIN_VALUES, f"a whole number of at least {MIN_VALUES}")
+_alpha = bounded(float, lambda p: 0.0 < p < 1.0, "a number between 0 and 1, e.g. 0.01")
+_effect = bounded(float, lambda e: e >= 0.0, "a number of 0 or more, e.g. 0.2")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the sub-command."""
-    parser = subparsers.add_parser(
+    parser = command_parser(
+        subparsers,
         "monitor",
-        help="compare trace windows for drift",
+        summary="compare trace windows for drift",
         description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_source_arguments(parser)
     parser.add_argument(
         "--baseline",
         metavar="N",

@@ -14,16 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from workload.contract import PROJECT_DIR
-from workload.errors import SettingsError
+from workload.errors import SettingsError, first_line
 
 __all__ = ["load_outputs"]
-
-#: The checkout's root, where Pulumi.yaml lives, when the workload runs from the repository.
-
-
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no details"
 
 
 def _parse(text: str, source: str) -> Mapping[str, Any]:
@@ -70,8 +63,9 @@ def _from_stack(stack: str) -> Mapping[str, Any]:
             f"`pulumi stack output --stack {stack}` did not answer in 120 s"
         ) from None
     if done.returncode != 0:
+        said = first_line(done.stderr) or "no details"
         raise SettingsError(
-            f"`pulumi stack output --stack {stack}` failed ({_one_line(done.stderr)}); "
+            f"`pulumi stack output --stack {stack}` failed ({said}); "
             "is the stack deployed (`pulumi up`) and are you logged in to its backend?"
         )
     outputs = _parse(done.stdout, f"the outputs of stack {stack}")

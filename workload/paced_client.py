@@ -6,7 +6,12 @@ one), and the SDK keeps doing what it does well: backing off and honouring
 ``Retry-After`` on 429 and 5xx. The transport adds three things:
 
 * before a request leaves: a place among ``--concurrency`` in flight, then the
-  deployment's next slot (:class:`workload.pacing.Pacer`);
+  deployment's next slot (:class:`workload.pacing.Pacer`); the time spent waiting
+  for them is added to the request's model span as ``llmops.pacing_wait_ms``
+  (:data:`workload.traces.PACING_WAIT_MS`), since that span (autolog's, around
+  ``chat.completions.create``) is open while the transport waits: the monitor
+  takes the wait off the trace's latency, so a row's latency is the service's
+  time, as a chat call's is, and not its queueing behind our own rate limit;
 * on a 429: every later slot of that deployment waits out ``Retry-After``;
 * on a 401, 403 or 404: the run stops. Those answers do not get better with
   retries or with other rows, so nothing more is sent, by any thread
@@ -20,15 +25,18 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 import httpx2
 
 from workload.pacing import Pacer, admission_tokens
+from workload.traces import PACING_WAIT_MS
 
 if TYPE_CHECKING:
     import openai
+    from mlflow.entities import LiveSpan
 
 __all__ = ["FATAL_STATUSES", "PacedTransport", "RunControl", "Stopped", "paced_client"]
 
@@ -91,6 +99,42 @@ def _retry_after(response: httpx2.Response) -> float:
     return 1.0
 
 
+def _request_span(request: httpx2.Request) -> LiveSpan | None:
+    """The open MLflow span this request is sent for, if any.
+
+    ``mlflow.openai.autolog()`` opens its span without making it the active one
+    (``start_span_no_context``: ``mlflow.get_current_active_span()`` does not see
+    it), but names it in the request's W3C ``traceparent`` header; MLflow keeps
+    its open spans in its in-memory trace manager by trace and span id, which is
+    where ``get_current_active_span`` looks them up too. A request without that
+    header (a judge's, which autolog does not patch) belongs to the active span,
+    if there is one.
+    """
+    import mlflow
+    from mlflow.tracing.trace_manager import InMemoryTraceManager
+
+    parts = request.headers.get("traceparent", "").split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return mlflow.get_current_active_span()
+    try:
+        otel_trace_id = int(parts[1], 16)
+    except ValueError:
+        return None
+    manager = InMemoryTraceManager.get_instance()  # type: ignore[no-untyped-call]
+    trace_id = manager.get_mlflow_trace_id_from_otel_id(otel_trace_id)
+    return manager.get_span_from_id(trace_id, parts[2]) if trace_id is not None else None
+
+
+def _record_wait(request: httpx2.Request, seconds: float) -> None:
+    """Add ``seconds`` of pacing wait to the request's span (retries add up)."""
+    span = _request_span(request)
+    if span is None:
+        return
+    before = span.get_attribute(PACING_WAIT_MS)
+    total = before if isinstance(before, int | float) and not isinstance(before, bool) else 0.0
+    span.set_attribute(PACING_WAIT_MS, float(total) + seconds * 1000.0)
+
+
 class PacedTransport(httpx2.BaseTransport):
     """An HTTP transport that paces, caps and watches every request of one deployment."""
 
@@ -112,10 +156,13 @@ class PacedTransport(httpx2.BaseTransport):
         except ValueError:
             body = {}
         tokens = admission_tokens(body if isinstance(body, dict) else {})
+        queued = time.monotonic()
         with self.control._gate:
             self.control.check()
             slot = self.pacer.reserve(tokens)
             self.control.wait(self.pacer.until(slot))
+            # Recorded before sending: the span ends when the answer is in.
+            _record_wait(request, time.monotonic() - queued)
             response = self._inner.handle_request(request)
             try:
                 response.read()  # the place is held until the answer is in, not just its head

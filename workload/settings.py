@@ -82,6 +82,12 @@ class ChatSettings:
     service_credential: str | None = None
     """The Unity Catalog service credential's name, when that is the credential."""
 
+    @property
+    def secret(self) -> str:
+        """The credential text blanked out of every error shown or kept: the key, else the
+        Entra token given in ``AZURE_OPENAI_AD_TOKEN`` (empty when there is neither)."""
+        return self.api_key or self.ad_token or ""
+
 
 def _text(value: Any) -> str | None:
     if value is None:

@@ -1,14 +1,16 @@
 """``python -m workload submit``: run the lab's job on the cluster, follow it, show its result.
 
-``pulumi up`` creates two jobs on the lab's cluster (``llmops_infra/databricks_lab.py``):
-``chat`` runs ``workload chat``, ``monitor`` runs ``workload monitor --fail-on-drift``.
+``pulumi up`` creates three jobs on the lab's cluster (``llmops_infra/stack/lab_jobs.py``):
+``chat`` runs ``workload chat``, ``monitor`` runs ``workload monitor --fail-on-drift``,
+``eval`` runs ``workload eval`` on the shipped prompt set.
 This command starts one through the Databricks SDK for Python, reports each
 state change on stderr while it runs, and prints the task's output and the
 run's page URL. Authentication is the SDK's own: ``az login`` (Azure CLI) or
 ``DATABRICKS_*`` variables; the workspace's host comes from the stack outputs.
 
-Exit status: 0 the run succeeded; 1 it failed (or the service refused);
-2 unknown job, missing outputs or missing authentication (one line, nothing run).
+Exit status: 0 the run succeeded; 1 it failed, or the workspace refused (401, 403, or a job
+that does not exist there); 2 unknown job name, missing outputs or no authentication
+configured (one line, nothing sent).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from workload import contract
 from workload.context import add_source_arguments, resolve_context
-from workload.errors import ServiceError, SettingsError
+from workload.errors import ServiceError, SettingsError, first_line
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -186,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     client = _client(str(host))
 
     from databricks.sdk.errors.base import DatabricksError
-    from databricks.sdk.errors.platform import NotFound, Unauthenticated
+    from databricks.sdk.errors.platform import NotFound, PermissionDenied, Unauthenticated
 
     shown_url = False
 
@@ -205,18 +207,19 @@ def run(args: argparse.Namespace) -> int:
         result = follow_run(
             client, job_id, on_change=progress, timeout_seconds=float(args.timeout) * 60
         )
-    except Unauthenticated as err:
-        raise SettingsError(f"{host} refused the credentials: {_one_line(err)}") from None
+    # DESIGN.md: the service's refusals (401/403/404) exit 1 at once.
+    except (Unauthenticated, PermissionDenied) as err:
+        raise ServiceError(f"{host} refused the credentials: {first_line(err)}") from None
     except NotFound as err:
-        raise SettingsError(
-            f"job {job_id} ({job}) does not exist in {host}: run `pulumi up` ({_one_line(err)})"
+        raise ServiceError(
+            f"job {job_id} ({job}) does not exist in {host}: run `pulumi up` ({first_line(err)})"
         ) from None
     except DatabricksError as err:
         if _no_such_job(err):
-            raise SettingsError(
+            raise ServiceError(
                 f"job {job_id} ({job}) does not exist in {host}: run `pulumi up`"
             ) from None
-        raise ServiceError(f"Databricks refused to run job {job_id}: {_one_line(err)}") from None
+        raise ServiceError(f"Databricks refused to run job {job_id}: {first_line(err)}") from None
 
     if result.logs.strip():
         print(result.logs.rstrip())
@@ -226,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     reason = result.error or result.message or "no message"
     raise ServiceError(
         f"run {result.run_id} of job {job} ended {result.result_state or result.life_cycle_state}: "
-        f"{_one_line(reason)} ({result.url})"
+        f"{first_line(reason)} ({result.url})"
     )
 
 
@@ -239,7 +242,7 @@ def _client(host: str) -> WorkspaceClient:
     except ValueError as err:
         raise SettingsError(
             f"no Databricks authentication for {host}: sign in with `az login` or set "
-            f"DATABRICKS_TOKEN (or another DATABRICKS_* method) ({_one_line(err)})"
+            f"DATABRICKS_TOKEN (or another DATABRICKS_* method) ({first_line(err)})"
         ) from None
 
 
@@ -251,8 +254,3 @@ def _life_cycle(current: Run) -> str:
 def _no_such_job(err: Exception) -> bool:
     """The Jobs API answers an unknown job id with 400 INVALID_PARAMETER_VALUE."""
     return "does not exist" in str(err).lower()
-
-
-def _one_line(err: object, limit: int = 300) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -7,7 +7,10 @@ loaded as the two windows need. The client is passed in; MLflow itself is
 imported only when traces are read, so this module stays cheap to import.
 
 Per trace: latency, prompt/completion/total tokens, response length in
-characters, and whether the trace ended in error. Token counts come from the
+characters, and whether the trace ended in error. Latency is the trace's
+duration less the time its spans say they waited for our own rate limiter
+(:data:`PACING_WAIT_MS`, which the eval's paced client records): the service's
+time, so traces of paced and unpaced calls compare alike. Token counts come from the
 trace's own token-usage record (the ``mlflow.trace.tokenUsage`` metadata MLflow
 aggregates from the spans), else from the chat spans' ``mlflow.chat.tokenUsage``
 attributes (what ``mlflow.openai.autolog()`` sets); a trace with neither has
@@ -33,7 +36,18 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Span, Trace
 
-__all__ = ["TraceRecord", "Windows", "connect", "load_windows", "record_from_trace"]
+__all__ = [
+    "PACING_WAIT_MS",
+    "TraceRecord",
+    "Windows",
+    "connect",
+    "load_windows",
+    "record_from_trace",
+]
+
+#: Span attribute: milliseconds the call waited, inside its span, for a place among the
+#: requests in flight and for its pacing slot (retries added up); not the service's time.
+PACING_WAIT_MS: Final = "llmops.pacing_wait_ms"
 
 #: Traces asked for per request; MLflow's own default page size.
 PAGE_SIZE: Final = 100
@@ -55,7 +69,7 @@ class TraceRecord:
     timestamp_ms: int
     """When the trace started, in milliseconds since the epoch."""
     latency_ms: float | None
-    """How long the trace took; only for traces that succeeded."""
+    """How long the trace took, less its pacing waits; only for traces that succeeded."""
     prompt_tokens: int | None
     completion_tokens: int | None
     total_tokens: int | None
@@ -163,6 +177,23 @@ def _model_spans(trace: Trace) -> list[Span]:
     return sorted(spans, key=lambda span: span.start_time_ns or 0)
 
 
+def _pacing_wait_ms(trace: Trace) -> float:
+    """The milliseconds the trace's spans waited for our own rate limiter."""
+    waits = (span.get_attribute(PACING_WAIT_MS) for span in trace.data.spans)
+    return sum(
+        float(wait)
+        for wait in waits
+        if isinstance(wait, int | float) and not isinstance(wait, bool) and wait > 0
+    )
+
+
+def _latency_ms(trace: Trace, error: bool) -> float | None:
+    duration = trace.info.execution_duration
+    if duration is None or error:
+        return None
+    return max(float(duration) - _pacing_wait_ms(trace), 0.0)
+
+
 def record_from_trace(trace: Trace) -> TraceRecord:
     """The numbers of one finished trace (state OK or ERROR)."""
     info = trace.info
@@ -184,11 +215,7 @@ def record_from_trace(trace: Trace) -> TraceRecord:
     return TraceRecord(
         trace_id=info.trace_id,
         timestamp_ms=int(info.request_time),
-        latency_ms=(
-            float(info.execution_duration)
-            if info.execution_duration is not None and not error
-            else None
-        ),
+        latency_ms=_latency_ms(trace, error),
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=total,

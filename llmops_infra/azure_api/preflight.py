@@ -11,7 +11,10 @@ judge deployment share one quota when they deploy the same model), and lists
 the soft-deleted accounts, which keep their name and quota for 48 hours.
 
 ``--pin`` then makes the stack's random draw itself, among the regions where
-everything fits, and writes ``llmops:region`` into ``Pulumi.<stack>.yaml``.
+everything fits, and writes ``llmops:region`` into ``Pulumi.<stack>.yaml``. It
+first asks the Pulumi CLI for the stack's ``region`` output: a stack deployed
+without ``--pin`` keeps its draw in the state, not in that file, and a new
+region would replace every resource, so a deployed stack is never pinned anew.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
 from llmops_infra.azure_api.clients import purge_command
-from workload.contract import PROJECT_DIR
+from workload.contract import PROJECT_DIR, REGION
+from workload.errors import first_line
 
 if TYPE_CHECKING:
     from azure.mgmt.cognitiveservices.models import AccountModel, Model, Usage
@@ -42,9 +46,11 @@ __all__ = [
     "Demand",
     "ModelCheck",
     "RegionCheck",
+    "StackUnknownError",
     "add_parser",
     "check",
     "demands",
+    "deployed_region",
     "find_subscription",
     "pin_region",
     "report",
@@ -57,6 +63,11 @@ SKU: Final = "Standard"
 #: The account kind the stack creates; the models list also lists other kinds' models.
 _KIND: Final = "openai"
 REGION_KEY: Final = "llmops:region"
+#: Seconds ``pulumi stack output`` may take: a Pulumi Cloud backend is asked over the network.
+PULUMI_TIMEOUT = 120
+#: What the pulumi CLI says of a stack never deployed: no such stack, or one (new, or
+#: destroyed) without outputs. Any other failure leaves the question open.
+_NOT_DEPLOYED: Final = ("no stack named", "does not have output property")
 
 
 @dataclass(frozen=True)
@@ -403,6 +414,53 @@ def _mapping_indent(text: str) -> int:
     return 2
 
 
+class StackUnknownError(Exception):
+    """pulumi failed otherwise than "no such stack or output": deployed or not is unknown."""
+
+
+def deployed_region(stack: str, err: TextIO) -> str | None:
+    """The region the stack is deployed in (its ``region`` output), or None when it is not.
+
+    A draw that ``pulumi up`` made itself is kept in the state, not in
+    ``Pulumi.<stack>.yaml``, so only the state can say the stack already has a
+    region. None also when the pulumi CLI is not installed (a note on ``err``):
+    nothing can be asked, and the draw goes on as it did before this check. Raises
+    StackUnknownError on any other failure (not logged in, no passphrase, no
+    answer in time): guessing "not deployed" there could replace every resource.
+    """
+    command = ["pulumi", "stack", "output", REGION, "--stack", stack]
+    shown = " ".join(command)
+    try:
+        # No stdin: a login or passphrase prompt would wait unseen; pulumi fails instead.
+        done = subprocess.run(
+            command,
+            cwd=PROJECT_DIR,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=PULUMI_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError:
+        print(
+            f"note: the pulumi CLI is not on PATH: whether stack {stack} is already deployed "
+            "was not checked",
+            file=err,
+        )
+        return None
+    except subprocess.TimeoutExpired:
+        raise StackUnknownError(f"`{shown}` did not answer in {PULUMI_TIMEOUT} s") from None
+    except OSError as error:
+        raise StackUnknownError(f"cannot run `{shown}`: {first_line(error)}") from None
+    if done.returncode == 0:
+        return done.stdout.strip() or None
+    if any(marker in done.stderr for marker in _NOT_DEPLOYED):
+        return None
+    errors = [line for line in done.stderr.splitlines() if line.strip().startswith("error:")]
+    detail = first_line(errors[-1] if errors else done.stderr) or f"exit {done.returncode}"
+    raise StackUnknownError(f"`{shown}` failed ({detail})")
+
+
 def find_subscription(
     explicit: str | None, env: Mapping[str, str], config: Mapping[str, str]
 ) -> str | None:
@@ -469,7 +527,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help=f"draw the region at random among the allowed regions where everything fits and "
         f"write {REGION_KEY} into Pulumi.<NAME>.yaml (exit 1 when none fits, 2 when "
-        f"{REGION_KEY} is already set)",
+        f"{REGION_KEY} is already set or the stack is already deployed)",
     )
     parser.set_defaults(run=run)
 
@@ -491,6 +549,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.pin:
+        refusal = _deployed_refusal(args.stack)
+        if refusal is not None:
+            print(refusal, file=sys.stderr)
+            return 2
     subscription = find_subscription(args.subscription, os.environ, config)
     if subscription is None:
         print(
@@ -522,3 +585,21 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stdout,
     )
     return 0
+
+
+def _deployed_refusal(stack: str) -> str | None:
+    """The one-line refusal when the stack is deployed, or cannot be told not to be."""
+    try:
+        deployed = deployed_region(stack, sys.stderr)
+    except StackUnknownError as err:
+        return (
+            f"error: cannot tell whether stack {stack} is deployed: {err}; --pin writes nothing. "
+            "Log in to the stack's backend (the local one needs PULUMI_CONFIG_PASSPHRASE), or "
+            f"choose the region yourself: `pulumi config set {REGION_KEY} <region>`"
+        )
+    if deployed is None:
+        return None
+    return (
+        f"error: stack {stack} is deployed in {deployed}; --pin writes nothing, as a new region "
+        f"would replace every resource. Keep it: `pulumi config set {REGION_KEY} {deployed}`"
+    )

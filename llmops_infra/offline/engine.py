@@ -1,11 +1,16 @@
 """Run the real Pulumi program under Pulumi's mock engine, with mocks that act like the providers.
 
-Shared by ``python -m llmops_infra plan`` and the tests, so both see the same
-stack. The mocks fill the output-only properties that Azure, Databricks and
-pulumi-random would (names, endpoints, URLs, ids, random draws), derived from
-the inputs the program really sent, so a wrong wiring shows up as a wrong
-value instead of a silent ``None``. In preview mode, values that only the
-cloud knows at creation are *unknown*, as ``pulumi preview`` shows them.
+Shared by ``python -m llmops_infra plan``, the tests and the benchmarks, so all
+see the same stack. The answers come from :mod:`.resource_types` (each type
+described once): the output-only properties that Azure, Databricks and
+pulumi-random would fill in (names, endpoints, URLs, ids, random draws), derived
+from the inputs the program really sent, so a wrong wiring shows up as a wrong
+value instead of a silent ``None``. In preview mode, values that only the cloud
+knows at creation are *unknown*, as ``pulumi preview`` shows them, and a lookup
+through a provider whose settings are still unknown answers empty, as the engine
+does. Given an earlier run's state, resources answer from it: a second ``up``.
+:func:`match_previous_state` replays the engine's alias rule, so a test can prove
+that stacks deployed before keep their resources.
 
 The mock runtime is process-global: :func:`run_program` runs once per process;
 :func:`run_program_isolated` forks a child for each run, so tests can run

@@ -267,7 +267,7 @@ class PolicyAnalyzer:
     ) -> list[Violation]:
         """Configure the pack, analyze every recorded resource; the violations, in order.
 
-        ``resources`` are ``mock_engine.RecordedResource``s. A secret's value never
+        ``resources`` are ``llmops_infra.offline.engine.RecordedResource``s. A secret's value never
         appears in a returned message, whatever the pack writes.
         """
         from pulumi.runtime.proto import analyzer_pb2

@@ -329,6 +329,26 @@ def _single_node(inputs: Mapping[str, Any]) -> str:
     return "yes" if single else "no"
 
 
+def _deployer(inputs: Mapping[str, Any]) -> bool:
+    """The offline engine's own stand-in for the deploying identity: not a real one."""
+    return inputs.get("principalId") == FAKE_OBJECT_ID
+
+
+def _principal(inputs: Mapping[str, Any]) -> Any:
+    if _deployer(inputs):
+        return "(the deploying identity's object id, known at up)"
+    return inputs.get("principalId")
+
+
+def _principal_type(inputs: Mapping[str, Any]) -> Any:
+    if _deployer(inputs):
+        return (
+            f"{inputs.get('principalType')} (decided at up: User after az login, "
+            "ServicePrincipal for a service principal; llmops:deployerPrincipalType overrides)"
+        )
+    return inputs.get("principalType")
+
+
 def _tpm(inputs: Mapping[str, Any]) -> str:
     capacity = field("sku.capacity")(inputs)
     return f"{int(capacity)}K" if isinstance(capacity, int | float) else str(capacity)
@@ -386,8 +406,8 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         "azure-native:authorization:RoleAssignment",
         shows=(
             ("role", lambda i: str(i.get("roleDefinitionId") or "").rsplit("/", 1)[-1]),
-            ("principal", field("principalId")),
-            ("principal type", field("principalType")),
+            ("principal", _principal),
+            ("principal type", _principal_type),
             ("scope", field("scope")),
         ),
         answer=_role_assignment,

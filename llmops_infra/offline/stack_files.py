@@ -72,12 +72,15 @@ def stack_file(project_dir: Path, stack: str) -> Path:
 def _scalar_text(value: Any) -> Any:
     """A stack file's scalar as the text the CLI keeps and checks (``10`` -> "10").
 
-    The CLI holds a plain value as its text and checks that text against the
-    declared type; only arrays and maps keep their structure (and their items'
-    types: ``[1, 2]`` is not an array of strings).
+    The CLI decodes a YAML scalar to a typed value, keeps it as its JSON text and
+    checks that text against the declared type, so a whole float is a whole
+    number (``10.0`` -> "10"); only arrays and maps keep their structure (and
+    their items' types: ``[1, 2]`` is not an array of strings).
     """
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # as Go's JSON encoding writes it: 10.0 and 1e3 are "10", "1000"
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, datetime.date):

@@ -36,7 +36,11 @@ class AzureIdentity:
     tenant_id: str | None = None
     """``azure-native:tenantId``."""
     use_oidc: bool = False
-    """``azure-native:useOidc``: federated credentials (GitHub Actions) instead of a secret."""
+    """``azure-native:useOidc``: federated credentials instead of a secret."""
+    oidc_request_url: str | None = None
+    """``azure-native:oidcRequestUrl``: where a CI runner hands out its OIDC token."""
+    oidc_request_token: pulumi.Output[str] | None = None
+    """``azure-native:oidcRequestToken``, a Pulumi secret: the bearer for that request."""
     use_msi: bool = False
     """``azure-native:useMsi``: the machine's managed identity."""
 
@@ -49,6 +53,8 @@ class AzureIdentity:
             client_secret=config.get_secret("clientSecret"),
             tenant_id=config.get("tenantId") or None,
             use_oidc=bool(config.get_bool("useOidc")),
+            oidc_request_url=config.get("oidcRequestUrl") or None,
+            oidc_request_token=config.get_secret("oidcRequestToken"),
             use_msi=bool(config.get_bool("useMsi")),
         )
 
@@ -82,10 +88,34 @@ class AzureIdentity:
         if self.tenant_id:
             args["azure_tenant_id"] = self.tenant_id
         if self.use_oidc:
-            # The Databricks provider's Azure federated sign-in (GitHub Actions' token).
-            args["auth_type"] = "github-oidc-azure"
+            args.update(self._oidc_args())
         elif self.use_msi:
             args["azure_use_msi"] = True
         elif self.client_secret is not None:
             args["azure_client_secret"] = self.client_secret
         return args
+
+    def _oidc_args(self) -> dict[str, Any]:
+        """Federated sign-in for the Databricks provider, which asks a CI runner for the token.
+
+        Its Azure OIDC (``github-oidc-azure``) takes the token from a token request
+        (GitHub Actions' ``ACTIONS_ID_TOKEN_REQUEST_*``, or the request URL and token
+        given here); a token handed over as such (``oidcToken``, ``oidcTokenFilePath``)
+        reaches azure-native and the purge but has no way into it. Stop before anything
+        is created rather than fail half-way through ``up``.
+        """
+        args: dict[str, Any] = {"auth_type": "github-oidc-azure"}
+        if self.oidc_request_url:
+            args["actions_id_token_request_url"] = self.oidc_request_url
+            if self.oidc_request_token is not None:
+                args["actions_id_token_request_token"] = self.oidc_request_token
+            return args
+        if os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
+            return args  # the provider reads GitHub Actions' request variables itself
+        raise pulumi.RunError(
+            "invalid stack configuration: azure-native:useOidc needs a token request the "
+            "Databricks provider can use too (GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL, or "
+            "azure-native:oidcRequestUrl and oidcRequestToken); a bare OIDC token "
+            "(oidcToken, oidcTokenFilePath) cannot sign in to the workspace. Sign in with "
+            "`az login` or a client secret (azure-native:clientSecret or ARM_CLIENT_SECRET) instead"
+        )

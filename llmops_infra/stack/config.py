@@ -26,7 +26,6 @@ from llmops_infra.stack.regions import AZURE_REGIONS
 from workload.contract import PROJECT_DIR
 
 __all__ = [
-    "LAB_REGIONS",
     "NAMESPACE",
     "RULES",
     "AuthMode",
@@ -41,14 +40,6 @@ __all__ = [
 ]
 
 NAMESPACE: Final = "llmops"
-
-#: The lab's regions (lab, "リージョン"): the default of ``allowedRegions``.
-LAB_REGIONS: Final[tuple[str, ...]] = (
-    "eastus2",
-    "northcentralus",
-    "swedencentral",
-    "switzerlandwest",
-)
 
 WorkspaceSku = Literal["premium", "trial"]
 AuthMode = Literal["key", "entra"]
@@ -222,7 +213,8 @@ def _regions(value: list[str], _: Mapping[str, Any]) -> str | None:
     if unknown:
         return (
             f"unknown Azure region(s) {', '.join(unknown)} (names as in "
-            "`az account list-locations`); the lab's regions are " + ", ".join(LAB_REGIONS)
+            "`az account list-locations`); the lab's regions are "
+            + ", ".join(declarations()["allowedRegions"].default)
         )
     return "list each region once" if len(set(value)) != len(value) else None
 
