@@ -53,7 +53,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     """Assemble the configuration, run the program under the mocks, check it, print the plan."""
-    import contextlib
     import sys
 
     from llmops_infra.offline import plan
@@ -66,34 +65,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {problem.message}", file=sys.stderr)
         return 2
 
+    if args.no_policy:
+        result = plan.make_plan(config, stack=args.stack)
+        if isinstance(result, plan.PlanError):
+            print(f"error: {result.message}", file=sys.stderr)
+            return 2
+        print(plan.to_json(result) if args.json else plan.to_text(result))
+        return 0
+
     from llmops_infra.offline import plan_policy
     from llmops_infra.offline.policy_check import PolicyAnalyzer
     from llmops_infra.offline.policy_config import load_pack_config
 
-    pack_config = (
-        load_pack_config(args.policy_pack_config)
-        if args.policy_pack_config and not args.no_policy
-        else {}
-    )
-    with contextlib.ExitStack() as stack:
-        # The pack's process imports while the program runs (two cores, half the wait).
-        analyzer = (
-            None
-            if args.no_policy
-            else stack.enter_context(
-                PolicyAnalyzer(
-                    args.policy_pack or PROJECT_DIR / "policy", stack=args.stack, config=config
-                )
-            )
-        )
+    pack_config = load_pack_config(args.policy_pack_config) if args.policy_pack_config else {}
+    # The pack's process imports while the program runs (two cores, half the wait).
+    with PolicyAnalyzer(
+        args.policy_pack or PROJECT_DIR / "policy", stack=args.stack, config=config
+    ) as analyzer:
         result = plan.make_plan(config, stack=args.stack)
         if isinstance(result, plan.PlanError):
             print(f"error: {result.message}", file=sys.stderr)
             return 2
         text = plan.to_json(result) if args.json else plan.to_text(result)
-        if analyzer is None:
-            print(text)
-            return 0
         violations = analyzer.analyze(result.recorded, pack_config)
         pack = analyzer.info()["name"]
     if args.json:
