@@ -2,6 +2,7 @@
 
     python3 tasks.py plan [ARGS...]   install what is needed, then show the dev stack's offline plan
     python3 tasks.py test [ARGS...]   install what is needed (with test tools), then run the tests
+                                      (in parallel processes; pass -n 0 for one)
     python3 tasks.py lint             ruff and mypy, as CI runs them
 
 Everything goes into ./.venv (the virtualenv Pulumi.yaml names, so `pulumi up`
@@ -67,7 +68,18 @@ def main(argv: list[str]) -> int:
         return _run("-m", "llmops_infra", "plan", *rest)
     if task == "test":
         _install("requirements-dev.txt")
-        return _run("-m", "pytest", *(rest or ["-q"]))
+        # Test modules spread over up to four processes (pytest-xdist), a module's tests in
+        # one of them, as their fixtures expect; ``-n 0`` among ARGS runs them in this one.
+        workers = (
+            []
+            if any(a == "-n" or a.startswith("--numprocesses") for a in rest)
+            else [
+                "--numprocesses=auto",
+                "--maxprocesses=4",
+                "--dist=loadfile",
+            ]
+        )
+        return _run("-m", "pytest", *workers, *(rest or ["-q"]))
     if task == "lint":
         _install("requirements-dev.txt")
         return (

@@ -24,8 +24,14 @@ Run = Callable[..., ProgramRun]
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the benchmarks' smoke tests last: their runs go on in the background meanwhile."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the benchmarks' smoke tests last: their runs go on in the background meanwhile.
+
+    Under pytest-xdist they stay first instead: one worker waits for them while the other
+    goes on with the rest.
+    """
+    if hasattr(config, "workerinput"):
+        return
     smoke = [item for item in items if item.path.name == "test_bench_smoke.py"]
     items[:] = [item for item in items if item not in smoke] + smoke
 
@@ -36,6 +42,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     They are processes waiting on one core; started now, they finish while the
     other tests run.
     """
+    if hasattr(session.config, "workerinput"):
+        return  # under pytest-xdist the worker that runs them starts them (result() does)
     selected = tuple(
         item.callspec.params["name"]
         for item in session.items
