@@ -11,12 +11,12 @@ import json
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from workload.contract import PROJECT_DIR
 from workload.errors import SettingsError, first_line
 
-__all__ = ["load_outputs"]
+__all__ = ["PULUMI_TIMEOUT", "load_outputs", "run_pulumi"]
 
 
 def _parse(text: str, source: str) -> Mapping[str, Any]:
@@ -39,20 +39,34 @@ def _from_file(path: str) -> Mapping[str, Any]:
     return _parse(text, f"--outputs {path}")
 
 
+#: How long a pulumi CLI call may take before it counts as not answering.
+PULUMI_TIMEOUT: Final = 120.0
+
+
+def run_pulumi(
+    *args: str, timeout: float = PULUMI_TIMEOUT, project: Path = PROJECT_DIR
+) -> subprocess.CompletedProcess[str]:
+    """``pulumi ARGS`` in the project folder (``project``), its output captured, no stdin.
+
+    No stdin: a login or passphrase prompt would wait unseen (stderr is captured);
+    pulumi fails instead, saying what it needs, and that line can be reported.
+    Raises FileNotFoundError when the CLI is not installed and
+    ``subprocess.TimeoutExpired`` when it does not answer in time.
+    """
+    return subprocess.run(
+        ["pulumi", *args],
+        cwd=project if (project / "Pulumi.yaml").is_file() else None,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def _from_stack(stack: str) -> Mapping[str, Any]:
-    command = ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack]
-    cwd = PROJECT_DIR if (PROJECT_DIR / "Pulumi.yaml").is_file() else None
     try:
-        # No stdin: a passphrase prompt would wait unseen (stderr is captured); pulumi fails
-        # instead, saying PULUMI_CONFIG_PASSPHRASE is needed, and that line is reported.
-        done = subprocess.run(
-            command,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = run_pulumi("stack", "output", "--json", "--show-secrets", "--stack", stack)
     except FileNotFoundError:
         raise SettingsError(
             "the pulumi CLI is not on PATH: install it, or pass --outputs FILE "
@@ -60,7 +74,7 @@ def _from_stack(stack: str) -> Mapping[str, Any]:
         ) from None
     except subprocess.TimeoutExpired:
         raise SettingsError(
-            f"`pulumi stack output --stack {stack}` did not answer in 120 s"
+            f"`pulumi stack output --stack {stack}` did not answer in {PULUMI_TIMEOUT:g} s"
         ) from None
     if done.returncode != 0:
         said = first_line(done.stderr) or "no details"

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Final, TextIO
 from llmops_infra.azure_api.clients import purge_command
 from workload.contract import PROJECT_DIR, REGION
 from workload.errors import first_line
+from workload.outputs import PULUMI_TIMEOUT, run_pulumi
 
 if TYPE_CHECKING:
     from azure.mgmt.cognitiveservices.models import AccountModel, Model, Usage
@@ -64,7 +65,6 @@ SKU: Final = "Standard"
 _KIND: Final = "openai"
 REGION_KEY: Final = "llmops:region"
 #: Seconds ``pulumi stack output`` may take: a Pulumi Cloud backend is asked over the network.
-PULUMI_TIMEOUT = 120
 #: What the pulumi CLI says of a stack never deployed: no such stack, or one (new, or
 #: destroyed) without outputs. Any other failure leaves the question open.
 _NOT_DEPLOYED: Final = ("no stack named", "does not have output property")
@@ -428,19 +428,10 @@ def deployed_region(stack: str, err: TextIO) -> str | None:
     StackUnknownError on any other failure (not logged in, no passphrase, no
     answer in time): guessing "not deployed" there could replace every resource.
     """
-    command = ["pulumi", "stack", "output", REGION, "--stack", stack]
-    shown = " ".join(command)
+    command = ["stack", "output", REGION, "--stack", stack]
+    shown = " ".join(["pulumi", *command])
     try:
-        # No stdin: a login or passphrase prompt would wait unseen; pulumi fails instead.
-        done = subprocess.run(
-            command,
-            cwd=PROJECT_DIR,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=PULUMI_TIMEOUT,
-            check=False,
-        )
+        done = run_pulumi(*command, timeout=PULUMI_TIMEOUT, project=PROJECT_DIR)
     except FileNotFoundError:
         print(
             f"note: the pulumi CLI is not on PATH: whether stack {stack} is already deployed "
