@@ -625,6 +625,13 @@ def test_in_entra_mode_the_token_is_masked_in_a_rows_error(
     assert headers["authorization"] == f"Bearer {AD_TOKEN}" and "api-key" not in headers
     assert "every row failed" in failed.stderr and "HTTP 500: token [secret] was" in failed.stderr
     assert AD_TOKEN not in failed.stdout + failed.stderr, "the Entra token is never printed"
+    # Nor stored: autolog records the SDK's own exception on the row's trace, built from the
+    # answer after the transport masked it. The whole store, every scenario's traces too.
+    (trace,) = _traces(failed)
+    assert "[secret]" in trace.to_json(), "the row's trace holds the service's (masked) error"
+    store = Path(failed.env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")).parent
+    stored = [path.read_bytes() for path in store.rglob("*") if path.is_file()]
+    assert stored and not any(AD_TOKEN.encode() in data for data in stored), "nowhere stored"
 
 
 def test_in_entra_mode_the_token_is_masked_in_a_judges_error(

@@ -239,10 +239,20 @@ def client_kwargs(settings: ChatSettings) -> dict[str, Any]:
 def make_client(settings: ChatSettings, *, max_retries: int, timeout: float) -> openai.OpenAI:
     """The lab's ``AzureOpenAI`` client (key or Entra ID), or a plain one for a compatible
     server. Its own retries handle 429 and 5xx with backoff and honour ``Retry-After``;
-    400-404 are not retried."""
+    400-404 are not retried. A credential echoed in an error answer is masked before the
+    SDK reads it (:mod:`workload.masking`)."""
     import openai
+
+    from workload.masking import MaskingTransport
 
     kwargs = client_kwargs(settings)
     client_type = openai.OpenAI if settings.provider == "openai" else openai.AzureOpenAI
-    client: openai.OpenAI = client_type(**kwargs, max_retries=max_retries, timeout=timeout)
+    client: openai.OpenAI = client_type(
+        **kwargs,
+        max_retries=max_retries,
+        timeout=timeout,
+        # A credential the service echoes in an error never reaches the SDK's exception
+        # (nor, through autolog, the trace).
+        http_client=openai.DefaultHttpxClient(transport=MaskingTransport(), timeout=timeout),
+    )
     return client

@@ -188,7 +188,9 @@ def paced_client(
     """``client`` (same endpoint, authentication and retries) sending through a paced transport."""
     import openai
 
+    from workload.masking import MaskingTransport
+
     http_client = openai.DefaultHttpxClient(
-        transport=PacedTransport(pacer, control), timeout=timeout
+        transport=PacedTransport(pacer, control, inner=MaskingTransport()), timeout=timeout
     )
     return client.with_options(http_client=http_client)
