@@ -112,6 +112,14 @@ def test_a_key_in_the_wrong_variable_is_not_echoed() -> None:
     assert KEY not in str(failure.value)
 
 
+def test_an_entra_token_in_the_wrong_variable_is_not_echoed() -> None:
+    token = "eyJhbGciOiJSUzI1NiJ9.entra-token-pasted"
+    env = {"LLMOPS_AUTH_MODE": "entra", "AZURE_OPENAI_AD_TOKEN": token}
+    with pytest.raises(SettingsError, match=r"AZURE_OPENAI_ENDPOINT = '\[secret\]'") as failure:
+        resolve_settings({}, {**env, "AZURE_OPENAI_ENDPOINT": token})
+    assert token not in str(failure.value)
+
+
 def test_masked_key_says_how_to_get_it() -> None:
     with pytest.raises(SettingsError, match="--show-secrets"):
         resolve_settings({**OUTPUTS, contract.OPENAI_API_KEY: "[secret]"}, {})

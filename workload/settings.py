@@ -170,7 +170,8 @@ def resolve_settings(
             f"{model_source} = {deployment!r} is not a deployment name "
             "(letters, digits, '.', '_' and '-', at most 64)"
         )
-    _raise(missing, problems, secret=key)
+    # A key, or in entra mode the Entra token, pasted into another variable stays unshown.
+    _raise(missing, problems, secret=key or _text(env.get(contract.ENV_AD_TOKEN)))
     assert endpoint and version and deployment and (key or mode == "entra")
     if mode == "key":
         return ChatSettings("azure", endpoint, key, version, deployment)
