@@ -251,9 +251,22 @@ def test_oidc_on_github_actions_lets_the_provider_read_the_runners_request(
 
 
 def test_a_bare_oidc_token_stops_before_anything_it_could_not_finish(run: Run) -> None:
-    with pytest.raises(ProgramFailed, match="azure-native:useOidc needs a token request") as err:
+    with pytest.raises(
+        ProgramFailed, match=r"useOidc or ARM_USE_OIDC\) needs a token request"
+    ) as err:
         run({**OIDC, "azure-native:oidcTokenFilePath": "/var/run/token"})
     assert "az login" in str(err.value)
+
+
+def test_oidc_from_arm_variables_outside_github_actions_stops_too(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARM_USE_OIDC", "true")
+    monkeypatch.setenv("ARM_OIDC_TOKEN_FILE_PATH", "/var/run/token")
+    with pytest.raises(ProgramFailed, match="needs a token request"):
+        run()
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", "https://runner.example/token")
+    assert run().one(PROVIDER).inputs["authType"] == "github-oidc-azure"
 
 
 def test_without_stack_identity_the_provider_finds_the_cli_login_itself(dev: ProgramRun) -> None:

@@ -87,7 +87,7 @@ class AzureIdentity:
             args["azure_client_id"] = self.client_id
         if self.tenant_id:
             args["azure_tenant_id"] = self.tenant_id
-        if self.use_oidc:
+        if self.use_oidc or os.environ.get("ARM_USE_OIDC", "").lower() == "true":
             args.update(self._oidc_args())
         elif self.use_msi:
             args["azure_use_msi"] = True
@@ -113,7 +113,8 @@ class AzureIdentity:
         if os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
             return args  # the provider reads GitHub Actions' request variables itself
         raise pulumi.RunError(
-            "invalid stack configuration: azure-native:useOidc needs a token request the "
+            "invalid stack configuration: OIDC sign-in (azure-native:useOidc or ARM_USE_OIDC) "
+            "needs a token request the "
             "Databricks provider can use too (GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL, or "
             "azure-native:oidcRequestUrl and oidcRequestToken); a bare OIDC token "
             "(oidcToken, oidcTokenFilePath) cannot sign in to the workspace. Sign in with "
