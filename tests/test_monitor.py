@@ -27,7 +27,7 @@ from pytest_mock import MockerFixture
 
 from workload.cli import main
 from workload.drift import compare_windows
-from workload.errors import InsufficientDataError, TrackingStoreError
+from workload.errors import InsufficientDataError, TrackingStoreError, WorkloadError
 from workload.traces import connect, load_windows, record_from_trace
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -329,3 +329,30 @@ def test_a_window_smaller_than_five_is_refused(capsys: pytest.CaptureFixture[str
         main(["monitor", "--baseline", "2"])
     assert exited.value.code == 2
     assert "--baseline: must be a whole number of at least 5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_code"),
+    [
+        ("PERMISSION_DENIED", 1),
+        ("UNAUTHENTICATED", 1),
+        ("TEMPORARILY_UNAVAILABLE", 1),
+        ("RESOURCE_DOES_NOT_EXIST", 2),
+        ("INVALID_PARAMETER_VALUE", 2),
+    ],
+)
+def test_a_store_that_refuses_is_the_service_failing_and_a_bad_one_the_settings(
+    mocker: MockerFixture, code: str, exit_code: int
+) -> None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos import databricks_pb2
+
+    client = mocker.create_autospec(MlflowClient, instance=True)
+    client.tracking_uri = "databricks"
+    client.get_experiment_by_name.side_effect = MlflowException(
+        "no", error_code=getattr(databricks_pb2, code)
+    )
+    with pytest.raises(WorkloadError) as failure:
+        load_windows(client, "llmops-lab", baseline=5, recent=5)
+    assert failure.value.exit_code == exit_code, code

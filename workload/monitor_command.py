@@ -53,7 +53,8 @@ not counted as 0.
 
 Exit status: 0 compared (drift or not), 3 drift with --fail-on-drift,
 2 too few traces ({MIN_VALUES} per window at least), an unknown experiment or a
-store that cannot be read.
+store that cannot be read, 1 the store refused or could not answer (401, 403,
+unavailable, throttled).
 """
 
 

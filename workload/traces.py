@@ -30,7 +30,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from workload.errors import InsufficientDataError, TrackingStoreError, first_line
+from workload.errors import (
+    InsufficientDataError,
+    ServiceError,
+    TrackingStoreError,
+    WorkloadError,
+    first_line,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -238,12 +244,22 @@ def _where(client: MlflowClient) -> str:
     return _masked(str(client.tracking_uri), str(client.tracking_uri))
 
 
-def _store_error(client: MlflowClient, err: Exception) -> TrackingStoreError:
+#: MLflow's error codes for a store that refused the call or could not answer: the service
+#: failed (exit 1), as DESIGN.md says; anything else is the settings' fault (exit 2).
+_SERVICE_FAILED: Final = frozenset(
+    {"UNAUTHENTICATED", "PERMISSION_DENIED", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
+)
+
+
+def _store_error(client: MlflowClient, err: Exception) -> WorkloadError:
     # MLflow's own message repeats the URL it called, credentials included.
-    return TrackingStoreError(
+    text = (
         f"cannot read traces from the MLflow tracking store at {_where(client)}: "
         f"{first_line(_masked(str(client.tracking_uri), str(err))) or type(err).__name__}"
     )
+    if getattr(err, "error_code", None) in _SERVICE_FAILED:
+        return ServiceError(text)
+    return TrackingStoreError(text)
 
 
 def connect(tracking_uri: str | None = None) -> MlflowClient:
