@@ -279,6 +279,11 @@ def test_without_stack_identity_the_provider_finds_the_cli_login_itself(dev: Pro
 
 def test_a_preview_shows_the_users_cluster_and_paths_as_known_after_up(run: Run) -> None:
     preview = run(preview=True)
+    (lookup,) = [i for i in preview.invokes if i.token.endswith("getCurrentUser")]
+    assert lookup.provider.startswith(preview.one(PROVIDER).urn + "::")
+    assert lookup.result == {}, "the engine's answer through an unconfigured provider: empty"
+    (after_up,) = [i for i in run().invokes if i.token.endswith("getCurrentUser")]
+    assert after_up.result and after_up.result["userName"], "after up the provider answers"
     cluster = preview.one(CLUSTER).inputs
     assert is_unknown(cluster["clusterName"]) and is_unknown(cluster["singleUserName"])
     for resource in preview.by_type(FILE):

@@ -138,6 +138,9 @@ class RecordedInvoke:
     token: str
     args: dict[str, Any]
     provider: str
+    result: dict[str, Any] | None = None
+    """What the engine answered (``{}``: the empty result of a preview through a provider
+    whose settings are unknown)."""
 
 
 @dataclass(frozen=True)
@@ -317,20 +320,23 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
     def Invoke(self, request: Any) -> Any:
-        self.invokes.append(
-            RecordedInvoke(
-                token=request.tok,
-                args=_plain(rpc.deserialize_properties(request.args, keep_unknowns=True)),
-                provider=request.provider,
-            )
-        )
         if self.mocks.preview and self._unconfigured_provider(request):
             # As the engine does in a preview: a function called through a provider whose
             # settings are not known yet (the new workspace's provider) answers an empty
             # result, not unknowns. (Dependencies still to be created are the SDK's business:
             # it answers unknown without asking the engine.)
-            return resource_pb2.ResourceInvokeResponse()
-        return super().Invoke(request)  # type: ignore[no-untyped-call]
+            response = resource_pb2.ResourceInvokeResponse()
+        else:
+            response = super().Invoke(request)  # type: ignore[no-untyped-call]
+        self.invokes.append(
+            RecordedInvoke(
+                token=request.tok,
+                args=_plain(rpc.deserialize_properties(request.args, keep_unknowns=True)),
+                provider=request.provider,
+                result=_plain(rpc.deserialize_properties(response.__getattribute__("return"))),
+            )
+        )
+        return response
 
     def _unconfigured_provider(self, request: Any) -> bool:
         """Whether the explicit provider of an invoke has an input only the cloud knows."""
