@@ -28,7 +28,7 @@ def resource_of(urn: str) -> tuple[str, str]:
 
 
 def has_mandatory(violations: Sequence[Violation]) -> bool:
-    """Whether ``pulumi up`` with this pack would stop (DESIGN.md's gate: exit status 3)."""
+    """Whether ``pulumi up`` with this pack would stop, and ``plan`` exit 3 (DESIGN.md's gate)."""
     return any(v.level in ("mandatory", "remediate") for v in violations)
 
 
@@ -47,7 +47,7 @@ def _summary(pack: str, violations: Sequence[Violation]) -> list[str]:
     ]
     if mandatory:
         lines.append(
-            "  a mandatory violation stops `pulumi up --policy-pack policy` (exit status 3)"
+            "  a mandatory violation stops `pulumi up --policy-pack policy`; this plan exits 3"
         )
     return lines
 
