@@ -74,6 +74,15 @@ def plans(run: object) -> dict[str, tuple[int, str, str]]:
     results = {
         "json2": _plan_in_fork("--json"),
         "pinned": _plan_in_fork("--config", "llmops:region=swedencentral", "--json"),
+        "keyless_judged": _plan_in_fork(
+            "--config",
+            "llmops:authMode=entra",
+            "--config",
+            "llmops:judgeModel=gpt-4o-mini",
+            "--config",
+            "llmops:judgeCapacity=20",
+            "--json",
+        ),
     }
     for name, process in started.items():
         out, err = process.communicate(timeout=300)
@@ -235,3 +244,36 @@ def test_plan_page_excerpt_is_what_the_plan_prints(plans: dict[str, tuple[int, s
     missing = [line for line in shown if line not in printed]
     assert not missing, f"docs/plan.md lines the plan no longer prints: {missing}"
     assert excerpt[-2] == printed[-2], "the summary line is the plan's own"
+
+
+def test_the_keyless_plan_with_a_judge_shows_what_those_options_add(
+    plans: dict[str, tuple[int, str, str]],
+) -> None:
+    code, out, err = plans["keyless_judged"]
+    assert code == 0, err
+    plan = json.loads(out)
+    by_name = {r["name"]: r for r in plan["resources"]}
+    assert by_name["openai-account"]["settings"]["key access"] == "disabled (keyless)"
+    judge = by_name["openai-judge-deployment"]["settings"]
+    assert (judge["name"], judge["model"], judge["capacity"], judge["tokens per minute"]) == (
+        "gpt-4o-mini",
+        "gpt-4o-mini",
+        20,
+        "20K",
+    )
+    assert judge["content filter"] == "Microsoft.DefaultV2"
+    types = [r["type"] for r in plan["resources"]]
+    assert types.count("azure-native:authorization:RoleAssignment") == 2, "deployer, connector"
+    assert "azure-native:databricks:AccessConnector" in types
+    assert "databricks:index/credential:Credential" in types
+    assert "databricks:index/secretScope:SecretScope" not in types, "no scope, no key"
+    assert "databricks:index/secret:Secret" not in types
+    outputs = plan["outputs"]
+    assert outputs[contract.OPENAI_AUTH_MODE]["value"] == "entra", "the plan shows the mode"
+    assert outputs[contract.OPENAI_JUDGE_DEPLOYMENT]["value"] == "gpt-4o-mini"
+    assert outputs[contract.OPENAI_JUDGE_TOKENS_PER_MINUTE]["value"] == 20000
+    assert (
+        contract.OPENAI_API_KEY not in outputs and contract.DATABRICKS_SECRET_SCOPE not in outputs
+    )
+    env = by_name["databricks-cluster"]["settings"]["environment"]
+    assert "LLMOPS_SERVICE_CREDENTIAL" in env and "AZURE_OPENAI_API_KEY" not in env
