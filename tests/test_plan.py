@@ -2,66 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import multiprocessing
-import os
 import subprocess
-import sys
 from typing import Any
 
 import pytest
+from plan_runs import PLAN, clean_env, start_in_fork, start_process
 
 from llmops_infra import cli
 from llmops_infra.offline.engine import PROJECT_DIR
 from workload import contract
-
-PLAN = [sys.executable, "-m", "llmops_infra", "plan"]
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-
-
-def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*PLAN, *args],
-        cwd=PROJECT_DIR,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _forked(conn: Any, args: tuple[str, ...]) -> None:
-    out, err = io.StringIO(), io.StringIO()
-    for name in [name for name in os.environ if name.startswith("PULUMI_")]:
-        del os.environ[name]
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main(["plan", *args])
-        except SystemExit as exit:
-            code = exit.code if isinstance(exit.code, int) else 1
-    conn.send((code, out.getvalue(), err.getvalue()))
-    conn.close()
-
-
-def _plan_in_fork(*args: str) -> tuple[int, str, str]:
-    """The command's ``main`` in a fork of this process, where the SDKs are already loaded.
-
-    The same code as the command after its imports, in a fraction of a second; the
-    plans that prove the command itself starts are real processes (``_start``).
-    """
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_forked, args=(sender, args))
-    child.start()
-    sender.close()
-    result: tuple[int, str, str] = receiver.recv()
-    child.join()
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +20,12 @@ def plans(run: object) -> dict[str, tuple[int, str, str]]:
 
     ``run`` (conftest) loads the provider SDKs into this process for the forks.
     """
-    started = {"text": _start(), "json1": _start("--json")}
-    results = {
-        "json2": _plan_in_fork("--json"),
-        "pinned": _plan_in_fork("--config", "llmops:region=swedencentral", "--json"),
-        "keyless_judged": _plan_in_fork(
+    started = {
+        "text": start_process(),
+        "json1": start_process("--json"),
+        "json2": start_in_fork("--json"),
+        "pinned": start_in_fork("--config", "llmops:region=swedencentral", "--json"),
+        "keyless_judged": start_in_fork(
             "--config",
             "llmops:authMode=entra",
             "--config",
@@ -84,10 +35,7 @@ def plans(run: object) -> dict[str, tuple[int, str, str]]:
             "--json",
         ),
     }
-    for name, process in started.items():
-        out, err = process.communicate(timeout=300)
-        results[name] = (process.returncode, out, err)
-    return results
+    return {name: plan.result() for name, plan in started.items()}
 
 
 def test_tree_shows_every_resource_with_the_labs_settings(
@@ -225,7 +173,12 @@ def test_bad_configuration_exits_2_with_one_line(
 )
 def test_bad_configuration_stops_the_command_as_a_process(args: list[str], needle: str) -> None:
     done = subprocess.run(
-        [*PLAN, *args], cwd=PROJECT_DIR, env=_env(), capture_output=True, text=True, timeout=120
+        [*PLAN, *args],
+        cwd=PROJECT_DIR,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert (done.returncode, done.stdout) == (2, "")
     assert needle in done.stderr

@@ -9,21 +9,16 @@ real run's record is changed in just that one input.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
-import multiprocessing
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from plan_runs import start_in_fork, start_process
 
-from llmops_infra import cli
 from llmops_infra.offline.engine import PROJECT_DIR, ProgramRun, RecordedResource, Secret
 from llmops_infra.offline.plan_policy import resource_of
 from llmops_infra.offline.policy_check import PolicyAnalyzer, PolicyPackError, Violation
@@ -322,38 +317,6 @@ def test_a_folder_without_a_pack_is_refused(tmp_path: Path) -> None:
 # --- `python -m llmops_infra plan` ------------------------------------------------------------
 
 
-def _plan(*args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "llmops_infra", "plan", *args],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _forked(conn: Any, args: tuple[str, ...]) -> None:
-    out, err = io.StringIO(), io.StringIO()
-    for name in [name for name in os.environ if name.startswith("PULUMI_")]:
-        del os.environ[name]
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(["plan", *args])
-    conn.send((code, out.getvalue(), err.getvalue()))
-    conn.close()
-
-
-def _plan_in_fork(*args: str) -> Any:
-    """The command's ``main`` in a fork of this process (SDKs loaded): the same code, sooner."""
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_forked, args=(sender, args))
-    child.start()
-    sender.close()
-    return receiver, child
-
-
 @pytest.fixture(scope="module")
 def plans(run: Run, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str, str]]:
     """The plans of a violating stack: the text one as a user runs it, the others forked.
@@ -366,25 +329,16 @@ def plans(run: Run, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple
     strict = folder / "strict.json"
     strict.write_text(json.dumps({"deployment-capacity-cap": "strict"}))
     started = {
-        "text": _plan("--config", "llmops:capacity=100"),
-        "strict": _plan("--policy-pack-config", str(strict)),
-        "nopack": _plan("--policy-pack", str(folder)),
-    }
-    forked = {
-        "json": _plan_in_fork("--json", "--config", "llmops:autoterminationMinutes=500"),
-        "raised": _plan_in_fork(
+        "text": start_process("--config", "llmops:capacity=100"),
+        "strict": start_process("--policy-pack-config", str(strict)),
+        "nopack": start_process("--policy-pack", str(folder)),
+        "json": start_in_fork("--json", "--config", "llmops:autoterminationMinutes=500"),
+        "raised": start_in_fork(
             "--config", "llmops:capacity=100", "--policy-pack-config", str(raised)
         ),
-        "skipped": _plan_in_fork("--no-policy", "--config", "llmops:capacity=100"),
+        "skipped": start_in_fork("--no-policy", "--config", "llmops:capacity=100"),
     }
-    results = {}
-    for name, (receiver, child) in forked.items():
-        results[name] = receiver.recv()
-        child.join()
-    for name, process in started.items():
-        out, err = process.communicate(timeout=300)
-        results[name] = (process.returncode, out, err)
-    return results
+    return {name: plan.result() for name, plan in started.items()}
 
 
 def test_plan_shows_a_violation_under_its_resource_and_exits_3(

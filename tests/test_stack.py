@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_contract import DESIGN_OUTPUTS
 
 from llmops_infra.errors import ConfigError
 from llmops_infra.offline.engine import (
@@ -160,28 +161,9 @@ def test_children_are_parented_to_their_components(dev: ProgramRun) -> None:
 
 
 def test_exports_exactly_the_contract_and_only_the_key_is_secret(dev: ProgramRun) -> None:
-    assert list(dev.exports) == [
-        "resource_group_name",
-        "region",
-        "openai_account_name",
-        "openai_endpoint",
-        "openai_api_key",
-        "openai_api_version",
-        "openai_deployment",
-        "openai_auth_mode",
-        "openai_tokens_per_minute",
-        "openai_judge_deployment",
-        "openai_judge_tokens_per_minute",
-        "databricks_workspace_url",
-        "databricks_workspace_resource_id",
-        "databricks_cluster_id",
-        "mlflow_experiment_path",
-        "databricks_secret_scope",
-        "databricks_service_credential",
-        "databricks_chat_job_id",
-        "databricks_monitor_job_id",
-        "databricks_eval_job_id",
-    ], "a key-mode stack exports DESIGN.md's outputs by these names, in this order"
+    assert tuple(dev.exports) == DESIGN_OUTPUTS, (
+        "a key-mode stack exports DESIGN.md's outputs by these names, in this order"
+    )
     secret = {name for name, export in dev.exports.items() if export.secret}
     assert secret == {contract.OPENAI_API_KEY}
     values = {name: export.value for name, export in dev.exports.items()}
