@@ -214,7 +214,7 @@ def to_text(plan: Plan) -> str:
     lines += ["", f"{plan.to_create} resources to create in {_region_phrase(plan)}"]
     if not plan.region["pinned"]:
         lines.append(
-            "The draw is kept in the stack's state; pin it with "
-            "`pulumi config set llmops:region <region>`."
+            "The draw is kept in the stack's state; before the first `up`, let "
+            "`python -m llmops_infra preflight --pin` draw among the regions that fit."
         )
     return "\n".join(lines)
