@@ -16,7 +16,6 @@ import contextlib
 import io
 import json
 import os
-import subprocess
 import sys
 import time
 import types
@@ -29,6 +28,7 @@ from unittest.mock import MagicMock
 import pytest
 from azure.core.credentials import AccessTokenInfo
 from azure.core.exceptions import ClientAuthenticationError
+from command_runner import run_commands
 from fake_azure_openai import JOKE, FakeAzureOpenAI, RecordedRequest, Reply
 from fake_dbutils import MODULE, FakeDbutils, as_module
 from pytest_mock import MockerFixture
@@ -41,7 +41,6 @@ from workload.errors import ServiceError, SettingsError
 from workload.settings import resolve_settings
 
 PROJECT = Path(__file__).resolve().parent.parent
-TESTS = Path(__file__).resolve().parent
 KEY = "lab-key-that-must-stay-home-0123456789"
 AD_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.ad-token-from-the-variable"
 CLUSTER_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.token-of-the-access-connector"
@@ -374,29 +373,6 @@ def test_refusals_in_entra_mode_say_what_to_check(keyless: FakeAzureOpenAI, repl
 
 # --- end to end: the command, its trace, no secret anywhere -----------------------------------
 
-#: Runs each scenario through workload.cli.main (what `python -m workload` calls) in this
-#: one process; a scenario with "dbutils" runs on a simulated cluster.
-_RUNNER = """
-import contextlib, io, json, os, sys
-sys.path.insert(0, sys.argv[1])
-import fake_dbutils
-from workload.cli import main
-results = {}
-for name, plan in json.loads(sys.stdin.read()).items():
-    os.environ.clear()
-    os.environ.update(plan["env"])
-    sys.modules.pop(fake_dbutils.MODULE, None)
-    dbutils = fake_dbutils.install(plan["dbutils"]) if plan.get("dbutils") else None
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["chat", "--json", *plan["args"]])
-    results[name] = {
-        "code": code, "stdout": out.getvalue(), "stderr": err.getvalue(),
-        "asked": dbutils.asked if dbutils else [],
-    }
-print(json.dumps(results))
-"""
-
 
 @dataclass
 class Scenario:
@@ -458,21 +434,18 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, S
         ),
     }
     plan = {
-        name: {"args": s.args, "env": s.env, "dbutils": s.dbutils} for name, s in scenarios.items()
+        name: {
+            "command": "chat",
+            "args": ["--json", *s.args],
+            "env": s.env,
+            "dbutils": s.dbutils,
+        }
+        for name, s in scenarios.items()
     }
-    done = subprocess.run(
-        [sys.executable, "-c", _RUNNER, str(TESTS)],
-        input=json.dumps(plan),
-        cwd=tmp,
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
-    for name, result in json.loads(done.stdout.splitlines()[-1]).items():
+    results, output = run_commands(plan, cwd=tmp, env=base)
+    for name, result in results.items():
         scenarios[name].result = result
-    yield scenarios, done.stdout + done.stderr
+    yield scenarios, output
     for fake in fakes.values():
         fake.stop()
 

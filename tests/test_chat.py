@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from command_runner import run_commands
 from fake_azure_openai import JOKE, FakeAzureOpenAI, Reply
 
 from llmops_infra.offline.engine import PROJECT_DIR, ProgramRun
@@ -98,25 +99,6 @@ def outputs_file(tmp_path_factory: pytest.TempPathFactory, dev: ProgramRun) -> P
 
 
 #: Runs each scenario of a JSON plan through workload.cli.main; prints their results as JSON.
-_RUNNER = """
-import contextlib, io, json, os, sys, traceback
-from workload.cli import main
-results = {}
-for name, plan in json.loads(sys.stdin.read()).items():
-    os.environ.clear()
-    os.environ.update(plan["env"])
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(["chat", *plan["args"]])
-        except SystemExit as exit:
-            code = exit.code if isinstance(exit.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-            code = -2
-    results[name] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
-print(json.dumps(results))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -181,28 +163,25 @@ def scenarios(
         stderr=subprocess.PIPE,
         text=True,
     )
-    plan = {name: {"args": s.args, "env": s.env} for name, s in runs.items() if name != "lab"}
-    runner = subprocess.run(
-        [sys.executable, "-c", _RUNNER],
-        input=json.dumps(plan),
-        cwd=shared,
-        env={**_clean_env(), "PYTHONPATH": str(PROJECT_DIR)},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    plan = {
+        name: {"command": "chat", "args": s.args, "env": s.env}
+        for name, s in runs.items()
+        if name != "lab"
+    }
+    results, output = run_commands(
+        plan, cwd=shared, env={**_clean_env(), "PYTHONPATH": str(PROJECT_DIR)}, timeout=300
     )
     lab.stdout, lab.stderr = lab_process.communicate(timeout=300)
     lab.code = lab_process.returncode
     lab.process_output = lab.stdout + lab.stderr
-    assert runner.returncode == 0, runner.stderr
-    for name, result in json.loads(runner.stdout.splitlines()[-1]).items():
+    for name, result in results.items():
         scenario = runs[name]
         scenario.code, scenario.stdout, scenario.stderr = (
             result["code"],
             result["stdout"],
             result["stderr"],
         )
-        scenario.process_output = runner.stdout + runner.stderr
+        scenario.process_output = output
     yield runs
     for scenario in runs.values():
         scenario.fake.stop()

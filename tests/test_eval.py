@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from command_runner import run_commands
 from fake_azure_openai import FakeAzureOpenAI, Reply, is_judge_prompt
 
 from llmops_infra.offline.engine import PROJECT_DIR
@@ -104,29 +105,6 @@ def _scenario(
         }
     )
     return scenario
-
-
-_RUNNER = """
-import contextlib, io, json, os, sys, time, traceback
-from workload.cli import main
-results = {}
-for name, plan in json.loads(sys.stdin.read()).items():
-    start = time.monotonic()
-    os.environ.clear()
-    os.environ.update(plan["env"])
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([plan["command"], *plan["args"]])
-        except SystemExit as exit:
-            code = exit.code if isinstance(exit.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-            code = -2
-    results[name] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue(),
-                     "seconds": time.monotonic() - start}
-print(json.dumps(results))
-"""
 
 
 def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -384,19 +362,12 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
         for name, s in runs.items()
         if name != "judged"
     }
-    runner = subprocess.run(
-        [sys.executable, "-c", _RUNNER],
-        input=json.dumps(plan),
-        cwd=shared,
-        env={**_clean_env(), "PYTHONPATH": str(PROJECT_DIR)},
-        capture_output=True,
-        text=True,
-        timeout=600,
+    results, _ = run_commands(
+        plan, cwd=shared, env={**_clean_env(), "PYTHONPATH": str(PROJECT_DIR)}, timeout=600
     )
     judged.stdout, judged.stderr = process.communicate(timeout=600)
     judged.code = process.returncode
-    assert runner.returncode == 0, runner.stderr
-    for name, result in json.loads(runner.stdout.splitlines()[-1]).items():
+    for name, result in results.items():
         runs[name].code, runs[name].stdout, runs[name].stderr = (
             result["code"],
             result["stdout"],
