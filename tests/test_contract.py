@@ -26,6 +26,10 @@ DESIGN_OUTPUTS = (
     "databricks_chat_job_id",
     "databricks_monitor_job_id",
     "databricks_eval_job_id",
+    "databricks_compute",
+    "databricks_serving_endpoint",
+    "databricks_judge_serving_endpoint",
+    "databricks_gateway_tokens_per_minute",
 )
 
 
@@ -63,4 +67,16 @@ def test_the_cluster_environment_names_are_design_s() -> None:
         "LLMOPS_TOKENS_PER_MINUTE",
         "LLMOPS_JUDGE_DEPLOYMENT",
         "LLMOPS_JUDGE_TOKENS_PER_MINUTE",
+    )
+
+
+def test_the_gateway_and_via_environment_names_are_design_s() -> None:
+    assert (
+        contract.ENV_GATEWAY_ENDPOINT,
+        contract.ENV_GATEWAY_JUDGE_ENDPOINT,
+        contract.ENV_VIA,
+    ) == (
+        "LLMOPS_GATEWAY_ENDPOINT",
+        "LLMOPS_GATEWAY_JUDGE_ENDPOINT",
+        "LLMOPS_VIA",
     )

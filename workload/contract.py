@@ -18,10 +18,14 @@ __all__ = [
     "ALL_OUTPUTS",
     "DATABRICKS_CHAT_JOB_ID",
     "DATABRICKS_CLUSTER_ID",
+    "DATABRICKS_COMPUTE",
     "DATABRICKS_EVAL_JOB_ID",
+    "DATABRICKS_GATEWAY_TOKENS_PER_MINUTE",
+    "DATABRICKS_JUDGE_SERVING_ENDPOINT",
     "DATABRICKS_MONITOR_JOB_ID",
     "DATABRICKS_SECRET_SCOPE",
     "DATABRICKS_SERVICE_CREDENTIAL",
+    "DATABRICKS_SERVING_ENDPOINT",
     "DATABRICKS_WORKSPACE_RESOURCE_ID",
     "DATABRICKS_WORKSPACE_URL",
     "ENV_AD_TOKEN",
@@ -31,10 +35,13 @@ __all__ = [
     "ENV_DEPLOYMENT",
     "ENV_ENDPOINT",
     "ENV_EXPERIMENT",
+    "ENV_GATEWAY_ENDPOINT",
+    "ENV_GATEWAY_JUDGE_ENDPOINT",
     "ENV_JUDGE_DEPLOYMENT",
     "ENV_JUDGE_TOKENS_PER_MINUTE",
     "ENV_SERVICE_CREDENTIAL",
     "ENV_TOKENS_PER_MINUTE",
+    "ENV_VIA",
     "JOB_ENTRY_MODULE",
     "KEY_MODE_OUTPUTS",
     "MLFLOW_EXPERIMENT_PATH",
@@ -78,6 +85,10 @@ DATABRICKS_SERVICE_CREDENTIAL: Final = "databricks_service_credential"
 DATABRICKS_CHAT_JOB_ID: Final = "databricks_chat_job_id"
 DATABRICKS_MONITOR_JOB_ID: Final = "databricks_monitor_job_id"
 DATABRICKS_EVAL_JOB_ID: Final = "databricks_eval_job_id"
+DATABRICKS_COMPUTE: Final = "databricks_compute"
+DATABRICKS_SERVING_ENDPOINT: Final = "databricks_serving_endpoint"
+DATABRICKS_JUDGE_SERVING_ENDPOINT: Final = "databricks_judge_serving_endpoint"
+DATABRICKS_GATEWAY_TOKENS_PER_MINUTE: Final = "databricks_gateway_tokens_per_minute"
 
 #: Every output a stack can export, in DESIGN.md's order.
 ALL_OUTPUTS: Final[tuple[str, ...]] = (
@@ -101,6 +112,10 @@ ALL_OUTPUTS: Final[tuple[str, ...]] = (
     DATABRICKS_CHAT_JOB_ID,
     DATABRICKS_MONITOR_JOB_ID,
     DATABRICKS_EVAL_JOB_ID,
+    DATABRICKS_COMPUTE,
+    DATABRICKS_SERVING_ENDPOINT,
+    DATABRICKS_JUDGE_SERVING_ENDPOINT,
+    DATABRICKS_GATEWAY_TOKENS_PER_MINUTE,
 )
 #: Exported only in key mode (the lab's ``authMode``); an entra stack has no key and no scope.
 KEY_MODE_OUTPUTS: Final[frozenset[str]] = frozenset({OPENAI_API_KEY, DATABRICKS_SECRET_SCOPE})
@@ -120,6 +135,11 @@ ENV_SERVICE_CREDENTIAL: Final = "LLMOPS_SERVICE_CREDENTIAL"
 ENV_TOKENS_PER_MINUTE: Final = "LLMOPS_TOKENS_PER_MINUTE"
 ENV_JUDGE_DEPLOYMENT: Final = "LLMOPS_JUDGE_DEPLOYMENT"
 ENV_JUDGE_TOKENS_PER_MINUTE: Final = "LLMOPS_JUDGE_TOKENS_PER_MINUTE"
+#: Gateway mode: the serving endpoints the cluster's jobs call (no key in their environment).
+ENV_GATEWAY_ENDPOINT: Final = "LLMOPS_GATEWAY_ENDPOINT"
+ENV_GATEWAY_JUDGE_ENDPOINT: Final = "LLMOPS_GATEWAY_JUDGE_ENDPOINT"
+#: ``gateway`` or ``direct``: which way the workload reaches the model (``--via`` wins).
+ENV_VIA: Final = "LLMOPS_VIA"
 
 # --- inside the workspace ---------------------------------------------------------------------
 #: The secret's key in the scope (key mode).

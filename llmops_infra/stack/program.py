@@ -237,6 +237,10 @@ def deploy(config: LlmopsConfig) -> None:
         contract.DATABRICKS_CHAT_JOB_ID: jobs.chat_job_id,
         contract.DATABRICKS_MONITOR_JOB_ID: jobs.monitor_job_id,
         contract.DATABRICKS_EVAL_JOB_ID: jobs.eval_job_id,
+        contract.DATABRICKS_COMPUTE: "cluster",
+        contract.DATABRICKS_SERVING_ENDPOINT: "",
+        contract.DATABRICKS_JUDGE_SERVING_ENDPOINT: "",
+        contract.DATABRICKS_GATEWAY_TOKENS_PER_MINUTE: 0,
     }
     for name in contract.ALL_OUTPUTS:
         # Keyless stacks have no key and no secret scope: those outputs are not exported.
