@@ -68,7 +68,7 @@ def _one(
 ) -> tuple[Result, dict[str, Any]]:
     from tests.fake_azure_openai import FakeAzureOpenAI
     from workload.cli import main
-    from workload.pacing import default_rpm
+    from workload.model.pacing import default_rpm
 
     tpm = 600_000 if quick else 60_000
     rpm = default_rpm(tpm)

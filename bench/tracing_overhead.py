@@ -4,7 +4,7 @@ Many calls in one process against the local fake Azure OpenAI server
 (``tests/fake_azure_openai.py``) answering each request after 100 ms, with
 a local sqlite tracking store. Three variants, interleaved in rounds:
 
-- *traced*: ``workload.chat.traced_chat`` as ``python -m workload chat``
+- *traced*: ``workload.model.chat.traced_chat`` as ``python -m workload chat``
   runs it (``mlflow.openai.autolog()``, an MLflow run, params and metrics,
   the trace written before it returns);
 - *untraced* (the floor): the same function with MLflow tracing disabled
@@ -56,9 +56,9 @@ def _measure(quick: bool) -> list[Result]:
     from openai.types.chat import ChatCompletionMessageParam
 
     from tests.fake_azure_openai import FakeAzureOpenAI
-    from workload.chat import make_client, traced_chat
-    from workload.defaults import LAB_SYSTEM_PROMPT, LAB_USER_PROMPT
-    from workload.settings import ChatSettings
+    from workload.config.defaults import LAB_SYSTEM_PROMPT, LAB_USER_PROMPT
+    from workload.config.settings import ChatSettings
+    from workload.model.chat import make_client, traced_chat
 
     rounds, per_round = (1, 3) if quick else (10, 10)
     with FakeAzureOpenAI(api_key=API_KEY, deployment=DEPLOYMENT, delay=SERVER_DELAY) as fake:

@@ -34,11 +34,11 @@ from fake_dbutils import MODULE, FakeDbutils, as_module
 from pytest_mock import MockerFixture
 
 from workload import contract
-from workload.auth import COGNITIVE_SERVICES_SCOPE, make_client
-from workload.chat import _describe
 from workload.cli import main
+from workload.config.settings import resolve_settings
 from workload.errors import ServiceError, SettingsError
-from workload.settings import resolve_settings
+from workload.model.auth import COGNITIVE_SERVICES_SCOPE, make_client
+from workload.model.chat import _describe
 
 PROJECT = Path(__file__).resolve().parent.parent
 KEY = "lab-key-that-must-stay-home-0123456789"

@@ -26,7 +26,7 @@ from fake_azure_openai import JOKE, FakeAzureOpenAI, Reply
 
 from llmops_infra.offline.engine import PROJECT_DIR, ProgramRun
 from workload import contract
-from workload.settings import resolve_settings
+from workload.config.settings import resolve_settings
 
 KEY = "test-key-5f1c0ffee0123456789"
 
@@ -416,7 +416,7 @@ def test_a_failed_call_is_one_line_with_its_status(
 ) -> None:
     import openai
 
-    from workload.chat import _describe, make_client
+    from workload.model.chat import _describe, make_client
 
     settings = resolve_settings(
         {},
@@ -441,7 +441,7 @@ def test_an_unreachable_service_is_named(tmp_path: Path) -> None:
 
     import openai
 
-    from workload.chat import _describe, make_client
+    from workload.model.chat import _describe, make_client
 
     with socket.socket() as probe:  # a port nothing listens on once it is closed
         probe.bind(("127.0.0.1", 0))

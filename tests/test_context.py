@@ -23,10 +23,10 @@ from fake_azure_openai import FakeAzureOpenAI
 
 from workload import contract
 from workload.cli import build_parser
-from workload.context import resolve_context
-from workload.defaults import DEFAULT_EXPERIMENT
-from workload.drift import MIN_VALUES
+from workload.config.context import resolve_context
+from workload.config.defaults import DEFAULT_EXPERIMENT
 from workload.errors import SettingsError
+from workload.monitoring.drift import MIN_VALUES
 
 PROJECT = Path(__file__).resolve().parent.parent
 CALLS = 2 * MIN_VALUES

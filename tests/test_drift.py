@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from workload.drift import (
+from workload.monitoring.drift import (
     DISTRIBUTION_METRICS,
     ERROR_RATE,
     MIN_VALUES,
@@ -18,8 +18,8 @@ from workload.drift import (
     compare_samples,
     compare_windows,
 )
-from workload.drift_plot import plot_drift
-from workload.traces import TraceRecord
+from workload.monitoring.drift_plot import plot_drift
+from workload.monitoring.traces import TraceRecord
 
 
 def _normal(seed: int, mean: float, sd: float, n: int) -> list[float]:

@@ -25,9 +25,9 @@ from command_runner import run_commands
 from fake_azure_openai import FakeAzureOpenAI, Reply, is_judge_prompt
 
 from llmops_infra.offline.engine import PROJECT_DIR
-from workload.dataset import load_dataset, parse_dataset
-from workload.defaults import LAB_USER_PROMPT
+from workload.config.defaults import LAB_USER_PROMPT
 from workload.errors import SettingsError
+from workload.evaluation.dataset import load_dataset, parse_dataset
 
 KEY = "test-key-eval-0123456789abcdef"
 #: The Entra ID token of the keyless scenarios (AZURE_OPENAI_AD_TOKEN).
@@ -649,7 +649,7 @@ def test_monitor_finds_the_drop_of_a_judges_pass_rate(scenarios: dict[str, Scena
 def test_an_eval_traces_latency_is_the_services_time_not_its_wait_for_the_pacer(
     scenarios: dict[str, Scenario],
 ) -> None:
-    from workload.traces import PACING_WAIT_MS, record_from_trace
+    from workload.monitoring.traces import PACING_WAIT_MS, record_from_trace
 
     paced = scenarios["paced"]
     assert paced.code == 0, paced.stderr
@@ -738,7 +738,7 @@ def _args(*argv: str) -> Any:
 
 
 def test_budgets_come_from_the_cluster_environment_then_the_outputs_then_the_default() -> None:
-    from workload.eval_command import resolve_budgets
+    from workload.commands.evaluate import resolve_budgets
 
     outputs = {
         "openai_tokens_per_minute": 20000,
@@ -778,14 +778,14 @@ def test_budgets_come_from_the_cluster_environment_then_the_outputs_then_the_def
 def test_bad_budgets_are_settings_errors(
     argv: tuple[str, ...], env: dict[str, str], problem: str
 ) -> None:
-    from workload.eval_command import resolve_budgets
+    from workload.commands.evaluate import resolve_budgets
 
     with pytest.raises(SettingsError, match=problem):
         resolve_budgets(_args(*argv), {}, env, "gpt-4o")
 
 
 def test_guideline_without_judges_is_refused_before_anything_runs() -> None:
-    from workload.eval_command import run
+    from workload.commands.evaluate import run
 
     with pytest.raises(SettingsError, match="--guideline needs the judges"):
         run(_args("--no-judge", "--guideline", "Be kind."))
@@ -799,7 +799,7 @@ def test_guideline_without_judges_is_refused_before_anything_runs() -> None:
     ],
 )
 def test_mlflows_judge_answer_is_read(answer: str, verdict: tuple[str, str]) -> None:
-    from workload.judges import parse_verdict
+    from workload.evaluation.judges import parse_verdict
 
     assert parse_verdict(answer) == verdict
 
@@ -809,7 +809,7 @@ def test_mlflows_judge_answer_is_read(answer: str, verdict: tuple[str, str]) -> 
     [("yes", "not JSON"), ('{"result": "maybe"}', 'not "yes" or "no"'), ("[1]", "object")],
 )
 def test_an_answer_not_in_mlflows_judge_format_is_refused(answer: str, problem: str) -> None:
-    from workload.judges import parse_verdict
+    from workload.evaluation.judges import parse_verdict
 
     with pytest.raises(ValueError, match=problem):
         parse_verdict(answer)
@@ -818,7 +818,7 @@ def test_an_answer_not_in_mlflows_judge_format_is_refused(answer: str, problem: 
 def test_progress_shows_rows_tokens_and_rate_only_on_a_terminal() -> None:
     import io
 
-    from workload.pacing import Budget, Pacer
+    from workload.model.pacing import Budget, Pacer
     from workload.progress import Progress
 
     pacer = Pacer(Budget("d", 10000, 60))
@@ -860,8 +860,8 @@ class _StubClient:
 
 
 def _judge(content: str) -> tuple[Any, _StubClient, list[Any]]:
-    from workload.judges import JudgeClient, guidelines_judge
-    from workload.paced_client import RunControl
+    from workload.evaluation.judges import JudgeClient, guidelines_judge
+    from workload.model.paced_client import RunControl
 
     stub = _StubClient(content)
     seen: list[Any] = []
@@ -896,7 +896,7 @@ def test_a_judge_asks_mlflows_own_prompt_and_answers_as_an_llm_judge() -> None:
 
 
 def test_a_judge_answer_out_of_format_is_an_error_not_a_verdict() -> None:
-    from workload.evaluation import _summarise
+    from workload.evaluation.runner import _summarise
 
     scorer, _, seen = _judge("I think it is fine")
     assert scorer.run(inputs={"prompt": "p"}, outputs="r").error is not None
@@ -915,7 +915,7 @@ def test_a_failed_row_is_not_judged_and_counts_as_failed() -> None:
 
 
 def test_numeric_scores_are_averaged_and_verdicts_are_pass_rates() -> None:
-    from workload.evaluation import _summarise
+    from workload.evaluation.runner import _summarise
 
     assert _summarise("score", [0.5, 1.0, None], 3) == _summarise("score", [0.5, 1.0], 3)
     numbers = _summarise("score", [0.5, 1.0], 3)

@@ -11,7 +11,7 @@ import httpx2
 from fake_azure_openai import FakeAzureOpenAI, Reply
 
 from workload.contract import PROJECT_DIR
-from workload.masking import MaskingTransport, sent_credentials
+from workload.model.masking import MaskingTransport, sent_credentials
 
 KEY = "key-echoed-back-0123456789abcdef"
 

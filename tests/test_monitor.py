@@ -26,9 +26,9 @@ from monitor_store import EXPERIMENTS, HOUR_NS, START_NS
 from pytest_mock import MockerFixture
 
 from workload.cli import main
-from workload.drift import compare_windows
 from workload.errors import InsufficientDataError, TrackingStoreError, WorkloadError
-from workload.traces import connect, load_windows, record_from_trace
+from workload.monitoring.drift import compare_windows
+from workload.monitoring.traces import connect, load_windows, record_from_trace
 
 PROJECT = Path(__file__).resolve().parent.parent
 HEAVY = ("mlflow", "scipy", "matplotlib", "openai")

@@ -36,7 +36,7 @@ import pytest
 from fake_azure_openai import JOKE, FakeAzureOpenAI, Reply
 
 from workload.cli import main
-from workload.traces import TraceRecord, connect, load_windows
+from workload.monitoring.traces import TraceRecord, connect, load_windows
 
 PROJECT = Path(__file__).resolve().parent.parent
 CALLS = 12

@@ -15,7 +15,7 @@ import pytest
 from fake_azure_openai import FakeAzureOpenAI, Reply
 from fake_azure_openai import admission_tokens as fake_admission_tokens
 
-from workload.pacing import (
+from workload.model.pacing import (
     DEFAULT_MAX_COMPLETION_TOKENS,
     Budget,
     Pacer,
@@ -124,7 +124,7 @@ def _send_all(fake: FakeAzureOpenAI, tpm: int, count: int) -> tuple[float, int]:
     taken, and how many requests still failed after the client's retries."""
     import openai
 
-    from workload.paced_client import RunControl, paced_client
+    from workload.model.paced_client import RunControl, paced_client
 
     base = openai.AzureOpenAI(
         azure_endpoint=fake.endpoint,
@@ -182,9 +182,9 @@ def test_paced_for_ten_times_the_limit_the_fake_refuses() -> None:
 _PACED_CALL = """
 import json, sys
 import mlflow, openai
-from workload.paced_client import RunControl, paced_client
-from workload.pacing import Budget, Pacer
-from workload.traces import PACING_WAIT_MS, record_from_trace
+from workload.model.paced_client import RunControl, paced_client
+from workload.model.pacing import Budget, Pacer
+from workload.monitoring.traces import PACING_WAIT_MS, record_from_trace
 
 endpoint, key = sys.argv[1:3]
 mlflow.set_experiment("pacing-wait")

@@ -12,9 +12,9 @@ import pytest
 from pytest_mock import MockerFixture
 
 from workload import contract
+from workload.config.outputs import load_outputs
+from workload.config.settings import resolve_experiment, resolve_settings, tracking_env
 from workload.errors import SettingsError
-from workload.outputs import load_outputs
-from workload.settings import resolve_experiment, resolve_settings, tracking_env
 
 KEY = "sk-very-secret-0123456789"
 OUTPUTS: dict[str, Any] = {
@@ -196,7 +196,7 @@ def test_missing_outputs_file(tmp_path: Path) -> None:
 
 
 def test_stack_runs_pulumi_stack_output(mocker: MockerFixture) -> None:
-    run = mocker.patch("workload.outputs.subprocess.run", autospec=True)
+    run = mocker.patch("workload.config.outputs.subprocess.run", autospec=True)
     run.return_value = subprocess.CompletedProcess([], 0, json.dumps(OUTPUTS), "")
     assert load_outputs(None, "dev") == OUTPUTS
     command = run.call_args.args[0]
@@ -205,7 +205,7 @@ def test_stack_runs_pulumi_stack_output(mocker: MockerFixture) -> None:
 
 
 def test_stack_whose_secrets_cannot_be_decrypted(mocker: MockerFixture) -> None:
-    run = mocker.patch("workload.outputs.subprocess.run", autospec=True)
+    run = mocker.patch("workload.config.outputs.subprocess.run", autospec=True)
     stderr = (
         "error: getting stack configuration: passphrase must be set with "
         "PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE environment variables\n"
@@ -216,13 +216,15 @@ def test_stack_whose_secrets_cannot_be_decrypted(mocker: MockerFixture) -> None:
 
 
 def test_stack_without_the_cli(mocker: MockerFixture) -> None:
-    mocker.patch("workload.outputs.subprocess.run", autospec=True, side_effect=FileNotFoundError)
+    mocker.patch(
+        "workload.config.outputs.subprocess.run", autospec=True, side_effect=FileNotFoundError
+    )
     with pytest.raises(SettingsError, match=r"pulumi CLI is not on PATH.*--outputs FILE"):
         load_outputs(None, "dev")
 
 
 def test_stack_that_does_not_exist(mocker: MockerFixture) -> None:
-    run = mocker.patch("workload.outputs.subprocess.run", autospec=True)
+    run = mocker.patch("workload.config.outputs.subprocess.run", autospec=True)
     run.return_value = subprocess.CompletedProcess(
         [], 255, "", "error: no stack named 'prod' found\n"
     )
@@ -231,7 +233,7 @@ def test_stack_that_does_not_exist(mocker: MockerFixture) -> None:
 
 
 def test_stack_not_deployed(mocker: MockerFixture) -> None:
-    run = mocker.patch("workload.outputs.subprocess.run", autospec=True)
+    run = mocker.patch("workload.config.outputs.subprocess.run", autospec=True)
     run.return_value = subprocess.CompletedProcess([], 0, "{}", "")
     with pytest.raises(SettingsError, match="has no outputs: run `pulumi up` first"):
         load_outputs(None, "dev")

@@ -62,7 +62,7 @@ def test_creates_exactly_the_lab_resources(dev: ProgramRun) -> None:
         ]
         # Each module of the workload package and its dataset, uploaded for the jobs.
         + ["databricks:index/workspaceFile:WorkspaceFile"]
-        * (len(list(WORKLOAD_DIR.glob("*.py"))) + 1)
+        * (len([p for p in WORKLOAD_DIR.rglob("*.py") if "__pycache__" not in p.parts]) + 1)
     ), "one of each resource the lab creates by hand, plus the random draws and the lab's jobs"
     components = sorted(r.type for r in dev.resources if not r.custom)
     assert components == [

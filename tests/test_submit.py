@@ -30,8 +30,8 @@ from pytest_mock import MockerFixture
 
 from workload import contract
 from workload.cli import main
+from workload.commands.submit import follow_run
 from workload.errors import ServiceError
-from workload.submit_command import follow_run
 
 HOST = "https://adb-1234567890123456.16.azuredatabricks.net"
 CHAT_JOB = 101

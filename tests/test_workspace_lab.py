@@ -141,13 +141,14 @@ def test_uploaded_files_are_the_packages_real_files(dev: ProgramRun) -> None:
     files = dev.by_type(FILE)
     local = sorted(
         p.relative_to(WORKLOAD_DIR).as_posix()
-        for p in [*WORKLOAD_DIR.glob("*.py"), *WORKLOAD_DIR.rglob("*.jsonl")]
+        for p in [*WORKLOAD_DIR.rglob("*.py"), *WORKLOAD_DIR.rglob("*.jsonl")]
+        if "__pycache__" not in p.parts
     )
     prefix = f"{FOLDER}/workload/"
     assert sorted(f.inputs["path"].removeprefix(prefix) for f in files) == local, (
         "every module, and the eval job's dataset in its folder"
     )
-    assert "job_entry.py" in local and "datasets/lab_prompts.jsonl" in local
+    assert "job_entry.py" in local and "evaluation/datasets/lab_prompts.jsonl" in local
     for uploaded in files:
         source = PROJECT_DIR / uploaded.inputs["source"]
         assert WORKLOAD_DIR in source.parents, f"{uploaded.name} is read from the package"
@@ -236,9 +237,8 @@ def test_preview_shows_what_is_known_and_leaves_cloud_ids_unknown(run: Run) -> N
     env = preview.one(CLUSTER).inputs["sparkEnvVars"]
     assert is_unknown(env["AZURE_OPENAI_API_KEY"]), "the reference exists once the secret does"
     assert preview.one(SCOPE).inputs["name"] == "llmops"
-    assert len(preview.by_type(FILE)) == len(list(WORKLOAD_DIR.glob("*.py"))) + 1, (
-        "every module and the dataset"
-    )
+    modules = [p for p in WORKLOAD_DIR.rglob("*.py") if "__pycache__" not in p.parts]
+    assert len(preview.by_type(FILE)) == len(modules) + 1, "every module and the dataset"
     assert is_unknown(preview.exports[contract.DATABRICKS_CHAT_JOB_ID].value)
     assert is_unknown(preview.exports[contract.DATABRICKS_MONITOR_JOB_ID].value)
     assert preview.exports[contract.MLFLOW_EXPERIMENT_PATH].value == "/Shared/llmops-lab"

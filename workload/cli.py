@@ -1,6 +1,6 @@
 """Argument parsing and exit statuses for ``python -m workload``.
 
-Each sub-command lives in its own ``*_command`` module that defines
+Each sub-command lives in its own module of :mod:`workload.commands` that defines
 ``add_parser(subparsers)`` and a ``run(args) -> int`` that imports the heavy
 libraries (mlflow, openai, scipy) only when it runs, so ``--help`` stays quick.
 """
@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from workload import chat_command, eval_command, monitor_command, submit_command
+from workload.commands import chat, evaluate, monitor, submit
 from workload.errors import WorkloadError
 
 __all__ = ["build_parser", "main"]
@@ -24,10 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run and monitor the lab's MLflow-traced Azure OpenAI chat call.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    chat_command.add_parser(subparsers)
-    monitor_command.add_parser(subparsers)
-    eval_command.add_parser(subparsers)
-    submit_command.add_parser(subparsers)
+    chat.add_parser(subparsers)
+    monitor.add_parser(subparsers)
+    evaluate.add_parser(subparsers)
+    submit.add_parser(subparsers)
     return parser
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from workload.pacing import Pacer
+    from workload.model.pacing import Pacer
 
 __all__ = ["Progress"]
 

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
 from llmops_infra.azure_api.clients import purge_command
+from workload.config.outputs import PULUMI_TIMEOUT, run_pulumi
 from workload.contract import PROJECT_DIR, REGION
 from workload.errors import first_line
-from workload.outputs import PULUMI_TIMEOUT, run_pulumi
 
 if TYPE_CHECKING:
     from azure.mgmt.cognitiveservices.models import AccountModel, Model, Usage

@@ -63,7 +63,7 @@ class LabJobsArgs:
     folder: pulumi.Input[str]
     """Workspace folder for the package, e.g. ``/Users/<user>/llmops-workload``."""
     package_dir: Path = PACKAGE_DIR
-    """The local ``workload`` package; each ``*.py`` in it is uploaded."""
+    """The local ``workload`` package; each ``*.py`` in it and its folders is uploaded."""
 
 
 class LabJobs(pulumi.ComponentResource):
@@ -98,7 +98,7 @@ class LabJobs(pulumi.ComponentResource):
         package = args.package_dir.name
         package_path = pulumi.Output.concat(folder, "/", package)
 
-        sources = sorted(args.package_dir.glob("*.py"))
+        sources = sorted(p for p in args.package_dir.rglob("*.py") if "__pycache__" not in p.parts)
         if not any(path.stem == contract.JOB_ENTRY_MODULE for path in sources):
             raise pulumi.RunError(
                 f"{args.package_dir} has no {contract.JOB_ENTRY_MODULE}.py for the jobs"

@@ -9,7 +9,7 @@ One object per line::
 checked before anything is sent: every bad line is named by its number in one
 :class:`~workload.errors.SettingsError` (exit 2). Without ``--dataset`` the
 lab's prompt set shipped in this package is used
-(``workload/datasets/lab_prompts.jsonl``, read with importlib.resources, so it
+(``workload/evaluation/datasets/lab_prompts.jsonl``, read with importlib.resources, so it
 works wherever the package was copied).
 """
 
@@ -116,7 +116,7 @@ def parse_dataset(text: str, source: str) -> tuple[EvalRow, ...]:
 def load_dataset(path: str | None) -> tuple[EvalRow, ...]:
     """The rows of ``--dataset path``, or of the shipped lab set when ``path`` is None."""
     if path is None:
-        source = resources.files("workload").joinpath(DEFAULT_DATASET)
+        source = resources.files("workload.evaluation").joinpath(DEFAULT_DATASET)
         return parse_dataset(source.read_text(encoding="utf-8"), f"(shipped) {DEFAULT_DATASET}")
     try:
         text = Path(path).read_text(encoding="utf-8")

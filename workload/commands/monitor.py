@@ -3,9 +3,9 @@
 The lab's section "モデルを監視する" asks to compare the traces of different
 runs for drift in inputs, predictions and performance with statistical tests
 or plots. This command does that for one experiment: it reads the traces
-(``workload.traces``), compares an older window with the newest one
-(``workload.drift``), prints a table or JSON and can draw the comparison
-(``workload.drift_plot``). Only argparse is imported until the command runs.
+(``workload.monitoring.traces``), compares an older window with the newest one
+(``workload.monitoring.drift``), prints a table or JSON and can draw the comparison
+(``workload.monitoring.drift_plot``). Only argparse is imported until the command runs.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import argparse
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from workload.arguments import bounded
-from workload.context import command_parser
-from workload.drift import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, MIN_VALUES
+from workload.commands.arguments import bounded
+from workload.config.context import command_parser
+from workload.monitoring.drift import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, MIN_VALUES
 
 if TYPE_CHECKING:
-    from workload.drift import DriftReport, MetricResult
-    from workload.traces import TraceRecord, Windows
+    from workload.monitoring.drift import DriftReport, MetricResult
+    from workload.monitoring.traces import TraceRecord, Windows
 
 __all__ = ["EXIT_DRIFT", "add_parser", "run"]
 
@@ -199,14 +199,14 @@ def run(args: argparse.Namespace) -> int:
     """Read both windows, compare them, report; exit 3 on drift with --fail-on-drift."""
     import json
 
-    from workload.context import resolve_context
+    from workload.config.context import resolve_context
     from workload.errors import SettingsError
 
     # The experiment and its store as `chat` resolves them: same outputs, same traces.
     experiment = resolve_context(args, model=False).experiment
 
-    from workload.drift import compare_windows
-    from workload.traces import connect, load_windows
+    from workload.monitoring.drift import compare_windows
+    from workload.monitoring.traces import connect, load_windows
 
     windows = load_windows(
         connect(), experiment, baseline=args.baseline, recent=args.recent, minimum=MIN_VALUES
@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
         windows.baseline, windows.recent, alpha=args.alpha, min_effect=args.min_effect
     )
     if args.plot:
-        from workload.drift_plot import plot_drift
+        from workload.monitoring.drift_plot import plot_drift
 
         try:
             plot_drift(args.plot, report, windows.baseline, windows.recent)

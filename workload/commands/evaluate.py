@@ -2,7 +2,7 @@
 
 Everything is checked before anything is sent (exit 2): the dataset, the
 settings, the budgets and every ``--fail-under`` gate, which must name a
-scorer of this run. Then the rows run through ``workload.evaluation``; the
+scorer of this run. Then the rows run through ``workload.evaluation.runner``; the
 table or the JSON goes to stdout, and nothing else does.
 """
 
@@ -15,11 +15,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from workload import contract
-from workload.arguments import bounded
-from workload.context import command_parser
+from workload.commands.arguments import bounded
+from workload.config.context import command_parser
 
 if TYPE_CHECKING:
-    from workload.evaluation import EvalSummary
+    from workload.evaluation.runner import EvalSummary
 
 __all__ = ["EXIT_GATE", "Budgets", "add_parser", "resolve_budgets", "run"]
 
@@ -194,7 +194,7 @@ def resolve_budgets(
 ) -> Budgets:
     """``--tpm``/``--rpm``/``--judge-tpm``, else the cluster's variables, else the outputs."""
     from workload.errors import SettingsError
-    from workload.pacing import DEFAULT_TOKENS_PER_MINUTE, default_rpm
+    from workload.model.pacing import DEFAULT_TOKENS_PER_MINUTE, default_rpm
 
     problems: list[str] = []
     source, raw = _setting(
@@ -279,10 +279,10 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from workload.context import resolve_context
-    from workload.dataset import load_dataset
+    from workload.config.context import resolve_context
     from workload.errors import ServiceError, SettingsError
-    from workload.evaluation import EvalPlan, scorer_names
+    from workload.evaluation.dataset import load_dataset
+    from workload.evaluation.runner import EvalPlan, scorer_names
 
     bad = [f"--max-retries {args.max_retries} is below 0"] if args.max_retries < 0 else []
     bad += [f"--timeout {args.timeout:g} is not above 0"] if not args.timeout > 0 else []
@@ -324,11 +324,11 @@ def run(args: argparse.Namespace) -> int:
             f"(this run's scorers: {', '.join(known)})"
         )
 
-    from workload.chat import make_client
-    from workload.evaluation import run_evaluation
-    from workload.judges import JudgeClient
-    from workload.paced_client import RunControl, paced_client
-    from workload.pacing import Budget, Pacer
+    from workload.evaluation.judges import JudgeClient
+    from workload.evaluation.runner import run_evaluation
+    from workload.model.chat import make_client
+    from workload.model.paced_client import RunControl, paced_client
+    from workload.model.pacing import Budget, Pacer
     from workload.progress import Progress
 
     control = RunControl(args.concurrency)

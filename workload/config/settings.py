@@ -11,8 +11,8 @@ then ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``,
 with ``OPENAI_API_KEY`` and a model from ``--model`` or ``OPENAI_MODEL``.
 
 The authentication mode and the credential's source are resolved here too, by
-the rules of :mod:`workload.auth`: in entra mode no key is looked for at all.
-Commands call :func:`workload.context.resolve_context`, which calls this.
+the rules of :mod:`workload.config.auth_mode`: in entra mode no key is looked for at all.
+Commands call :func:`workload.config.context.resolve_context`, which calls this.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from typing import Any, Final, Literal
 from urllib.parse import urlparse
 
 from workload import contract
-from workload.auth import (
+from workload.config.auth_mode import (
     AuthMode,
     CredentialSource,
     credential_source,
     on_databricks,
     resolve_auth_mode,
 )
-from workload.defaults import DEFAULT_EXPERIMENT
+from workload.config.defaults import DEFAULT_EXPERIMENT
 from workload.errors import SettingsError
 
 __all__ = [
@@ -76,7 +76,7 @@ class ChatSettings:
     auth_mode: AuthMode = "key"
     """``key`` (the lab) or ``entra`` (keyless: a bearer token from Entra ID)."""
     credential: CredentialSource = "api-key"
-    """Where the call's credential comes from (:func:`workload.auth.credential_source`)."""
+    """Where the call's credential comes from (:mod:`workload.config.auth_mode`)."""
     ad_token: str | None = field(default=None, repr=False)
     """``AZURE_OPENAI_AD_TOKEN``, when that is the credential; never printed."""
     service_credential: str | None = None

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from workload.drift import (
+from workload.monitoring.drift import (
     ASSESSMENT_PREFIX,
     DISTRIBUTION_METRICS,
     ERROR_RATE,
@@ -24,7 +24,7 @@ from workload.drift import (
 )
 
 if TYPE_CHECKING:
-    from workload.traces import TraceRecord
+    from workload.monitoring.traces import TraceRecord
 
 __all__ = ["plot_drift"]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from workload import contract
-from workload.context import add_source_arguments, resolve_context
+from workload.config.context import add_source_arguments, resolve_context
 from workload.errors import ServiceError, SettingsError, first_line
 
 if TYPE_CHECKING:

@@ -3,9 +3,9 @@
 Each row is one ``chat.completions.create`` on the autologged client (so each
 row leaves the same kind of trace as the chat command, in the same
 experiment, and the monitor reads both alike), paced and capped by the
-client's transport (:mod:`workload.paced_client`). Scorers: two code scorers
+client's transport (:mod:`workload.model.paced_client`). Scorers: two code scorers
 (``reply_received``, ``within_completion_budget``) and, unless judges are
-off, MLflow's Guidelines judges (:mod:`workload.judges`). MLflow attaches every
+off, MLflow's Guidelines judges (:mod:`workload.evaluation.judges`). MLflow attaches every
 score to the row's trace as an assessment.
 
 MLflow's own pacing, retries and trace-validation call are switched off for
@@ -24,20 +24,25 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from workload.context import use_experiment
+from workload.config.context import use_experiment
+from workload.config.defaults import LAB_SYSTEM_PROMPT
 from workload.contract import SECRET_MASK
-from workload.dataset import EvalRow
-from workload.defaults import LAB_SYSTEM_PROMPT
 from workload.errors import ServiceError, first_line
-from workload.judges import EXPECTATIONS_GUIDELINES, GUIDELINES, JudgeClient, guidelines_judge
-from workload.paced_client import FATAL_STATUSES, RunControl, Stopped
+from workload.evaluation.dataset import EvalRow
+from workload.evaluation.judges import (
+    EXPECTATIONS_GUIDELINES,
+    GUIDELINES,
+    JudgeClient,
+    guidelines_judge,
+)
+from workload.model.paced_client import FATAL_STATUSES, RunControl, Stopped
 
 if TYPE_CHECKING:
     import openai
     from mlflow.entities import Feedback, Trace
     from mlflow.genai.scorers import Scorer
 
-    from workload.pacing import Pacer
+    from workload.model.pacing import Pacer
     from workload.progress import Progress
 
 __all__ = [

@@ -15,7 +15,7 @@ judges):
   azure-identity's ``DefaultAzureCredential`` (``az login`` on a laptop).
 
 :func:`make_client` (or :func:`client_kwargs`, its constructor arguments) is
-the one way to build a client from :class:`~workload.settings.ChatSettings`.
+the one way to build a client from :class:`~workload.config.settings.ChatSettings`.
 In entra mode it fetches the first token before anything is sent, so a
 missing credential is a :class:`~workload.errors.SettingsError` (exit 2)
 naming what to check, not a failed call. Token caching and refresh are
@@ -25,46 +25,28 @@ azure-identity's (``get_bearer_token_provider``), not ours.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 from workload import contract
+from workload.config.auth_mode import AuthMode
 from workload.errors import ServiceError, SettingsError, first_line
 
 if TYPE_CHECKING:
     import openai
 
-    from workload.settings import ChatSettings
+    from workload.config.settings import ChatSettings
 
 __all__ = [
-    "AUTH_MODES",
     "COGNITIVE_SERVICES_SCOPE",
     "ENTRA_CHECKS",
-    "ENV_DATABRICKS_RUNTIME",
-    "AuthMode",
-    "CredentialSource",
     "client_kwargs",
-    "credential_source",
     "make_client",
-    "on_databricks",
-    "resolve_auth_mode",
     "status_hint",
     "token_provider",
 ]
 
-AuthMode = Literal["key", "entra"]
-#: The values ``openai_auth_mode`` and ``LLMOPS_AUTH_MODE`` may take.
-AUTH_MODES: Final[tuple[AuthMode, ...]] = ("key", "entra")
-
-#: Where the credential of a call comes from, in DESIGN.md's order of precedence.
-CredentialSource = Literal[
-    "api-key", "ad-token", "service-credential", "default-azure-credential", "compatible"
-]
-
 #: The Entra ID scope of Azure OpenAI (and every Azure AI Services account).
 COGNITIVE_SERVICES_SCOPE: Final = "https://cognitiveservices.azure.com/.default"
-
-#: Databricks sets it on every cluster (``16.4.x-cpu-ml-scala2.12`` and the like).
-ENV_DATABRICKS_RUNTIME: Final = "DATABRICKS_RUNTIME_VERSION"
 
 #: What to check when entra mode has no token or the service refuses it: one clause.
 ENTRA_CHECKS: Final = (
@@ -78,47 +60,6 @@ _KEY_HINTS: Final[Mapping[int, str]] = {
     401: "check the API key",
     403: "the key or network rules do not allow this call",
 }
-
-
-def resolve_auth_mode(
-    outputs: Mapping[str, Any], env: Mapping[str, str], problems: list[str]
-) -> AuthMode:
-    """``LLMOPS_AUTH_MODE`` (wins), else the output ``openai_auth_mode``, else ``key``.
-
-    A value that is neither ``key`` nor ``entra`` is added to ``problems`` (named with
-    where it came from) and ``key`` is returned, so every other problem is still found.
-    """
-    for source, raw in (
-        (contract.ENV_AUTH_MODE, env.get(contract.ENV_AUTH_MODE)),
-        (f"stack output {contract.OPENAI_AUTH_MODE}", outputs.get(contract.OPENAI_AUTH_MODE)),
-    ):
-        text = str(raw).strip().lower() if raw is not None else ""
-        if not text:
-            continue
-        if text in AUTH_MODES:
-            return text
-        problems.append(f"{source} = {str(raw)!r} is not one of {', '.join(AUTH_MODES)}")
-        return "key"
-    return "key"
-
-
-def on_databricks(env: Mapping[str, str]) -> bool:
-    """Whether this process runs on a Databricks cluster (where ``dbutils`` exists)."""
-    return bool(env.get(ENV_DATABRICKS_RUNTIME, "").strip())
-
-
-def credential_source(
-    mode: AuthMode, env: Mapping[str, str], service_credential: str | None
-) -> CredentialSource:
-    """DESIGN.md's precedence: the AD token variable, else (on Databricks) the service
-    credential, else ``DefaultAzureCredential``; ``api-key`` in key mode."""
-    if mode == "key":
-        return "api-key"
-    if env.get(contract.ENV_AD_TOKEN, "").strip():
-        return "ad-token"
-    if on_databricks(env) and service_credential:
-        return "service-credential"
-    return "default-azure-credential"
 
 
 def status_hint(status: int, mode: AuthMode) -> str:
@@ -240,10 +181,10 @@ def make_client(settings: ChatSettings, *, max_retries: int, timeout: float) -> 
     """The lab's ``AzureOpenAI`` client (key or Entra ID), or a plain one for a compatible
     server. Its own retries handle 429 and 5xx with backoff and honour ``Retry-After``;
     400-404 are not retried. A credential echoed in an error answer is masked before the
-    SDK reads it (:mod:`workload.masking`)."""
+    SDK reads it (:mod:`workload.model.masking`)."""
     import openai
 
-    from workload.masking import MaskingTransport
+    from workload.model.masking import MaskingTransport
 
     kwargs = client_kwargs(settings)
     client_type = openai.OpenAI if settings.provider == "openai" else openai.AzureOpenAI

@@ -8,7 +8,7 @@ judge: the same prompt (``mlflow.genai.judges.prompts.guidelines``, filled in
 with the request and the response as MLflow fills it), the same answer format
 (``{"result": "yes"|"no", "rationale": "..."}``), the same scorer names and a
 ``Feedback`` from an ``LLM_JUDGE`` source; only the call goes through
-:mod:`workload.paced_client`, with the chat command's authentication.
+:mod:`workload.model.paced_client`, with the chat command's authentication.
 
 The call is ``client.post("/chat/completions", ...)``, the SDK's plain request
 path, which ``mlflow.openai.autolog()`` does not patch: a judge's call leaves
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from workload.contract import SECRET_MASK
 from workload.errors import first_line
-from workload.paced_client import FATAL_STATUSES, RunControl, Stopped
+from workload.model.paced_client import FATAL_STATUSES, RunControl, Stopped
 
 if TYPE_CHECKING:
     import openai

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from workload.context import add_source_arguments
-from workload.defaults import LAB_SYSTEM_PROMPT, LAB_USER_PROMPT
+from workload.config.context import add_source_arguments
+from workload.config.defaults import LAB_SYSTEM_PROMPT, LAB_USER_PROMPT
 
 __all__ = ["add_parser", "run"]
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     """Resolve the settings (nothing is sent if they are bad), then make the traced call."""
     import json
 
-    from workload.context import resolve_context
+    from workload.config.context import resolve_context
     from workload.errors import SettingsError
 
     bad = [f"--max-retries {args.max_retries} is below 0"] if args.max_retries < 0 else []
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     context = resolve_context(args)
     settings = context.settings
 
-    from workload.chat import make_client, traced_chat
+    from workload.model.chat import make_client, traced_chat
 
     # In entra mode this fetches the first token: no credential is exit 2, nothing sent.
     client = make_client(settings, max_retries=args.max_retries, timeout=args.timeout)

@@ -2,7 +2,7 @@
 
 ``mlflow.openai.autolog()``, one run, one chat completion with the lab's
 prompts, ``mlflow.log_param("completion_tokens", ...)``. The client is passed
-in (``workload.auth.make_client`` builds it, key or Entra ID, and is re-exported
+in (``workload.model.auth.make_client`` builds it, key or Entra ID, and is re-exported
 here), so tests and other callers choose where the call goes. A failed call
 ends the run as FAILED (the ``with`` block sees the error) and autolog keeps
 the exception in the trace; the error that reaches the user names the HTTP
@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from workload import contract
-from workload.auth import AuthMode, make_client, status_hint
-from workload.context import use_experiment
+from workload.config.auth_mode import AuthMode
+from workload.config.context import use_experiment
 from workload.errors import ServiceError, first_line
+from workload.model.auth import make_client, status_hint
 
 if TYPE_CHECKING:
     import openai

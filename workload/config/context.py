@@ -8,11 +8,11 @@ so ``monitor`` reads where ``chat`` wrote. A command does it in two lines::
     add_source_arguments(parser)           # in add_parser: --outputs/--stack, --experiment
     context = resolve_context(args)        # in run: a WorkloadContext, or one SettingsError
 
-The rules themselves live beside their settings: :mod:`workload.outputs` (the
-stack's outputs), :mod:`workload.settings` (the model's settings and the
+The rules themselves live beside their settings: :mod:`workload.config.outputs` (the
+stack's outputs), :mod:`workload.config.settings` (the model's settings and the
 experiment: ``--experiment``, else ``MLFLOW_EXPERIMENT_NAME``, else the stack's
 ``mlflow_experiment_path`` when tracking to Databricks, else ``llmops-lab``),
-:mod:`workload.auth` (key or Entra ID). A command that writes to the experiment
+:mod:`workload.model.auth` (key or Entra ID). A command that writes to the experiment
 then makes it MLflow's active one with :func:`use_experiment` (``chat`` and
 ``eval`` alike).
 """
@@ -25,11 +25,11 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workload.defaults import DEFAULT_EXPERIMENT
+from workload.config.defaults import DEFAULT_EXPERIMENT
 from workload.errors import SettingsError, first_line
 
 if TYPE_CHECKING:
-    from workload.settings import ChatSettings
+    from workload.config.settings import ChatSettings
 
 __all__ = [
     "WorkloadContext",
@@ -68,7 +68,12 @@ def command_parser(
     description: str,
 ) -> argparse.ArgumentParser:
     """A command that reads a stack: its description kept as written, and the source
-    arguments every such command takes (``--outputs``/``--stack``, ``--experiment``)."""
+    arguments every such command takes (``--outputs``/``--stack``, ``--experiment``).
+
+    Each command's ``add_parser`` opens with this call and its own name, summary and
+    description: those few lines are the command's declaration, not shared logic, so they
+    stay beside the command's other arguments rather than in a table here.
+    """
     parser = subparsers.add_parser(
         name,
         help=summary,
@@ -114,8 +119,8 @@ def resolve_context(
     workspace's host is added to ``env`` (``os.environ`` by default) for MLflow to find.
     Raises one :class:`SettingsError` (exit 2) before anything is sent.
     """
-    from workload.outputs import load_outputs
-    from workload.settings import resolve_experiment, resolve_settings, tracking_env
+    from workload.config.outputs import load_outputs
+    from workload.config.settings import resolve_experiment, resolve_settings, tracking_env
 
     environ: MutableMapping[str, str] = os.environ if env is None else env
     outputs_file = getattr(args, "outputs", None)

@@ -6,9 +6,9 @@ one), and the SDK keeps doing what it does well: backing off and honouring
 ``Retry-After`` on 429 and 5xx. The transport adds three things:
 
 * before a request leaves: a place among ``--concurrency`` in flight, then the
-  deployment's next slot (:class:`workload.pacing.Pacer`); the time spent waiting
+  deployment's next slot (:class:`workload.model.pacing.Pacer`); the time spent waiting
   for them is added to the request's model span as ``llmops.pacing_wait_ms``
-  (:data:`workload.traces.PACING_WAIT_MS`), since that span (autolog's, around
+  (:data:`workload.monitoring.traces.PACING_WAIT_MS`), since that span (autolog's, around
   ``chat.completions.create``) is open while the transport waits: the monitor
   takes the wait off the trace's latency, so a row's latency is the service's
   time, as a chat call's is, and not its queueing behind our own rate limit;
@@ -17,7 +17,7 @@ one), and the SDK keeps doing what it does well: backing off and honouring
   retries or with other rows, so nothing more is sent, by any thread
   (:class:`Stopped`).
 
-The client itself comes from ``workload.chat.make_client`` (the same
+The client itself comes from ``workload.model.chat.make_client`` (the same
 authentication as the chat command), with only its HTTP client swapped.
 """
 
@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Final
 
 import httpx2
 
-from workload.pacing import Pacer, admission_tokens
-from workload.traces import PACING_WAIT_MS
+from workload.model.pacing import Pacer, admission_tokens
+from workload.monitoring.traces import PACING_WAIT_MS
 
 if TYPE_CHECKING:
     import openai
@@ -188,7 +188,7 @@ def paced_client(
     """``client`` (same endpoint, authentication and retries) sending through a paced transport."""
     import openai
 
-    from workload.masking import MaskingTransport
+    from workload.model.masking import MaskingTransport
 
     http_client = openai.DefaultHttpxClient(
         transport=PacedTransport(pacer, control, inner=MaskingTransport()), timeout=timeout

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
-    from workload.traces import TraceRecord
+    from workload.monitoring.traces import TraceRecord
 
 __all__ = [
     "ASSESSMENT_PREFIX",

@@ -1,0 +1,1 @@
+"""The sub-commands of ``python -m workload``: thin layers over the packages beside them."""

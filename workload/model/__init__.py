@@ -1,0 +1,1 @@
+"""The model client: authentication, secret masking, pacing, and the lab's traced call."""

@@ -1,0 +1,1 @@
+"""Reading traces back and testing them for drift."""
