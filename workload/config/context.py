@@ -12,7 +12,7 @@ The rules themselves live beside their settings: :mod:`workload.config.outputs` 
 stack's outputs), :mod:`workload.config.settings` (the model's settings and the
 experiment: ``--experiment``, else ``MLFLOW_EXPERIMENT_NAME``, else the stack's
 ``mlflow_experiment_path`` when tracking to Databricks, else ``llmops-lab``),
-:mod:`workload.model.auth` (key or Entra ID). A command that writes to the experiment
+:mod:`workload.config.auth_mode` (key or Entra ID). A command that writes to the experiment
 then makes it MLflow's active one with :func:`use_experiment` (``chat`` and
 ``eval`` alike).
 """
