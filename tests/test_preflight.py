@@ -650,6 +650,15 @@ def test_without_credentials_the_command_exits_2_with_one_line(tmp_path: Path) -
     assert done.stderr.startswith("error: no usable Azure credentials"), done.stderr
 
 
+@pytest.fixture
+def every_cell_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feature table as if every cell of the lab's regions had been read: what it does
+    not list as offered is then lacking, not unconfirmed."""
+    read = {feature: frozenset(REGIONS) for feature in region_features.FEATURE_LABELS}
+    monkeypatch.setattr(region_features, "READ_CELLS", read)
+
+
+@pytest.mark.usefixtures("every_cell_read")
 def test_a_region_without_the_databricks_features_the_options_use_does_not_fit(
     azure: FakeArm, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -671,7 +680,7 @@ def only_sweden_runs_serverless(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(region_features, "REGION_FEATURES", table)
 
 
-@pytest.mark.usefixtures("only_sweden_runs_serverless")
+@pytest.mark.usefixtures("only_sweden_runs_serverless", "every_cell_read")
 def test_pin_draws_only_where_the_options_databricks_features_are_offered(
     azure: FakeArm, project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -687,6 +696,7 @@ def test_pin_draws_only_where_the_options_databricks_features_are_offered(
     assert "drawn among swedencentral." in out
 
 
+@pytest.mark.usefixtures("every_cell_read")
 def test_pin_exits_1_writing_nothing_when_no_region_offers_the_options_features(
     azure: FakeArm, project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -694,3 +704,16 @@ def test_pin_exits_1_writing_nothing_when_no_region_offers_the_options_features(
     assert main(args) == 1
     assert "DOES NOT FIT" in capsys.readouterr().out
     assert project.read_text(encoding="utf-8") == STACK_FILE
+
+
+def test_a_cell_nobody_read_is_said_and_not_held_against_the_region(
+    azure: FakeArm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The table as shipped: serverless jobs were not read for any region.
+    assert (
+        run("--config", "llmops:region=swedencentral", "--config", "llmops:compute=serverless") == 0
+    )
+    out = capsys.readouterr().out
+    assert "DOES NOT FIT" not in out
+    unsure = next(line for line in out.splitlines() if line.startswith("Not confirmed"))
+    assert "swedencentral (serverless jobs)" in unsure and "feature-region-support" in unsure

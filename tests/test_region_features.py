@@ -11,11 +11,14 @@ from llmops_infra.stack import region_features
 from llmops_infra.stack.config import declarations, parse_config
 from llmops_infra.stack.region_features import (
     FEATURE_LABELS,
+    READ_CELLS,
     REGION_FEATURES,
     Feature,
     missing_features,
     needed_features,
     region_problem,
+    region_warning,
+    unconfirmed_features,
     unusable_regions,
 )
 from llmops_infra.stack.regions import AZURE_REGIONS
@@ -48,16 +51,19 @@ def test_the_lab_regions_as_read_from_microsoft_learn() -> None:
     }
 
 
-def test_missing_features_keeps_the_order_asked_and_treats_unknown_regions_as_offering_none() -> (
-    None
-):
-    assert missing_features("eastus2", ("serverless_jobs", "system_tables", "model_serving")) == (
-        "serverless_jobs",
-        "model_serving",
-    )
-    assert missing_features("eastus2", ("system_tables",)) == ()
-    assert missing_features("narnia", ("system_tables",)) == ("system_tables",)
-    assert missing_features("switzerlandwest", ()) == ()
+def test_a_cell_read_empty_is_missing_and_a_cell_not_read_is_unconfirmed() -> None:
+    asked: tuple[Feature, ...] = ("serverless_jobs", "system_tables", "model_serving")
+    # eastus2: system tables read with a check mark; the other two tables were not read.
+    assert missing_features("eastus2", asked) == ()
+    assert unconfirmed_features("eastus2", asked) == ("serverless_jobs", "model_serving")
+    # switzerlandwest: its system tables cell was read, and is empty.
+    assert missing_features("switzerlandwest", asked) == ("system_tables",)
+    assert unconfirmed_features("switzerlandwest", asked) == ("serverless_jobs", "model_serving")
+    # A region the page's text did not reach is never guessed either way.
+    assert missing_features("westus3", ("system_tables",)) == ()
+    assert unconfirmed_features("westus3", ("system_tables",)) == ("system_tables",)
+    assert missing_features("switzerlandwest", ()) == unconfirmed_features("eastus2", ()) == ()
+    assert {"switzerlandwest", "eastus2"} <= READ_CELLS["system_tables"]
 
 
 @pytest.mark.parametrize(
@@ -79,23 +85,31 @@ def test_needed_features_follow_the_options(
 
 
 def test_the_region_message_names_region_features_key_and_preflight_pin() -> None:
-    config = parse_config({"compute": "serverless"}.get)
+    config = parse_config({"gateway": "true"}.get)
     message = region_problem(config, "switzerlandwest")
     assert message is not None and "\n" not in message
     assert "region switzerlandwest" in message
-    assert "serverless jobs" in message and "llmops:compute=serverless" in message
+    assert "system tables" in message and "llmops:gateway=true" in message
     assert "python -m llmops_infra preflight --pin" in message
     assert region_problem(parse_config({}.get), "switzerlandwest") is None, "nothing needed"
+    assert region_problem(parse_config({"compute": "serverless"}.get), "eastus2") is None, (
+        "a cell nobody read does not stop the program"
+    )
+
+
+def test_what_the_table_cannot_confirm_is_a_warning_naming_the_page() -> None:
+    warning = region_warning(parse_config({"compute": "serverless"}.get), "eastus2")
+    assert warning is not None and "\n" not in warning
+    assert "region eastus2" in warning and "serverless jobs" in warning
+    assert "not confirmed" in warning and "feature-region-support" in warning
+    assert region_warning(parse_config({}.get), "eastus2") is None
 
 
 def test_unusable_regions_lists_each_allowed_region_with_what_it_lacks() -> None:
     config = parse_config(
         {"gateway": "true", "allowedRegions": '["eastus2", "switzerlandwest"]'}.get
     )
-    assert unusable_regions(config) == {
-        "eastus2": ("model_serving", "external_models"),
-        "switzerlandwest": ("model_serving", "external_models", "system_tables"),
-    }
+    assert unusable_regions(config) == {"switzerlandwest": ("system_tables",)}
     assert unusable_regions(parse_config({}.get)) == {}
 
 
@@ -224,10 +238,11 @@ def test_a_pinned_region_without_a_needed_feature_stops_before_anything(run: Run
 
 def test_a_drawn_region_without_a_needed_feature_stops_right_after_the_draw(run: Run) -> None:
     with pytest.raises(ProgramFailed) as failure:
-        run({"compute": "serverless"})
+        # The draw can only land on switzerlandwest, which lacks system tables.
+        run({"gateway": "true", "allowedRegions": '["switzerlandwest"]'})
     message = str(failure.value)
-    assert "the drawn region" in message and "serverless jobs" in message
-    assert "llmops:compute=serverless" in message and "preflight --pin" in message
+    assert "the drawn region" in message and "system tables" in message
+    assert "llmops:gateway=true" in message and "preflight --pin" in message
     assert SHUFFLE in failure.value.types, "the draw happened"
     created = [t for t in failure.value.types if not t.startswith(("random:", "llmops:"))]
     assert created == [], "no Azure or Databricks resource, only the draw and logical parents"

@@ -37,6 +37,7 @@ from llmops_infra.stack.region_features import (
     Feature,
     feature_keys,
     missing_features,
+    unconfirmed_features,
 )
 from workload.config.outputs import PULUMI_TIMEOUT, run_pulumi
 from workload.contract import PROJECT_DIR, REGION
@@ -159,6 +160,9 @@ class RegionCheck:
     """Databricks features the options need that the region does not offer (region_features)."""
     needed_by: tuple[str, ...] = ()
     """The settings that need what it lacks (``llmops:gateway=true``...)."""
+    unconfirmed: tuple[Feature, ...] = ()
+    """Features the options need whose cell for this region nobody recorded: said, not held
+    against the region (region_features)."""
 
     @property
     def fits(self) -> bool:
@@ -247,6 +251,7 @@ def check(session: ArmSession, settings: LlmopsConfig) -> list[RegionCheck]:
                 deleted=tuple(d for d in deleted if d.location == region),
                 lacks=lacks,
                 needed_by=tuple(sorted({keys[feature] for feature in lacks})),
+                unconfirmed=unconfirmed_features(region, keys),
             )
         )
     return regions
@@ -290,6 +295,17 @@ def _table(regions: Sequence[RegionCheck], settings: LlmopsConfig, out: TextIO) 
             'availability"): '
             + "; ".join(
                 f"{r.region} lacks {', '.join(FEATURE_LABELS[f] for f in r.lacks)}" for r in lacking
+            ),
+            file=out,
+        )
+    unsure = [r for r in regions if r.unconfirmed]
+    if unsure:
+        print(
+            "Not confirmed from Microsoft Learn's table of Databricks features by region (check "
+            "https://learn.microsoft.com/azure/databricks/resources/feature-region-support): "
+            + "; ".join(
+                f"{r.region} ({', '.join(FEATURE_LABELS[f] for f in r.unconfirmed)})"
+                for r in unsure
             ),
             file=out,
         )

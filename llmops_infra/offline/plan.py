@@ -15,7 +15,12 @@ from typing import Any, Final
 from llmops_infra.errors import ConfigError
 from llmops_infra.offline.resource_types import RESOURCE_TYPES
 from llmops_infra.stack.config import NAMESPACE, LlmopsConfig, parse_config
-from llmops_infra.stack.region_features import FEATURE_LABELS, unusable_regions
+from llmops_infra.stack.region_features import (
+    FEATURE_LABELS,
+    needed_features,
+    unconfirmed_features,
+    unusable_regions,
+)
 from workload.contract import SECRET_MASK
 
 __all__ = [
@@ -143,6 +148,13 @@ def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
         name: [FEATURE_LABELS[feature] for feature in missing]
         for name, missing in unusable_regions(settings).items()
     }
+    # Cells of Microsoft Learn's table nobody recorded: `up` warns, the plan says so too.
+    needed = needed_features(settings)
+    region["unconfirmed"] = {
+        name: [FEATURE_LABELS[feature] for feature in unconfirmed]
+        for name in region["candidates"]
+        if (unconfirmed := unconfirmed_features(name, needed))
+    }
     if not settings.region:
         # Say what the unknown region will be drawn from, where a reader looks for it.
         for shown in resources:
@@ -230,4 +242,12 @@ def to_text(plan: Plan) -> str:
                 f"The options cannot use {lacks}: `up` stops right after a draw lands there, "
                 "so pin a region that offers them with `python -m llmops_infra preflight --pin`."
             )
+    unconfirmed = plan.region.get("unconfirmed") or {}
+    if unconfirmed:
+        which = "; ".join(f"{name} ({', '.join(f)})" for name, f in unconfirmed.items())
+        lines.append(
+            f"Not confirmed from Microsoft Learn's table of Databricks features by region: "
+            f"{which}; `up` warns, check "
+            "https://learn.microsoft.com/azure/databricks/resources/feature-region-support."
+        )
     return "\n".join(lines)

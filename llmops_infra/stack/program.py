@@ -27,7 +27,7 @@ from llmops_infra.stack.lab_environment import (
     LabEnvironmentArgs,
 )
 from llmops_infra.stack.lab_jobs import LabJobs, LabJobsArgs
-from llmops_infra.stack.region_features import region_problem
+from llmops_infra.stack.region_features import region_problem, region_warning
 from llmops_infra.stack.workspace import DatabricksWorkspace, DatabricksWorkspaceArgs
 from workload import contract
 
@@ -54,6 +54,8 @@ def _usable(config: LlmopsConfig, region: str) -> str:
     problem = region_problem(config, region)
     if problem is not None:
         raise pulumi.RunError(f"the drawn {problem}")
+    if warning := region_warning(config, region):
+        pulumi.log.warn(warning)
     return region
 
 
@@ -63,6 +65,8 @@ def deploy(config: LlmopsConfig) -> None:
     if config.region is not None and (problem := region_problem(config, config.region)):
         # A pinned region without a feature an option needs: stop before anything.
         raise pulumi.RunError(problem)
+    if config.region is not None and (warning := region_warning(config, config.region)):
+        pulumi.log.warn(warning)
 
     # Globally unique names (the endpoint's subdomain) need a suffix that never changes.
     suffix = random.RandomString(

@@ -7,11 +7,15 @@ table; the "System tables availability" table was read whole up to ``westindia``
 same page's zh-cn copy (https://learn.microsoft.com/zh-cn/azure/databricks/resources/feature-region-support,
 region names and check marks are not translated). The "Serverless availability" and
 "Model serving feature availability" tables (serverless compute for notebooks and jobs;
-core Model Serving, external models) could not be read that day: no region is recorded
-as offering those features, so the gateway and serverless compute are refused in every
-region until someone who can read those tables adds their cells here. A region or a
-feature missing from :data:`REGION_FEATURES` is treated as not offered: a cell nobody
-read is never guessed.
+core Model Serving, external models) could not be read that day.
+
+So each cell is one of three things, and none is guessed: offered (read, with the check
+mark: :data:`REGION_FEATURES`), lacking (read, empty: a region in :data:`READ_CELLS` for
+that feature but not offering it), or not confirmed (not read). A lacking feature stops
+the program; one not confirmed does not (refusing the gateway and serverless compute in
+every region because a page could not be read would serve nobody): the program warns,
+naming the page to check, and ``plan`` and ``preflight`` say so beside the region. Adding
+a table's cells here turns those warnings into the rule.
 
 One table for everything that asks: the program (a pinned region before anything is
 registered, a drawn one right after the draw), ``plan`` and ``preflight``.
@@ -28,12 +32,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FEATURE_LABELS",
+    "READ_CELLS",
     "REGION_FEATURES",
     "Feature",
     "feature_keys",
     "missing_features",
     "needed_features",
     "region_problem",
+    "region_warning",
+    "unconfirmed_features",
     "unusable_regions",
 ]
 
@@ -67,16 +74,48 @@ _SYSTEM_TABLES: Final = (
 # feature availability" (core Model Serving, external models): not read (see the module
 # docstring), so no region is listed for serverless_jobs, model_serving or external_models.
 
-#: Region -> the features of :data:`Feature` it offers; a region not listed offers none.
+# Read, and empty: these regions lack system tables.
+_NO_SYSTEM_TABLES: Final = (
+    "chinaeast2", "chinaeast3", "chinanorth2", "chinanorth3", "switzerlandwest", "westindia",
+)  # fmt: skip
+
+#: Region -> the features of :data:`Feature` it offers, as read (a check mark).
 REGION_FEATURES: Final[Mapping[str, frozenset[Feature]]] = MappingProxyType(
     {region: frozenset({"system_tables"}) for region in _SYSTEM_TABLES}
 )
 
+#: Feature -> the regions whose cell for it was read (with a check mark or empty). A
+#: region read and not offering the feature lacks it; a region not read is unconfirmed.
+READ_CELLS: Final[Mapping[Feature, frozenset[str]]] = MappingProxyType(
+    {
+        "system_tables": frozenset(_SYSTEM_TABLES + _NO_SYSTEM_TABLES),
+        "model_serving": frozenset(),
+        "external_models": frozenset(),
+        "serverless_jobs": frozenset(),
+    }
+)
+
+
+def _offers(region: str, feature: Feature) -> bool:
+    return feature in REGION_FEATURES.get(region, frozenset())
+
 
 def missing_features(region: str, needed: Iterable[Feature]) -> tuple[Feature, ...]:
-    """The features of ``needed`` that ``region`` does not offer, in ``needed``'s order."""
-    offered = REGION_FEATURES.get(region, frozenset())
-    return tuple(feature for feature in needed if feature not in offered)
+    """The features of ``needed`` that ``region`` is read to lack, in ``needed``'s order."""
+    return tuple(
+        feature
+        for feature in needed
+        if not _offers(region, feature) and region in READ_CELLS.get(feature, frozenset())
+    )
+
+
+def unconfirmed_features(region: str, needed: Iterable[Feature]) -> tuple[Feature, ...]:
+    """The features of ``needed`` whose cell for ``region`` was not read, in order."""
+    return tuple(
+        feature
+        for feature in needed
+        if not _offers(region, feature) and region not in READ_CELLS.get(feature, frozenset())
+    )
 
 
 def feature_keys(config: LlmopsConfig) -> dict[Feature, str]:
@@ -111,6 +150,21 @@ def region_problem(config: LlmopsConfig, region: str) -> str | None:
         'availability"; the table is llmops_infra/stack/region_features.py): run '
         "`python -m llmops_infra preflight --pin` to pin an allowed region that offers them, "
         "or turn the option off"
+    )
+
+
+def region_warning(config: LlmopsConfig, region: str) -> str | None:
+    """What could not be confirmed for ``region`` from the table, in one line, or None."""
+    unconfirmed = unconfirmed_features(region, needed_features(config))
+    if not unconfirmed:
+        return None
+    return (
+        f"whether region {region} offers "
+        f"{', '.join(FEATURE_LABELS[f] for f in unconfirmed)} on Azure Databricks is not "
+        "confirmed (those cells of Microsoft Learn's \"Features with limited regional "
+        'availability" were not recorded in llmops_infra/stack/region_features.py): check '
+        "https://learn.microsoft.com/azure/databricks/resources/feature-region-support "
+        "before relying on it"
     )
 
 
