@@ -3,6 +3,7 @@ the deploying identity, the preview's empty lookups, and a second `up` that chan
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -10,6 +11,7 @@ from conftest import Run
 
 from llmops_infra.offline.engine import ProgramFailed, ProgramRun, Secret, World, is_unknown
 from llmops_infra.offline.resource_types import VSCODE_CLIENT_ID
+from llmops_infra.stack.azure_identity import principal_type_of_token
 
 ACCOUNT = "azure-native:cognitiveservices:Account"
 DEPLOYMENT = "azure-native:cognitiveservices:Deployment"
@@ -429,3 +431,25 @@ def test_a_second_up_with_nothing_changed_changes_nothing(run: Run, config: dict
     assert {k: v.value for k, v in first.exports.items()} == {
         k: v.value for k, v in second.exports.items()
     }
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        (_jwt({"oid": "o", "scp": "user_impersonation", "appid": VSCODE_CLIENT_ID}), "User"),
+        (_jwt({"oid": "o", "idtyp": "app", "roles": ["x"]}), "ServicePrincipal"),
+        (_jwt({"oid": "o", "appid": "a"}), "ServicePrincipal"),  # no scp: not delegated
+        (_jwt({"aud": "x"}), None),  # not an Entra ID token this can read
+        ("not-a-token", None),
+        ("a.!!!.c", None),
+    ],
+)
+def test_the_tokens_claims_say_user_or_application(token: str, expected: str | None) -> None:
+    assert principal_type_of_token(token) == expected
