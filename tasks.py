@@ -3,7 +3,7 @@
     python3 tasks.py plan [ARGS...]   install what is needed, then show the dev stack's offline plan
     python3 tasks.py test [ARGS...]   install what is needed (with test tools), then run the tests
                                       (in parallel processes; pass -n 0 for one)
-    python3 tasks.py lint             ruff and mypy, as CI runs them
+    python3 tasks.py lint             ruff, mypy and the GitHub workflows' checks, as CI runs them
 
 Everything goes into ./.venv (the virtualenv Pulumi.yaml names, so `pulumi up`
 uses the same one). The install runs again only when a requirements file changed.
@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+WORKFLOWS = ROOT / ".github" / "workflows"
 
 
 def _install(requirements: str) -> None:
@@ -60,6 +61,27 @@ def _run(*args: str) -> int:
     return subprocess.run([str(PYTHON), *args], cwd=ROOT, env=env).returncode
 
 
+def _tool(name: str, *args: str) -> int:
+    """A command-line tool installed into the virtualenv (zizmor is a binary, not a module)."""
+    script = PYTHON.parent / (f"{name}.exe" if os.name == "nt" else name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    return subprocess.run([str(script), *args], cwd=ROOT, env=env).returncode
+
+
+def _lint_workflows() -> int:
+    """zizmor (offline: no GitHub API) and the vendored GitHub-workflow schema, over the workflows.
+
+    actionlint would check more (expressions, shell), but its PyPI package downloads its
+    binary from GitHub at install time; check-jsonschema's schema stands in (docs/ci.md).
+    """
+    workflows = [str(p.relative_to(ROOT)) for p in sorted(WORKFLOWS.glob("*.y*ml"))]
+    if not workflows:
+        return 0
+    return _tool("zizmor", "--offline", "--no-progress", *workflows) or _tool(
+        "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows
+    )
+
+
 def main(argv: list[str]) -> int:
     """Dispatch one task."""
     task, rest = (argv[0], argv[1:]) if argv else ("", [])
@@ -86,6 +108,7 @@ def main(argv: list[str]) -> int:
             _run("-m", "ruff", "check", ".")
             or _run("-m", "ruff", "format", "--check", ".")
             or _run("-m", "mypy")
+            or _lint_workflows()
         )
     print(__doc__, file=sys.stderr)
     return 2

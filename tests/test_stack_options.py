@@ -3,12 +3,15 @@ the deploying identity, the preview's empty lookups, and a second `up` that chan
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
 from conftest import Run
 
-from llmops_infra.offline.engine import ProgramFailed, ProgramRun, Secret, is_unknown
+from llmops_infra.offline.engine import ProgramFailed, ProgramRun, Secret, World, is_unknown
+from llmops_infra.offline.resource_types import VSCODE_CLIENT_ID
+from llmops_infra.stack.azure_identity import principal_type_of_token
 
 ACCOUNT = "azure-native:cognitiveservices:Account"
 DEPLOYMENT = "azure-native:cognitiveservices:Deployment"
@@ -93,9 +96,9 @@ def test_a_judge_named_like_the_chat_deployment_is_refused_before_anything(run: 
 # --- keyless mode -------------------------------------------------------------------------------
 
 
-def test_key_mode_lists_a_key_keeps_it_secret_and_leaves_local_auth_alone(dev: ProgramRun) -> None:
+def test_key_mode_lists_a_key_keeps_it_secret_and_says_key_access_is_on(dev: ProgramRun) -> None:
     account = dev.one(ACCOUNT).inputs
-    assert "disableLocalAuth" not in account["properties"]
+    assert account["properties"]["disableLocalAuth"] is False, "stated, not left out"
     assert [i.token for i in dev.invokes].count(
         "azure-native:cognitiveservices:listAccountKeys"
     ) == 1
@@ -170,26 +173,136 @@ def test_the_keyless_cluster_names_its_credential_and_holds_no_key(keyless: Prog
     assert "azure-identity==1.27.0" in packages, "the credential provider's library, pinned"
 
 
+EXISTING = {
+    "serviceCredential": "lab_openai",
+    "accessConnectorId": (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-admin/"
+        "providers/Microsoft.Databricks/accessConnectors/dbac-admin"
+    ),
+}
+
+
+def _deployer_role(run: ProgramRun) -> dict:
+    return next(r for r in run.by_type(ROLE) if r.name == "openai-deployer-openai-user").inputs
+
+
+def test_a_user_signed_in_through_another_app_than_the_azure_cli_is_a_user(run: Run) -> None:
+    # Visual Studio Code's app id, not the Azure CLI's: the token's scp still says a user.
+    result = run({"authMode": "entra"}, world=World(user_client_id=VSCODE_CLIENT_ID))
+    (token,) = [i for i in result.invokes if i.token == "azure-native:authorization:getClientToken"]
+    assert token.result and "." in token.result["token"], "the engine answered with a JWT"
+    assert _deployer_role(result)["principalType"] == "User"
+
+
 @pytest.mark.parametrize(
-    ("config", "expected"),
+    "identity",
     [
-        ({"deployerPrincipalType": "ServicePrincipal"}, "ServicePrincipal"),
-        ({"azure-native:clientId": "app-id"}, "ServicePrincipal"),
-        ({"azure-native:useMsi": "true"}, "ServicePrincipal"),
-        ({"ARM_CLIENT_ID": "app-id"}, "ServicePrincipal"),
-        ({"ARM_USE_MSI": "true"}, "ServicePrincipal"),
+        {"azure-native:clientId": "app-id"},
+        {"azure-native:useMsi": "true"},
+        {"ARM_CLIENT_ID": "app-id"},
+        {"ARM_USE_MSI": "true"},
     ],
 )
-def test_the_deployers_principal_type_follows_its_identity_or_the_configuration(
-    run: Run, config: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch
+def test_an_applications_token_makes_the_deployer_a_service_principal(
+    run: Run, identity: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in list(config.items()):
+    config = dict(identity)
+    for name, value in identity.items():
         if name.startswith("ARM_"):  # the machine's variables, as azure-native reads them
             monkeypatch.setenv(name, value)
             del config[name]
-    result = run({"authMode": "entra", **config})
-    role = next(r for r in result.by_type(ROLE) if r.name == "openai-deployer-openai-user")
-    assert role.inputs["principalType"] == expected
+    result = run({"authMode": "entra", **EXISTING, **config})
+    assert _deployer_role(result)["principalType"] == "ServicePrincipal"
+
+
+def test_the_configured_principal_type_overrides_the_token(run: Run) -> None:
+    result = run({"authMode": "entra", "deployerPrincipalType": "ServicePrincipal", **EXISTING})
+    assert _deployer_role(result)["principalType"] == "ServicePrincipal"
+    assert not [i for i in result.invokes if i.token.endswith("getClientToken")], "not asked"
+
+
+def test_group_can_never_be_the_deployers_type(run: Run) -> None:
+    with pytest.raises(ProgramFailed, match=r"deployerPrincipalType = 'Group'.*User or Service"):
+        run({"authMode": "entra", "deployerPrincipalType": "Group"})
+
+
+def test_key_mode_never_asks_for_the_deployers_token(dev: ProgramRun) -> None:
+    assert not [i for i in dev.invokes if i.token.endswith("getClientToken")]
+    assert not [i for i in dev.invokes if i.token.endswith("getCurrentMetastore")]
+
+
+# --- a service principal and the existing service credential ----------------------------------
+
+
+def test_a_service_principal_without_an_existing_credential_stops_before_anything(
+    run: Run,
+) -> None:
+    with pytest.raises(ProgramFailed, match="cannot create its Unity Catalog service cred") as err:
+        run({"authMode": "entra", "azure-native:clientId": "app-id"})
+    assert "llmops:serviceCredential" in str(err.value) and "accessConnectorId" in str(err.value)
+    assert err.value.registered == 0, "nothing registered, nothing changed in Azure"
+
+
+def test_an_existing_credential_is_named_to_the_cluster_and_its_connector_gets_the_role(
+    run: Run,
+) -> None:
+    result = run({"authMode": "entra", "azure-native:clientId": "app-id", **EXISTING})
+    assert not result.by_type(CONNECTOR) and not result.by_type(CREDENTIAL), "neither created"
+    (lookup,) = [i for i in result.invokes if i.token.endswith("getAccessConnector")]
+    assert lookup.args == {"connectorName": "dbac-admin", "resourceGroupName": "rg-admin"}
+    assert lookup.result is not None
+    role = next(r for r in result.by_type(ROLE) if r.name == "databricks-credential-openai-user")
+    assert role.inputs["principalId"] == lookup.result["identity"]["principalId"]
+    assert role.inputs["principalType"] == "ServicePrincipal"
+    assert role.inputs["scope"] == result.one(ACCOUNT).id
+    assert result.one(CLUSTER).inputs["sparkEnvVars"]["LLMOPS_SERVICE_CREDENTIAL"] == "lab_openai"
+    assert result.exports["databricks_service_credential"].value == "lab_openai"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"serviceCredential": "lab_openai"}, "go together"),
+        ({"accessConnectorId": EXISTING["accessConnectorId"]}, "go together"),
+        ({"serviceCredential": "x", "accessConnectorId": "dbac-admin"}, "resource id"),
+    ],
+)
+def test_the_existing_credential_needs_both_keys_and_a_resource_id(
+    run: Run, config: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ProgramFailed, match=f"accessConnectorId = .*{message}") as err:
+        run({"authMode": "entra", **config})
+    assert err.value.registered == 0
+
+
+# --- the workspace's metastore ------------------------------------------------------------------
+
+
+def test_a_workspace_without_a_metastore_stops_before_the_keyless_resources(run: Run) -> None:
+    with pytest.raises(ProgramFailed, match=r"no Unity Catalog metastore.*account admin") as err:
+        run({"authMode": "entra"}, world=World(metastore_assigned=False))
+    assert "azure-native:databricks:Workspace" in err.value.types, "it is found after the workspace"
+    made = set(err.value.types) & {ROLE, CONNECTOR, CREDENTIAL}
+    assert not made, f"created before the metastore was known: {made}"
+
+
+def test_the_metastore_is_asked_through_the_workspaces_provider(keyless: ProgramRun) -> None:
+    (lookup,) = [i for i in keyless.invokes if i.token.endswith("getCurrentMetastore")]
+    assert lookup.provider.startswith(keyless.one(PROVIDER).urn + "::")
+    assert lookup.result and lookup.result["id"] != "no_metastore"
+
+
+# --- switching modes ----------------------------------------------------------------------------
+
+
+def test_switching_to_keyless_and_back_turns_key_access_off_and_on_again(run: Run) -> None:
+    key = run({}, stack="switch")
+    entra = run({"authMode": "entra"}, stack="switch", state=key)
+    back = run({}, stack="switch", state=entra)
+    states = [r.one(ACCOUNT).outputs["properties"]["disableLocalAuth"] for r in (key, entra, back)]
+    assert states == [False, True, False], "as Azure holds it after each up"
+    assert back.one(ACCOUNT).id == key.one(ACCOUNT).id, "the same account, updated in place"
+    assert not back.by_type(CONNECTOR) and "openai_api_key" in back.exports
 
 
 # --- the deploying identity reaches the Databricks provider ------------------------------------
@@ -318,3 +431,25 @@ def test_a_second_up_with_nothing_changed_changes_nothing(run: Run, config: dict
     assert {k: v.value for k, v in first.exports.items()} == {
         k: v.value for k, v in second.exports.items()
     }
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        (_jwt({"oid": "o", "scp": "user_impersonation", "appid": VSCODE_CLIENT_ID}), "User"),
+        (_jwt({"oid": "o", "idtyp": "app", "roles": ["x"]}), "ServicePrincipal"),
+        (_jwt({"oid": "o", "appid": "a"}), "ServicePrincipal"),  # no scp: not delegated
+        (_jwt({"aud": "x"}), None),  # not an Entra ID token this can read
+        ("not-a-token", None),
+        ("a.!!!.c", None),
+    ],
+)
+def test_the_tokens_claims_say_user_or_application(token: str, expected: str | None) -> None:
+    assert principal_type_of_token(token) == expected

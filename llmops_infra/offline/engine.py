@@ -47,6 +47,7 @@ from llmops_infra.offline.resource_types import (
     FAKE_USER,
     FUNCTIONS,
     RESOURCE_TYPES,
+    World,
 )
 from workload.contract import PROJECT_DIR, SECRET_MASK
 
@@ -62,6 +63,7 @@ __all__ = [
     "RecordedResource",
     "Secret",
     "StackExport",
+    "World",
     "engine_urns",
     "is_unknown",
     "match_previous_state",
@@ -220,7 +222,10 @@ class ProviderMocks(pulumi_mocks.Mocks):
 
     With ``state`` (an earlier run of the same stack), a resource that the earlier
     run created answers with the id and outputs recorded then, as the engine does
-    for a resource already in the stack's state: a second ``up``.
+    for a resource already in the stack's state: a second ``up``. Inputs that
+    changed since are an update: they are laid over those outputs, and a property
+    the program no longer sends keeps its value, as azure-native leaves a removed
+    property as it is in Azure (pulumi-azure-native#2507).
     """
 
     def __init__(
@@ -230,8 +235,12 @@ class ProviderMocks(pulumi_mocks.Mocks):
         preview: bool,
         seed: str | None = None,
         state: ProgramRun | None = None,
+        world: World | None = None,
+        config: Mapping[str, str] | None = None,
     ) -> None:
         self.preview = preview
+        self.world = world or World()
+        self.config: Mapping[str, str] = dict(config or {})
         # Stands in for the provider's own randomness: stable for one stack, different across.
         self._seed = seed if seed is not None else stack
         self._state = {(r.type, r.name): r for r in state.resources} if state else {}
@@ -260,7 +269,7 @@ class ProviderMocks(pulumi_mocks.Mocks):
             )
         previous = self._state.get((args.typ, args.name))
         if previous is not None:
-            return previous.id, _wire(previous.outputs)
+            return previous.id, _overlay(_wire(previous.outputs), inputs)
         resource_id, computed = known.answer(self, args.name, inputs)
         return (UNKNOWN if self.preview else resource_id), {**inputs, **computed}
 
@@ -277,6 +286,16 @@ class ProviderMocks(pulumi_mocks.Mocks):
 
 _TYPES: Final = {t.token: t for t in RESOURCE_TYPES}
 _FUNCTIONS: Final = {f.token: f for f in FUNCTIONS}
+
+
+def _overlay(outputs: Any, inputs: Any) -> Any:
+    """Outputs after an update: the sent inputs over the old outputs, objects merged key by key."""
+    if isinstance(outputs, Mapping) and isinstance(inputs, Mapping):
+        merged = dict(outputs)
+        for key, value in inputs.items():
+            merged[key] = _overlay(outputs.get(key), value)
+        return merged
+    return inputs
 
 
 def _wire(value: Any) -> Any:
@@ -373,17 +392,21 @@ def run_program(
     program: Path = PROJECT_DIR / "__main__.py",
     seed: str | None = None,
     state: ProgramRun | None = None,
+    world: World | None = None,
 ) -> ProgramRun:
     """Run the program once in this process under the mocks; return what it did.
 
     ``config`` maps keys (``llmops:capacity`` or just ``capacity``) to the
     strings the Pulumi CLI would pass. With ``state`` (an earlier run), resources
-    it created answer from it, as in a second ``pulumi up``. Raises
+    it created answer from it, as in a second ``pulumi up``. ``world``: what the
+    tenant holds beyond the program (who signs in, the workspace's metastore). Raises
     :class:`ProgramFailed` with the program's own message when it stops, as
     ``pulumi up`` would.
     """
     qualified = _qualify(config)
-    mocks = ProviderMocks(stack=stack, preview=preview, seed=seed, state=state)
+    mocks = ProviderMocks(
+        stack=stack, preview=preview, seed=seed, state=state, world=world, config=qualified
+    )
     monitor = _RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(qualified)
     pulumi.runtime.set_mocks(

@@ -89,8 +89,13 @@ def run(args: argparse.Namespace) -> int:
         text = plan.to_json(result) if args.json else plan.to_text(result)
         violations = analyzer.analyze(result.recorded, pack_config)
         pack = analyzer.info()["name"]
+    # The interpreter is named when it is not the pack's own virtualenv's: its packages
+    # (pulumi-policy's version) decide what the pack does.
+    python = {"python": analyzer.python, "why": analyzer.substitute} if analyzer.substitute else {}
     if args.json:
-        print(plan_policy.with_violations_json(text, pack, violations))
+        print(plan_policy.with_violations_json(text, pack, violations, **python))
     else:
+        if python:
+            print(f"Policy pack {pack} runs with {python['python']} ({python['why']})\n")
         print(plan_policy.with_violations_text(text, result.resources, pack, violations))
     return 3 if plan_policy.has_mandatory(violations) else 0

@@ -108,8 +108,17 @@ def _last_paragraph(lines: list[str]) -> int:
     return len(lines)
 
 
-def with_violations_json(text: str, pack: str, violations: Sequence[Violation]) -> str:
-    """The plan's JSON with ``violations`` on each resource and a top-level ``policy`` object."""
+def with_violations_json(
+    text: str,
+    pack: str,
+    violations: Sequence[Violation],
+    python: str | None = None,
+    why: str | None = None,
+) -> str:
+    """The plan's JSON with ``violations`` on each resource and a top-level ``policy`` object.
+
+    ``python`` and ``why``: the interpreter the pack ran with, when not its virtualenv's.
+    """
     data = json.loads(text)
     for resource in data["resources"]:
         resource["violations"] = [
@@ -134,4 +143,7 @@ def with_violations_json(text: str, pack: str, violations: Sequence[Violation]) 
             for v in violations
         ],
     }
+    if python is not None:
+        data["policy"]["python"] = python
+        data["policy"]["python_why"] = why
     return json.dumps(data, indent=2)

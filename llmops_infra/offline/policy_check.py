@@ -56,8 +56,16 @@ class Violation:
     pack: str
 
 
-def _pack_python(pack: Path) -> str:
-    """The interpreter the CLI would run the pack with: its virtualenv's, else this one."""
+def _pack_python(pack: Path) -> tuple[str, str | None]:
+    """The interpreter to run the pack with, and why, when it is not the one the pack names.
+
+    The CLI runs the pack in the virtualenv its ``PulumiPolicy.yaml`` names (ours:
+    the project's ``../.venv``). Where that does not exist (the dependencies installed
+    into an environment of the user's own, or CI's interpreter), this interpreter runs
+    it instead, when it has pulumi-policy: it is the one the program runs in too.
+    """
+    import importlib.util
+
     from ruamel.yaml import YAML
 
     project = pack / "PulumiPolicy.yaml"
@@ -76,14 +84,17 @@ def _pack_python(pack: Path) -> str:
     options = (runtime.get("options") or {}) if isinstance(runtime, dict) else {}
     virtualenv = options.get("virtualenv")
     if not virtualenv:
-        return sys.executable
+        return sys.executable, None
     python = (pack / str(virtualenv)).absolute() / "bin" / "python"
-    if not python.exists():
+    if python.exists():
+        return str(python), None
+    if importlib.util.find_spec("pulumi_policy") is None:
         raise PolicyPackError(
-            f"{project}: the virtualenv {virtualenv} has no bin/python; "
-            "create it (`pulumi install` in the project) or fix runtime.options.virtualenv"
+            f"{project}: the virtualenv {virtualenv} has no bin/python, and this interpreter "
+            f"({sys.executable}) has no pulumi-policy; create it (`pulumi install` in the "
+            "project), install requirements.txt here, or fix runtime.options.virtualenv"
         )
-    return str(python)
+    return sys.executable, f"{project.name}'s virtualenv {virtualenv} does not exist"
 
 
 def _to_wire(value: Any) -> Any:
@@ -140,7 +151,9 @@ class PolicyAnalyzer:
             PULUMI_DRY_RUN="true",
             PULUMI_CONFIG=json.dumps(dict(config or {})),
         )
-        python = _pack_python(self.pack)
+        python, self.substitute = _pack_python(self.pack)
+        self.python = python
+        """The interpreter the pack runs with."""
         # A file, not a pipe: a chatty pack never blocks on a full pipe nobody reads.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self._process = subprocess.Popen(

@@ -11,7 +11,10 @@ the stack means one entry here plus the component code.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import os
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,9 +28,11 @@ __all__ = [
     "FAKE_USER",
     "FUNCTIONS",
     "RESOURCE_TYPES",
+    "VSCODE_CLIENT_ID",
     "Cloud",
     "FunctionType",
     "ResourceType",
+    "World",
     "field",
 ]
 
@@ -38,12 +43,29 @@ FAKE_USER: Final = "lab.user@example.com"
 FAKE_OBJECT_ID: Final = "22222222-2222-2222-2222-222222222222"
 #: The Azure CLI's well-known application id: a client configuration after `az login`.
 AZURE_CLI_CLIENT_ID: Final = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+#: Visual Studio Code's application id: a user signed in another way than `az login`.
+VSCODE_CLIENT_ID: Final = "aebc6443-996d-45c2-90f0-388ff96faa56"
+
+
+@dataclass(frozen=True)
+class World:
+    """What the engine's tenant holds that the program neither sends nor creates."""
+
+    user_client_id: str = AZURE_CLI_CLIENT_ID
+    """The app a signed-in user's token was issued to (the Azure CLI's after ``az login``).
+    Used when the stack's ``azure-native:`` configuration and ``ARM_*`` name no application."""
+    metastore_assigned: bool = True
+    """Whether the new workspace has a Unity Catalog metastore (Azure's default for new
+    workspaces in a region with one)."""
 
 
 class Cloud(Protocol):
     """What an answer may ask of the offline engine."""
 
     preview: bool
+    world: World
+    config: Mapping[str, str]
+    """The stack's configuration, as the providers read theirs from it."""
 
     def rng(self, name: str) -> random.Random:
         """Randomness stable for one stack and resource, different across stacks."""
@@ -287,14 +309,80 @@ def uuid_from(rng: random.Random) -> str:
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
+def _application(cloud: Cloud) -> str | None:
+    """The application azure-native signs in as (its client id), or None for a user.
+
+    As the provider decides: its stack configuration, then the ``ARM_*`` variables;
+    a managed identity or OIDC without a client id is an application too.
+    """
+    config, environment = cloud.config, os.environ
+    client_id = config.get("azure-native:clientId") or environment.get("ARM_CLIENT_ID")
+    as_app = any(
+        (config.get(f"azure-native:{key}") or environment.get(variable, "")).lower() == "true"
+        for key, variable in (("useMsi", "ARM_USE_MSI"), ("useOidc", "ARM_USE_OIDC"))
+    )
+    if client_id:
+        return client_id
+    return "33333333-3333-3333-3333-333333333333" if as_app else None
+
+
 def _client_config(cloud: Cloud, args: dict[str, Any]) -> dict[str, Any]:
     # Known in preview: the provider reads it from the Azure CLI or ARM_* variables.
     return {
         "subscriptionId": FAKE_SUBSCRIPTION_ID,
         "tenantId": FAKE_TENANT_ID,
-        "clientId": AZURE_CLI_CLIENT_ID,
+        "clientId": _application(cloud) or cloud.world.user_client_id,
         "objectId": FAKE_OBJECT_ID,
     }
+
+
+def _client_token(cloud: Cloud, args: dict[str, Any]) -> dict[str, Any]:
+    """An access token shaped as Entra ID issues it: a user's carries ``scp``, an app's not.
+
+    Unsigned (the signature part is empty): nothing may verify it, nor need to.
+    """
+    app = _application(cloud)
+    claims: dict[str, Any] = {
+        "aud": args.get("endpoint") or "https://management.azure.com/",
+        "tid": FAKE_TENANT_ID,
+        "oid": FAKE_OBJECT_ID,
+        "appid": app or cloud.world.user_client_id,
+    }
+    if app is None:
+        claims.update(scp="user_impersonation", idtyp="user", upn=FAKE_USER)
+    else:
+        claims.update(idtyp="app")
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return {"token": f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."}
+
+
+def _access_connector_lookup(cloud: Cloud, args: dict[str, Any]) -> dict[str, Any]:
+    # An existing connector (an account admin's), with its system-assigned identity.
+    group, connector = args["resourceGroupName"], args["connectorName"]
+    principal = str(uuid_from(cloud.rng(f"existing-connector/{connector}")))
+    return {
+        "id": _arm(group, f"Microsoft.Databricks/accessConnectors/{connector}"),
+        "name": connector,
+        "type": "Microsoft.Databricks/accessConnectors",
+        "location": "swedencentral",
+        "identity": {
+            "type": "SystemAssigned",
+            "principalId": principal,
+            "tenantId": FAKE_TENANT_ID,
+        },
+        "properties": {"provisioningState": "Succeeded"},
+    }
+
+
+def _current_metastore(cloud: Cloud, args: dict[str, Any]) -> dict[str, Any]:
+    # The provider's answer for a workspace with no metastore is this id, not an error.
+    if not cloud.world.metastore_assigned:
+        return {"id": "no_metastore"}
+    metastore = str(uuid_from(cloud.rng("metastore")))
+    return {"id": metastore, "metastoreInfo": {"metastoreId": metastore, "name": "metastore"}}
 
 
 def _account_keys(cloud: Cloud, args: dict[str, Any]) -> dict[str, Any]:
@@ -343,8 +431,9 @@ def _principal(inputs: Mapping[str, Any]) -> Any:
 def _principal_type(inputs: Mapping[str, Any]) -> Any:
     if _deployer(inputs):
         return (
-            f"{inputs.get('principalType')} (decided at up: User after az login, "
-            "ServicePrincipal for a service principal; llmops:deployerPrincipalType overrides)"
+            f"{inputs.get('principalType')} (what the deployer's access token says: User for "
+            "a person signed in, ServicePrincipal for an application; "
+            "llmops:deployerPrincipalType overrides)"
         )
     return inputs.get("principalType")
 
@@ -528,6 +617,9 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
 #: The provider functions the program calls.
 FUNCTIONS: Final[tuple[FunctionType, ...]] = (
     FunctionType("azure-native:authorization:getClientConfig", _client_config),
+    FunctionType("azure-native:authorization:getClientToken", _client_token),
+    FunctionType("azure-native:databricks:getAccessConnector", _access_connector_lookup),
+    FunctionType("databricks:index/getCurrentMetastore:getCurrentMetastore", _current_metastore),
     FunctionType("azure-native:cognitiveservices:listAccountKeys", _account_keys),
     FunctionType("databricks:index/getCurrentUser:getCurrentUser", _current_user),
 )

@@ -12,17 +12,70 @@ the stack's configuration.) The secret stays a Pulumi secret throughout.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import pulumi
+from pulumi_azure_native import authorization
 
-__all__ = ["AZURE_CLI_APP_ID", "AzureIdentity"]
+from llmops_infra.stack.config import PrincipalType
 
-#: The Azure CLI's well-known application id: what the client configuration reports
-#: as its client id after ``az login`` (a user), never for a service principal.
-AZURE_CLI_APP_ID: Final = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+__all__ = ["AzureIdentity", "deployer_principal_type", "principal_type_of_token"]
+
+
+def deployer_principal_type(configured: PrincipalType | None) -> PrincipalType:
+    """The deploying identity's principal type: ``llmops:deployerPrincipalType``, else its token's.
+
+    Asked before any resource is registered (a plain, awaited invoke), so a keyless
+    deploy that cannot go through stops with nothing changed. azure-native sends
+    ``User`` whenever a role assignment states no type, so a type must be stated.
+    """
+    if configured is not None:
+        return configured
+    found = principal_type_of_token(authorization.get_client_token().token)
+    if found is None:
+        raise pulumi.RunError(
+            "invalid stack configuration: the deploying identity's access token does not say "
+            "whether it is a user or an application; set llmops:deployerPrincipalType to User "
+            "or ServicePrincipal"
+        )
+    return found
+
+
+def principal_type_of_token(token: str) -> PrincipalType | None:
+    """``User`` or ``ServicePrincipal``: what kind of identity an Entra ID access token is for.
+
+    The client id cannot tell (a person signs in through the Azure CLI, Visual Studio
+    Code, a browser flow or azure-identity's default credential, each its own app id);
+    the token can. Entra ID's access-token claims: a delegated token, issued to a
+    signed-in user, carries ``scp`` (the delegated scopes); an application's token
+    (service principal, managed identity) carries no ``scp`` (``roles`` instead, when the
+    app has any) and, where present, ``idtyp`` ``app`` (Microsoft identity platform,
+    "Access token claims reference", checked 2026-12-05). The payload is base64url-decoded
+    without verifying the signature: the token came from the deployer's own provider, and
+    only its kind is wanted. The token is never kept, returned or printed. None when it
+    is not a token this can read.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        return None
+    if not isinstance(claims, dict):
+        return None
+    if claims.get("idtyp") == "app":
+        return "ServicePrincipal"
+    if claims.get("scp"):
+        return "User"
+    # An Entra ID token names its principal (oid); without scp it is an application's.
+    return "ServicePrincipal" if claims.get("oid") else None
 
 
 @dataclass(frozen=True)
@@ -56,27 +109,6 @@ class AzureIdentity:
             oidc_request_url=config.get("oidcRequestUrl") or None,
             oidc_request_token=config.get_secret("oidcRequestToken"),
             use_msi=bool(config.get_bool("useMsi")),
-        )
-
-    def principal_type(self, client_id: pulumi.Input[str]) -> pulumi.Output[str]:
-        """``User`` or ``ServicePrincipal``, for a role assignment to the deploying identity.
-
-        The client configuration names no principal type, but its client id does tell:
-        after ``az login`` it is the Azure CLI's own application id (a user); a service
-        principal or managed identity reports its own. A service principal set in the
-        stack's configuration or the ``ARM_*`` variables settles it first.
-        """
-        environment = os.environ
-        explicit = (
-            self.client_id
-            or self.use_oidc
-            or self.use_msi
-            or environment.get("ARM_CLIENT_ID")
-            or environment.get("ARM_USE_MSI", "").lower() == "true"
-            or environment.get("ARM_USE_OIDC", "").lower() == "true"
-        )
-        return pulumi.Output.from_input(client_id).apply(
-            lambda cid: "ServicePrincipal" if explicit or cid != AZURE_CLI_APP_ID else "User"
         )
 
     def databricks_provider_args(self) -> dict[str, Any]:

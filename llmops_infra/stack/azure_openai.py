@@ -123,8 +123,10 @@ class AzureOpenAI(pulumi.ComponentResource):
                 custom_sub_domain_name=args.account_name,
                 public_network_access=cognitiveservices.PublicNetworkAccess.ENABLED,
                 # Keyless: no key works, so none can leak (Azure Policy's "key access
-                # disabled"). Key mode leaves Azure's default (keys enabled) untouched.
-                disable_local_auth=True if keyless else None,
+                # disabled"). Key mode says False outright: azure-native leaves a property
+                # the program stops sending as it is in Azure (pulumi-azure-native#2507), so
+                # a stack switched back from keyless would otherwise keep keys disabled.
+                disable_local_auth=keyless,
             ),
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),

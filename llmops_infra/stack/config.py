@@ -33,6 +33,7 @@ __all__ = [
     "ConfigType",
     "Declaration",
     "LlmopsConfig",
+    "PrincipalType",
     "WorkspaceSku",
     "declarations",
     "default_config",
@@ -45,6 +46,7 @@ NAMESPACE: Final = "llmops"
 WorkspaceSku = Literal["premium", "trial"]
 AuthMode = Literal["key", "entra"]
 Compute = Literal["cluster", "serverless"]
+PrincipalType = Literal["User", "ServicePrincipal"]
 ConfigType = Literal["string", "integer", "boolean", "array", "object"]
 
 
@@ -89,8 +91,12 @@ class LlmopsConfig:
     """Tags added to every Azure resource and the cluster's VMs."""
     auth_mode: AuthMode
     """``key`` (the lab: an account key in a secret scope) or ``entra`` (keyless)."""
-    deployer_principal_type: str | None
-    """Keyless: the deploying identity's principal type, or None to decide it."""
+    deployer_principal_type: PrincipalType | None
+    """Keyless: the deploying identity's principal type, or None to read it from its token."""
+    service_credential: str | None
+    """Keyless: an existing Unity Catalog service credential to use, or None to create one."""
+    access_connector_id: str | None
+    """Keyless with ``service_credential``: the ARM id of the Access Connector it is bound to."""
     judge_model: str | None
     """The model of a second deployment for the eval judges (named after it), or None."""
     judge_model_version: str | None
@@ -204,6 +210,8 @@ class Rule:
     """Later rules see a refused value as given, not the default: ``gateway true`` refused
     for a keyless stack is still what the user asked for, so the gateway's own keys are
     not also reported as set without a gateway."""
+    checks_empty: bool = False
+    """The check sees the empty string too (a key that must be set together with another)."""
 
 
 _SECRET_SCOPE_NAME: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -343,6 +351,38 @@ def _inference_table(value: str, settings: Mapping[str, Any]) -> str | None:
             "without spaces, slashes or periods), e.g. main.llmops; empty = no inference table"
         )
     return None if settings["gateway"] else _only_with_gateway("inferenceTable")
+def _principal_type(value: str, _: Mapping[str, Any]) -> str | None:
+    # Azure's principal types also name Group, ForeignGroup and Device, but none of those can
+    # be the identity that signs in and deploys (the assignment names the deployer's own id).
+    if value in ("User", "ServicePrincipal"):
+        return None
+    return (
+        "must be User or ServicePrincipal (the deploying identity's own type), or empty to "
+        "read it from the deployer's access token"
+    )
+
+
+#: An Access Connector's resource id, as `az databricks access-connector show --query id` prints.
+_ACCESS_CONNECTOR_ID: Final = re.compile(
+    r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Databricks/"
+    r"accessConnectors/[^/]+",
+    re.IGNORECASE,
+)
+
+
+def _access_connector_id(value: str, settings: Mapping[str, Any]) -> str | None:
+    if bool(value) != (settings["service_credential"] is not None):
+        return (
+            "serviceCredential and accessConnectorId go together: the existing service "
+            "credential and the resource id of the Access Connector it is bound to; set both "
+            "or neither"
+        )
+    if value and not _ACCESS_CONNECTOR_ID.fullmatch(value):
+        return (
+            "must be an Access Connector's resource id, /subscriptions/<id>/resourceGroups/"
+            "<group>/providers/Microsoft.Databricks/accessConnectors/<name>"
+        )
+    return None
 
 
 #: Each key's rule, in the order keys are checked (a rule sees the fields before it).
@@ -364,8 +404,10 @@ RULES: Final[dict[str, Rule]] = {
     "clusterNoWait": Rule("cluster_no_wait"),
     "tags": Rule("tags", _tags),
     "authMode": Rule("auth_mode", _one_of("key", "entra")),
-    "deployerPrincipalType": Rule(
-        "deployer_principal_type", _one_of("User", "ServicePrincipal", "Group"), empty_is_none=True
+    "deployerPrincipalType": Rule("deployer_principal_type", _principal_type, empty_is_none=True),
+    "serviceCredential": Rule("service_credential", _no_spaces, empty_is_none=True),
+    "accessConnectorId": Rule(
+        "access_connector_id", _access_connector_id, empty_is_none=True, checks_empty=True
     ),
     "judgeModel": Rule("judge_model", _judge_model, empty_is_none=True),
     "judgeModelVersion": Rule("judge_model_version", _no_spaces, empty_is_none=True),
@@ -397,14 +439,14 @@ def parse_config(get: Callable[[str], str | None]) -> LlmopsConfig:
             except ValueError as err:
                 problems.append(f"{NAMESPACE}:{key} = {raw!r} is not valid: {err}")
                 value = declaration.default
-        if rule.empty_is_none and value == "":
+        if rule.empty_is_none and value == "" and not rule.checks_empty:
             values[rule.attribute] = None
             continue
         problem = rule.check(value, values) if rule.check else None
         if problem is not None:
             problems.append(f"{NAMESPACE}:{key} = {raw!r} is not valid: {problem}")
             value = value if rule.keep_refused else declaration.default
-        values[rule.attribute] = value
+        values[rule.attribute] = None if rule.empty_is_none and value == "" else value
     if problems:
         raise ConfigError("; ".join(problems))
     values["allowed_regions"] = tuple(values["allowed_regions"])

@@ -15,11 +15,17 @@ from pulumi_azure_native import authorization, resources
 
 from llmops_infra.errors import ConfigError
 from llmops_infra.purge import DeletedAccountPurge, DeletedAccountPurgeArgs
-from llmops_infra.stack.azure_identity import AzureIdentity
+from llmops_infra.stack.azure_identity import AzureIdentity, deployer_principal_type
 from llmops_infra.stack.azure_openai import AzureOpenAI, AzureOpenAIArgs, DeploymentArgs
 from llmops_infra.stack.cluster import LabCluster, LabClusterArgs
-from llmops_infra.stack.config import NAMESPACE, LlmopsConfig, parse_config
-from llmops_infra.stack.lab_credential import LabCredential, LabCredentialArgs
+from llmops_infra.stack.config import NAMESPACE, LlmopsConfig, PrincipalType, parse_config
+from llmops_infra.stack.lab_credential import (
+    ExistingCredential,
+    LabCredential,
+    LabCredentialArgs,
+    after,
+    unity_catalog_metastore,
+)
 from llmops_infra.stack.lab_environment import (
     KeyAccess,
     KeylessAccess,
@@ -31,7 +37,7 @@ from llmops_infra.stack.region_features import region_problem, region_warning
 from llmops_infra.stack.workspace import DatabricksWorkspace, DatabricksWorkspaceArgs
 from workload import contract
 
-__all__ = ["deploy", "load_config", "main", "name_base"]
+__all__ = ["deploy", "load_config", "main", "name_base", "refuse_service_principal_credential"]
 
 
 def load_config() -> LlmopsConfig:
@@ -59,8 +65,35 @@ def _usable(config: LlmopsConfig, region: str) -> str:
     return region
 
 
+def refuse_service_principal_credential(config: LlmopsConfig, deployer: PrincipalType) -> None:
+    """Stop a keyless deploy by a service principal that would have to create the credential.
+
+    Only an account admin may create a Unity Catalog service credential, and CREATE
+    SERVICE CREDENTIAL cannot be delegated to a service principal (Microsoft Learn,
+    "Manage access to external cloud services using service credentials", read
+    2026-12-05): ``up`` would fail at the credential, after the connector, both role
+    assignments and the account's key access were already changed.
+    """
+    if config.auth_mode != "entra" or config.service_credential is not None:
+        return
+    if deployer == "ServicePrincipal":
+        raise pulumi.RunError(
+            "invalid stack configuration: a service principal deploys this keyless stack "
+            "(llmops:authMode entra) and cannot create its Unity Catalog service credential "
+            "(only a Databricks account admin can): have an account admin create an Access "
+            "Connector and a service credential bound to it, then set llmops:serviceCredential "
+            "to its name and llmops:accessConnectorId to the connector's resource id "
+            "(docs/keyless.md)"
+        )
+
+
 def deploy(config: LlmopsConfig) -> None:
     """Create the lab's resources and export the outputs of ``workload.contract``."""
+    keyless = config.auth_mode == "entra"
+    # Read once, before anything is registered: the deployer's role states it, and a
+    # service principal may not be able to finish a keyless stack at all.
+    deployer = deployer_principal_type(config.deployer_principal_type) if keyless else "User"
+    refuse_service_principal_credential(config, deployer)
     base = name_base(pulumi.get_project(), pulumi.get_stack())
     if config.region is not None and (problem := region_problem(config, config.region)):
         # A pinned region without a feature an option needs: stop before anything.
@@ -92,7 +125,6 @@ def deploy(config: LlmopsConfig) -> None:
     client = authorization.get_client_config_output()
     subscription_id = client.subscription_id
     identity = AzureIdentity.from_stack_config()
-    keyless = config.auth_mode == "entra"
     account_name = suffix.apply(lambda s: f"oai-{base}-{s}")
     # The account depends on the purge, so `pulumi destroy` deletes the account first
     # and then purges it from the soft-deleted accounts, freeing its name and quota.
@@ -109,6 +141,26 @@ def deploy(config: LlmopsConfig) -> None:
                 ),
             ),
         )
+
+    # [Azure Databricks ワークスペース], signed in to as the identity that deploys the stack.
+    workspace = DatabricksWorkspace(
+        "databricks",
+        DatabricksWorkspaceArgs(
+            resource_group_name=group.name,
+            location=region,
+            workspace_name=suffix.apply(lambda s: f"dbw-{base}-{s}"),
+            managed_resource_group_id=pulumi.Output.all(subscription_id, suffix).apply(
+                lambda a: f"/subscriptions/{a[0]}/resourceGroups/rg-{base}-{a[1]}-dbw-managed"
+            ),
+            sku=config.workspace_sku,
+            identity=identity,
+            tags=config.tags,
+        ),
+    )
+    in_workspace = pulumi.ResourceOptions(provider=workspace.provider)
+    # Keyless needs Unity Catalog: the workspace's metastore is asked first, and every
+    # keyless resource (both role assignments, the connector, the credential) waits for it.
+    metastore_id = unity_catalog_metastore(workspace.provider) if keyless else None
 
     # [Azure OpenAI リソース] and [必要なモデルをデプロイする]
     judge = (
@@ -136,35 +188,20 @@ def deploy(config: LlmopsConfig) -> None:
             judge=judge,
             auth_mode=config.auth_mode,
             subscription_id=subscription_id,
-            deployer_object_id=client.object_id,
-            deployer_principal_type=(
-                config.deployer_principal_type or identity.principal_type(client.client_id)
+            deployer_object_id=(
+                after(metastore_id, client.object_id)
+                if metastore_id is not None
+                else client.object_id
             ),
+            deployer_principal_type=deployer,
             tags=config.tags,
             depends_on=purge,
         ),
     )
 
-    # [Azure Databricks ワークスペース], signed in to as the identity that deploys the stack.
-    workspace = DatabricksWorkspace(
-        "databricks",
-        DatabricksWorkspaceArgs(
-            resource_group_name=group.name,
-            location=region,
-            workspace_name=suffix.apply(lambda s: f"dbw-{base}-{s}"),
-            managed_resource_group_id=pulumi.Output.all(subscription_id, suffix).apply(
-                lambda a: f"/subscriptions/{a[0]}/resourceGroups/rg-{base}-{a[1]}-dbw-managed"
-            ),
-            sku=config.workspace_sku,
-            identity=identity,
-            tags=config.tags,
-        ),
-    )
-    in_workspace = pulumi.ResourceOptions(provider=workspace.provider)
-
     access: KeyAccess | KeylessAccess
     credential_name: pulumi.Output[str] = pulumi.Output.from_input("")
-    if keyless:
+    if metastore_id is not None:
         # Keyless: the cluster reaches the model as a managed identity through Unity Catalog.
         credential = LabCredential(
             "databricks-credential",
@@ -177,6 +214,12 @@ def deploy(config: LlmopsConfig) -> None:
                 subscription_id=subscription_id,
                 account_id=openai.account_id,
                 provider=workspace.provider,
+                metastore_id=metastore_id,
+                existing=(
+                    ExistingCredential(config.service_credential, config.access_connector_id)
+                    if config.service_credential and config.access_connector_id
+                    else None
+                ),
                 tags=config.tags,
             ),
         )
