@@ -292,8 +292,7 @@ def _gateway_limits(args: StackValidationArgs, report: ReportViolation) -> None:
                             f"endpoint {endpoint}: its {key} limit of {amount:g} {unit} per "
                             f"minute is above deployment {deployment}'s {ceiling:g} ({said} "
                             "per minute at Azure), so the gateway would pass requests Azure "
-                            f"refuses with 429; lower it to at most {ceiling:g} "
-                            "(llmops:gatewayUserTokensPerMinute for the per-user limit)",
+                            f"refuses with 429; lower it to at most {ceiling:g}",
                             resource.urn,
                         )
 

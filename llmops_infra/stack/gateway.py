@@ -27,6 +27,7 @@ Sources (read 2026-12-05):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -56,9 +57,26 @@ _USERS_GROUP: Final = "users"
 _CAN_QUERY: Final = "CAN_QUERY"
 
 
-def endpoint_name(deployment: str) -> str:
-    """The serving endpoint in front of one deployment (DESIGN.md's outputs name it so)."""
-    return f"{ENDPOINT_PREFIX}{deployment}"
+#: A serving endpoint's (and a served entity's) name: letters, digits, dashes, underscores
+#: (pulumi_databricks 1.118, ``ModelServingArgs.name``).
+_ENDPOINT_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def endpoint_name(deployment: str, key: str = "deploymentName") -> str:
+    """The serving endpoint in front of one deployment (DESIGN.md's outputs name it so).
+
+    Azure accepts deployment names Databricks does not accept for an endpoint (``gpt-4.1``):
+    such a name stops the program, naming ``key``, before anything is created.
+    """
+    name = f"{ENDPOINT_PREFIX}{deployment}"
+    if not _ENDPOINT_NAME.fullmatch(name):
+        raise pulumi.RunError(
+            f"invalid stack configuration: llmops:{key} = {deployment!r} cannot name the "
+            f"gateway's serving endpoint {name!r}: Databricks allows only letters, digits, "
+            f"dashes and underscores there; choose such a name for llmops:{key}, or set "
+            "llmops:gateway false"
+        )
+    return name
 
 
 def inference_table_prefix(endpoint: str) -> str:
