@@ -341,3 +341,21 @@ def test_the_pack_advises_usage_tracking(pack: PolicyAnalyzer, full: ProgramRun)
     assert [(v.level, v.urn.rsplit("::", 1)[-1]) for v in advice] == [
         ("advisory", "databricks-gateway-chat")
     ]
+
+
+# --- docs/gateway.md ----------------------------------------------------------------------------
+
+GUIDE = PROJECT_DIR / "docs" / "gateway.md"
+
+
+def test_the_guide_is_linked_and_names_what_the_gateway_creates(full: ProgramRun) -> None:
+    assert "(docs/gateway.md)" in (PROJECT_DIR / "README.md").read_text(), "README links it"
+    text = GUIDE.read_text()
+    gateway = full.one(GATEWAY)
+    created = {r.name for r in full.resources if r.parent == gateway.urn}
+    assert {name for name in created if f"`{name}`" not in text} == set()
+    for name in ("llmops-gpt-4o", "{{secrets/<secretScope>/azure-openai-api-key}}", "CAN_QUERY"):
+        assert name in text
+    for key in ("gateway", "gatewayUserTokensPerMinute", "gatewayGuardrails", "inferenceTable"):
+        assert f"llmops:{key}" in text, key
+    assert "preflight --pin" in text and "Beta" in text and "system.serving.endpoint_usage" in text

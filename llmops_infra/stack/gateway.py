@@ -58,8 +58,9 @@ _CAN_QUERY: Final = "CAN_QUERY"
 
 
 #: A serving endpoint's (and a served entity's) name: letters, digits, dashes, underscores
-#: (pulumi_databricks 1.118, ``ModelServingArgs.name``).
-_ENDPOINT_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
+#: (pulumi_databricks 1.118, ``ModelServingArgs.name``), 1 to 63 of them (Databricks REST API
+#: reference, "Get a single serving endpoint", read 2026-12-05).
+_ENDPOINT_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,63}")
 
 
 def endpoint_name(deployment: str, key: str = "deploymentName") -> str:
@@ -73,8 +74,8 @@ def endpoint_name(deployment: str, key: str = "deploymentName") -> str:
         raise pulumi.RunError(
             f"invalid stack configuration: llmops:{key} = {deployment!r} cannot name the "
             f"gateway's serving endpoint {name!r}: Databricks allows only letters, digits, "
-            f"dashes and underscores there; choose such a name for llmops:{key}, or set "
-            "llmops:gateway false"
+            f"dashes and underscores there, at most 63; choose such a name for llmops:{key} "
+            f"(at most {63 - len(ENDPOINT_PREFIX)} characters), or set llmops:gateway false"
         )
     return name
 
