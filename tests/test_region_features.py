@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from conftest import Run
 
 from llmops_infra.errors import ConfigError
+from llmops_infra.offline.engine import ProgramFailed
+from llmops_infra.stack import region_features
 from llmops_infra.stack.config import declarations, parse_config
 from llmops_infra.stack.region_features import (
     FEATURE_LABELS,
     REGION_FEATURES,
+    Feature,
     missing_features,
     needed_features,
     region_problem,
@@ -16,6 +20,8 @@ from llmops_infra.stack.region_features import (
 )
 from llmops_infra.stack.regions import AZURE_REGIONS
 
+SHUFFLE = "random:index/randomShuffle:RandomShuffle"
+GROUP = "azure-native:resources:ResourceGroup"
 LAB_REGIONS = ("eastus2", "northcentralus", "swedencentral", "switzerlandwest")
 
 
@@ -191,3 +197,62 @@ def test_compute_is_cluster_or_serverless() -> None:
     assert parse_config({"compute": "cluster"}.get).compute == "cluster"
     with pytest.raises(ConfigError, match=r"llmops:compute = 'Serverless'.*cluster, serverless"):
         parse_config({"compute": "Serverless"}.get)
+
+
+# --- the region rule in the program -------------------------------------------------------
+
+
+EVERYTHING: frozenset[Feature] = frozenset(FEATURE_LABELS)
+
+
+@pytest.fixture
+def every_lab_region_offers_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table as if every lab region offered every feature (the runs fork after this)."""
+    table = {region: EVERYTHING for region in LAB_REGIONS}
+    monkeypatch.setattr(region_features, "REGION_FEATURES", table)
+
+
+def test_a_pinned_region_without_a_needed_feature_stops_before_anything(run: Run) -> None:
+    with pytest.raises(ProgramFailed) as failure:
+        run({"gateway": "true", "region": "switzerlandwest"})
+    message = str(failure.value)
+    assert failure.value.registered == 0, "nothing registered, not even the random ones"
+    assert "region switzerlandwest" in message and "system tables" in message
+    assert "llmops:gateway=true" in message and "preflight --pin" in message
+    assert "\n" not in message
+
+
+def test_a_drawn_region_without_a_needed_feature_stops_right_after_the_draw(run: Run) -> None:
+    with pytest.raises(ProgramFailed) as failure:
+        run({"compute": "serverless"})
+    message = str(failure.value)
+    assert "the drawn region" in message and "serverless jobs" in message
+    assert "llmops:compute=serverless" in message and "preflight --pin" in message
+    assert SHUFFLE in failure.value.types, "the draw happened"
+    created = [t for t in failure.value.types if not t.startswith(("random:", "llmops:"))]
+    assert created == [], "no Azure or Databricks resource, only the draw and logical parents"
+
+
+@pytest.mark.usefixtures("every_lab_region_offers_everything")
+@pytest.mark.parametrize(
+    "settings",
+    [{"gateway": "true"}, {"compute": "serverless"}, {"gateway": "true", "compute": "serverless"}],
+)
+def test_the_options_never_change_the_draws_inputs(run: Run, settings: dict[str, str]) -> None:
+    plain = run({}).one(SHUFFLE)
+    with_options = run(settings)
+    assert (
+        with_options.one(SHUFFLE).inputs
+        == plain.inputs
+        == {
+            "inputs": list(LAB_REGIONS),
+            "resultCount": 1,
+        }
+    ), "the same draw: a deployed stack keeps its region and every resource"
+    assert with_options.one(GROUP).inputs["location"] in LAB_REGIONS
+
+
+@pytest.mark.usefixtures("every_lab_region_offers_everything")
+def test_a_region_that_offers_the_features_deploys(run: Run) -> None:
+    pinned = run({"gateway": "true", "compute": "serverless", "region": "switzerlandwest"})
+    assert pinned.one(GROUP).inputs["location"] == "switzerlandwest"
