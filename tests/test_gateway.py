@@ -7,14 +7,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
-from typing import Any
+from types import MappingProxyType
+from typing import Any, get_args
 
 import pytest
 from conftest import Run
-from plan_runs import start_process
+from plan_runs import start_in_fork
 
 from llmops_infra.offline.engine import PROJECT_DIR, ProgramFailed, ProgramRun, Secret
 from llmops_infra.offline.policy_check import PolicyAnalyzer
+from llmops_infra.stack import region_features
 
 SERVING = "databricks:index/modelServing:ModelServing"
 PERMISSIONS = "databricks:index/permissions:Permissions"
@@ -35,6 +37,21 @@ FULL = {
     "gatewayGuardrails": "true",
     "inferenceTable": "main.llmops",
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _eastus2_offers_every_feature() -> Iterator[None]:
+    """These tests are about the endpoints, not the region rule: eastus2 offers everything.
+
+    The region table as read on 2026-12-05 records no region with Model Serving (its
+    module says why), so the program would refuse the gateway everywhere. The runs fork
+    from this process, so they see the patched table.
+    """
+    offers_all = frozenset(get_args(region_features.Feature))
+    table = MappingProxyType({**region_features.REGION_FEATURES, "eastus2": offers_all})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(region_features, "REGION_FEATURES", table)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +287,8 @@ def test_each_endpoint_states_what_databricks_would_fill_in(full: ProgramRun) ->
 
 
 def test_plan_shows_the_endpoints_and_no_key_in_the_cluster() -> None:
-    code, out, err = start_process(
+    # `plan`'s main in a fork of this process, which sees the patched region table.
+    code, out, err = start_in_fork(
         "--json", "--config", "llmops:gateway=true", "--config", "llmops:region=eastus2"
     ).result()
     assert code == 0, err
