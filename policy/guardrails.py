@@ -15,7 +15,7 @@ says it does not apply, and ``pulumi up`` checks the real value.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from pulumi_policy import (
@@ -24,6 +24,8 @@ from pulumi_policy import (
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 from pulumi_policy.proxy import UnknownValueError
 
@@ -52,6 +54,11 @@ ACCOUNT: Final = "azure-native:cognitiveservices:Account"
 DEPLOYMENT: Final = "azure-native:cognitiveservices:Deployment"
 WORKSPACE: Final = "azure-native:databricks:Workspace"
 CLUSTER: Final = "databricks:index/cluster:Cluster"
+SERVING: Final = "databricks:index/modelServing:ModelServing"
+
+#: Azure's requests per minute per 1,000 TPM of a Standard deployment (the workload paces by
+#: the same ratio, in workload/pacing.py; the pack runs on its own and keeps its copy).
+_REQUESTS_PER_1000_TOKENS: Final = 6
 
 #: A Databricks secret reference, the only form a credential may take in a cluster's settings.
 _SECRET_REFERENCE: Final = re.compile(r"^\{\{secrets/[^/{}]+/[^/{}]+\}\}$")
@@ -232,6 +239,74 @@ def _no_clear_text_credentials(args: ResourceValidationArgs, report: ReportViola
                 )
 
 
+# --- the gateway -----------------------------------------------------------------------------
+
+
+def _items(value: Any) -> list[Any]:
+    """The known elements of a list input (none when it is missing or not known yet)."""
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        return []
+    known = []
+    for index in range(len(value)):
+        try:
+            known.append(value[index])
+        except UnknownValueError:
+            continue
+    return known
+
+
+def _deployment_capacities(args: StackValidationArgs) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for resource in args.resources:
+        if resource.resource_type != DEPLOYMENT:
+            continue
+        name = _get(resource.props, "deploymentName")
+        capacity = _number(_get(resource.props, "sku", "capacity"))
+        if isinstance(name, str) and capacity is not None:
+            found[name] = capacity
+    return found
+
+
+def _gateway_limits(args: StackValidationArgs, report: ReportViolation) -> None:
+    capacities = _deployment_capacities(args)
+    for resource in args.resources:
+        if resource.resource_type != SERVING:
+            continue
+        endpoint = _get(resource.props, "name")
+        for entity in _items(_get(resource.props, "config", "servedEntities")):
+            deployment = _get(entity, "externalModel", "openaiConfig", "openaiDeploymentName")
+            capacity = capacities.get(deployment) if isinstance(deployment, str) else None
+            if capacity is None:
+                continue  # not a deployment of this stack: nothing to hold the limit to
+            ceilings = {
+                "tokens": (capacity * 1000, f"{capacity:g}K tokens"),
+                "calls": (capacity * _REQUESTS_PER_1000_TOKENS, "requests"),
+            }
+            for limit in _items(_get(resource.props, "aiGateway", "rateLimits")):
+                key = _get(limit, "key")
+                key = "endpoint" if key in (_MISSING, None) else key
+                for unit, (ceiling, said) in ceilings.items():
+                    amount = _number(_get(limit, unit))
+                    if amount is not None and amount > ceiling:
+                        report(
+                            f"endpoint {endpoint}: its {key} limit of {amount:g} {unit} per "
+                            f"minute is above deployment {deployment}'s {ceiling:g} ({said} "
+                            "per minute at Azure), so the gateway would pass requests Azure "
+                            f"refuses with 429; lower it to at most {ceiling:g}",
+                            resource.urn,
+                        )
+
+
+@_for_types(SERVING)
+def _usage_tracking(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if _get(args.props, "aiGateway", "usageTrackingConfig", "enabled") is not True:
+        report(
+            "usage tracking is off on this serving endpoint, so nobody can tell who used how "
+            "many tokens; enable ai_gateway.usage_tracking_config (the stack's gateway does)",
+            None,
+        )
+
+
 # --- advisories ------------------------------------------------------------------------------
 
 
@@ -355,6 +430,21 @@ POLICIES: Final = (
                 "default": list(CREDENTIAL_SUFFIXES),
             }
         ),
+    ),
+    StackValidationPolicy(
+        name="gateway-limits-within-deployment",
+        description=(
+            "No serving endpoint's AI Gateway rate limit (endpoint or per user, tokens or "
+            "calls) is above what its Azure OpenAI deployment allows."
+        ),
+        validate=_gateway_limits,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    ),
+    ResourceValidationPolicy(
+        name="gateway-usage-tracking",
+        description="A serving endpoint tracks usage (tokens per user, in system tables).",
+        validate=_usage_tracking,
+        enforcement_level=EnforcementLevel.ADVISORY,
     ),
     ResourceValidationPolicy(
         name="openai-keyless",

@@ -254,6 +254,56 @@ def _job(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str
     return job_id, {"url": cloud.later(f"#job/{job_id}")}
 
 
+def _served_entities(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The endpoint's ``config`` as Databricks returns it: what was sent, plus what it fills in.
+
+    A served entity without a name is named after its external model ('.' and ':' as '-'),
+    and an endpoint without a traffic configuration routes all traffic to its one entity
+    (pulumi_databricks 1.118, ``ModelServingConfigServedEntityArgs.name``).
+    """
+    entities = []
+    for entity in config.get("servedEntities") or []:
+        entity = dict(entity)
+        if not entity.get("name"):
+            model = str((entity.get("externalModel") or {}).get("name", ""))
+            entity["name"] = model.replace(".", "-").replace(":", "-")
+        entities.append(entity)
+    echoed = {**config, "servedEntities": entities}
+    if not config.get("trafficConfig") and len(entities) == 1:
+        echoed["trafficConfig"] = {
+            "routes": [{"servedEntityName": entities[0]["name"], "trafficPercentage": 100}]
+        }
+    return echoed
+
+
+def _serving_endpoint(
+    cloud: Cloud, name: str, inputs: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    endpoint = inputs["name"]
+    gateway = dict(inputs.get("aiGateway") or {})
+    if gateway.get("rateLimits"):
+        # A limit without a key is the endpoint's (the provider's documented default).
+        gateway["rateLimits"] = [{"key": "endpoint", **limit} for limit in gateway["rateLimits"]]
+    outputs: dict[str, Any] = {
+        "servingEndpointId": cloud.later(f"{cloud.rng(name).randrange(16**32):032x}"),
+        # Relative to the workspace's host, as for clusters and jobs.
+        "endpointUrl": cloud.later(f"/serving-endpoints/{endpoint}/invocations"),
+    }
+    if inputs.get("config"):
+        outputs["config"] = _served_entities(inputs["config"])
+    if gateway:
+        outputs["aiGateway"] = gateway
+    # The resource's id is the endpoint's name.
+    return endpoint, outputs
+
+
+def _permissions(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    endpoint_id = inputs.get("servingEndpointId")
+    if cloud.is_unknown(endpoint_id):
+        return f"{name}-id", {"objectType": cloud.later("serving-endpoint")}
+    return f"/serving-endpoints/{endpoint_id}", {"objectType": "serving-endpoint"}
+
+
 def _purge(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     # The dynamic provider's create records its inputs, with no Azure call.
     fields = ("subscription_id", "resource_group_name", "location", "account_name")
@@ -443,6 +493,69 @@ def _tpm(inputs: Mapping[str, Any]) -> str:
     return f"{int(capacity)}K" if isinstance(capacity, int | float) else str(capacity)
 
 
+def _external_model(inputs: Mapping[str, Any]) -> str:
+    entities = field("config.servedEntities")(inputs) or [{}]
+    model = entities[0].get("externalModel") or {}
+    azure = model.get("openaiConfig") or {}
+    return (
+        f"{model.get('provider')} {model.get('name')} ({model.get('task')}): Azure deployment "
+        f"{azure.get('openaiDeploymentName')} at {azure.get('openaiApiBase')}, "
+        f"api {azure.get('openaiApiType')} {azure.get('openaiApiVersion')}"
+    )
+
+
+def _key_reference(inputs: Mapping[str, Any]) -> Any:
+    entities = field("config.servedEntities")(inputs) or [{}]
+    return field("externalModel.openaiConfig.openaiApiKey")(entities[0])
+
+
+def _limits(inputs: Mapping[str, Any]) -> list[str]:
+    shown = []
+    for limit in field("aiGateway.rateLimits")(inputs) or []:
+        amount = (
+            f"{_count(limit['tokens'])} tokens"
+            if limit.get("tokens") is not None
+            else f"{_count(limit.get('calls'))} calls"
+        )
+        shown.append(f"{limit.get('key') or 'endpoint'}: {amount}/{limit.get('renewalPeriod')}")
+    return shown
+
+
+def _count(value: Any) -> str:
+    return f"{int(value):,}" if isinstance(value, int | float) else str(value)
+
+
+def _inference_table(inputs: Mapping[str, Any]) -> str:
+    table = field("aiGateway.inferenceTableConfig")(inputs)
+    if not table:
+        return "none (llmops:inferenceTable)"
+    return (
+        f"{table.get('catalogName')}.{table.get('schemaName')}."
+        f"{table.get('tableNamePrefix')}_payload (Unity Catalog)"
+    )
+
+
+def _guardrail_summary(inputs: Mapping[str, Any]) -> str:
+    rails = field("aiGateway.guardrails")(inputs)
+    if not rails:
+        return "none (llmops:gatewayGuardrails)"
+    parts = []
+    for side in ("input", "output"):
+        checks = rails.get(side) or {}
+        found = [f"PII {checks['pii'].get('behavior')}"] if checks.get("pii") else []
+        found += ["safety"] if checks.get("safety") else []
+        parts.append(f"{side}: {', '.join(found) or 'none'}")
+    return "; ".join(parts)
+
+
+def _grants(inputs: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{c.get('groupName') or c.get('userName') or c.get('servicePrincipalName')}: "
+        f"{c.get('permissionLevel')}"
+        for c in inputs.get("accessControls") or []
+    ]
+
+
 #: The stack's resource types, in the lab's order (the plan's order).
 RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
     ResourceType(
@@ -594,6 +707,35 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         "databricks:index/mlflowExperiment:MlflowExperiment",
         shows=(("path", field("name")),),
         answer=_experiment,
+        provisioning_seconds=1.0,
+    ),
+    ResourceType("llmops:databricks:LabGateway"),
+    ResourceType(
+        "databricks:index/modelServing:ModelServing",
+        shows=(
+            ("name", field("name")),
+            ("external model", _external_model),
+            ("key", _key_reference),
+            ("rate limits", _limits),
+            (
+                "usage tracking",
+                lambda i: (
+                    "on (system.serving.endpoint_usage)"
+                    if field("aiGateway.usageTrackingConfig.enabled")(i)
+                    else "off"
+                ),
+            ),
+            ("inference table", _inference_table),
+            ("guardrails", _guardrail_summary),
+        ),
+        answer=_serving_endpoint,
+        # An external model has no compute to provision: the endpoint is READY in seconds.
+        provisioning_seconds=10.0,
+    ),
+    ResourceType(
+        "databricks:index/permissions:Permissions",
+        shows=(("grants", _grants),),
+        answer=_permissions,
         provisioning_seconds=1.0,
     ),
     ResourceType("llmops:databricks:LabJobs"),

@@ -351,6 +351,8 @@ def _inference_table(value: str, settings: Mapping[str, Any]) -> str | None:
             "without spaces, slashes or periods), e.g. main.llmops; empty = no inference table"
         )
     return None if settings["gateway"] else _only_with_gateway("inferenceTable")
+
+
 def _principal_type(value: str, _: Mapping[str, Any]) -> str | None:
     # Azure's principal types also name Group, ForeignGroup and Device, but none of those can
     # be the identity that signs in and deploys (the assignment names the deployer's own id).

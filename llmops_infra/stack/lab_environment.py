@@ -98,6 +98,10 @@ class LabEnvironmentArgs:
     """The judge deployment, "" when the judges use the chat deployment."""
     judge_tokens_per_minute: int = 0
     """The judge deployment's rate limit (0 without one)."""
+    gateway_endpoint: str = ""
+    """Gateway mode: the chat deployment's serving endpoint; "" = the cluster calls Azure."""
+    gateway_judge_endpoint: str = ""
+    """Gateway mode: the judge deployment's serving endpoint ("" without a judge)."""
 
 
 class LabEnvironment(pulumi.ComponentResource):
@@ -173,8 +177,17 @@ class LabEnvironment(pulumi.ComponentResource):
                 opts=child,
             )
             self.secret_scope = scope.name
-            # Spark resolves the reference when the cluster starts; the key is never in clear.
-            env[contract.ENV_API_KEY] = self.key_secret.config_reference
+            if args.gateway_endpoint:
+                # Gateway mode: the secret is the endpoint's alone; the cluster calls the
+                # endpoints with its own Databricks identity and holds no key, not even a
+                # reference to one.
+                env[contract.ENV_GATEWAY_ENDPOINT] = args.gateway_endpoint
+                if args.gateway_judge_endpoint:
+                    env[contract.ENV_GATEWAY_JUDGE_ENDPOINT] = args.gateway_judge_endpoint
+            else:
+                # Spark resolves the reference when the cluster starts; the key is never in
+                # clear.
+                env[contract.ENV_API_KEY] = self.key_secret.config_reference
         else:
             env[contract.ENV_AUTH_MODE] = "entra"
             env[contract.ENV_SERVICE_CREDENTIAL] = args.access.service_credential

@@ -19,6 +19,13 @@ from llmops_infra.stack.azure_identity import AzureIdentity, deployer_principal_
 from llmops_infra.stack.azure_openai import AzureOpenAI, AzureOpenAIArgs, DeploymentArgs
 from llmops_infra.stack.cluster import LabCluster, LabClusterArgs
 from llmops_infra.stack.config import NAMESPACE, LlmopsConfig, PrincipalType, parse_config
+from llmops_infra.stack.gateway import (
+    GatewayDeployment,
+    LabGateway,
+    LabGatewayArgs,
+    endpoint_name,
+    secret_reference,
+)
 from llmops_infra.stack.lab_credential import (
     ExistingCredential,
     LabCredential,
@@ -100,6 +107,14 @@ def deploy(config: LlmopsConfig) -> None:
         raise pulumi.RunError(problem)
     if config.region is not None and (warning := region_warning(config, config.region)):
         pulumi.log.warn(warning)
+    # Gateway mode: the endpoints' names come from the configured deployment names (checked
+    # before anything is created), so the cluster need not wait for the endpoints.
+    chat_endpoint = endpoint_name(config.deployment_name) if config.gateway else ""
+    judge_endpoint = (
+        endpoint_name(config.judge_model, "judgeModel")
+        if config.gateway and config.judge_model
+        else ""
+    )
 
     # Globally unique names (the endpoint's subdomain) need a suffix that never changes.
     suffix = random.RandomString(
@@ -229,6 +244,13 @@ def deploy(config: LlmopsConfig) -> None:
         assert openai.api_key is not None  # key mode lists the key
         access = KeyAccess(secret_scope=config.secret_scope, api_key=openai.api_key)
 
+    chat_tpm = config.capacity * 1000
+    judge_tpm = config.judge_capacity * 1000 if config.judge_model else 0
+    # What one caller may use through the gateway: the per-user limit when set (config
+    # keeps it within each deployment's), else the deployment's.
+    gateway_tpm = (config.gateway_user_tokens_per_minute or chat_tpm) if config.gateway else 0
+    gateway_judge_tpm = (config.gateway_user_tokens_per_minute or judge_tpm) if judge_tpm else 0
+
     # [MLflow を使用して LLM をログする]: the lab's first cell, done once for good.
     lab = LabEnvironment(
         "databricks-lab",
@@ -240,12 +262,24 @@ def deploy(config: LlmopsConfig) -> None:
             # wait for the model deployments.
             deployment=config.deployment_name,
             experiment_path=config.experiment_path,
-            tokens_per_minute=config.capacity * 1000,
+            # workload eval on the cluster paces by these: in gateway mode, the budget its
+            # own identity has at the gateway.
+            tokens_per_minute=gateway_tpm or chat_tpm,
             judge_deployment=config.judge_model or "",
-            judge_tokens_per_minute=config.judge_capacity * 1000 if config.judge_model else 0,
+            judge_tokens_per_minute=gateway_judge_tpm if config.gateway else judge_tpm,
+            gateway_endpoint=chat_endpoint,
+            gateway_judge_endpoint=judge_endpoint,
         ),
         opts=in_workspace,
     )
+
+    if config.gateway:
+        assert lab.key_secret is not None  # the gateway is key mode only (config refuses entra)
+        gateway = _gateway(config, openai.endpoint, lab.key_secret, in_workspace)
+        chat_endpoint_output: pulumi.Input[str] = gateway.chat_endpoint
+        judge_endpoint_output: pulumi.Input[str] = gateway.judge_endpoint
+    else:
+        chat_endpoint_output = judge_endpoint_output = ""
 
     # [クラスターの作成]
     cluster = LabCluster(
@@ -284,11 +318,9 @@ def deploy(config: LlmopsConfig) -> None:
         contract.OPENAI_API_VERSION: config.openai_api_version,
         contract.OPENAI_DEPLOYMENT: openai.deployment_name,
         contract.OPENAI_AUTH_MODE: config.auth_mode,
-        contract.OPENAI_TOKENS_PER_MINUTE: config.capacity * 1000,
+        contract.OPENAI_TOKENS_PER_MINUTE: chat_tpm,
         contract.OPENAI_JUDGE_DEPLOYMENT: openai.judge_deployment_name,
-        contract.OPENAI_JUDGE_TOKENS_PER_MINUTE: (
-            config.judge_capacity * 1000 if config.judge_model else 0
-        ),
+        contract.OPENAI_JUDGE_TOKENS_PER_MINUTE: judge_tpm,
         contract.DATABRICKS_WORKSPACE_URL: workspace.workspace_url,
         contract.DATABRICKS_WORKSPACE_RESOURCE_ID: workspace.workspace_resource_id,
         contract.DATABRICKS_CLUSTER_ID: cluster.cluster_id,
@@ -299,14 +331,53 @@ def deploy(config: LlmopsConfig) -> None:
         contract.DATABRICKS_MONITOR_JOB_ID: jobs.monitor_job_id,
         contract.DATABRICKS_EVAL_JOB_ID: jobs.eval_job_id,
         contract.DATABRICKS_COMPUTE: "cluster",
-        contract.DATABRICKS_SERVING_ENDPOINT: "",
-        contract.DATABRICKS_JUDGE_SERVING_ENDPOINT: "",
-        contract.DATABRICKS_GATEWAY_TOKENS_PER_MINUTE: 0,
+        contract.DATABRICKS_SERVING_ENDPOINT: chat_endpoint_output,
+        contract.DATABRICKS_JUDGE_SERVING_ENDPOINT: judge_endpoint_output,
+        contract.DATABRICKS_GATEWAY_TOKENS_PER_MINUTE: gateway_tpm,
     }
     for name in contract.ALL_OUTPUTS:
         # Keyless stacks have no key and no secret scope: those outputs are not exported.
         if exports[name] is not None and not (keyless and name in contract.KEY_MODE_OUTPUTS):
             pulumi.export(name, exports[name])
+
+
+def _gateway(
+    config: LlmopsConfig,
+    openai_endpoint: pulumi.Input[str],
+    key_secret: pulumi.Resource,
+    opts: pulumi.ResourceOptions,
+) -> LabGateway:
+    """The serving endpoints with AI Gateway, each limited by its own deployment."""
+    judge = (
+        GatewayDeployment(
+            deployment=config.judge_model,
+            model=config.judge_model,
+            tokens_per_minute=config.judge_capacity * 1000,
+            user_tokens_per_minute=config.gateway_user_tokens_per_minute,
+        )
+        if config.judge_model is not None
+        else None
+    )
+    catalog, _, schema = config.inference_table.partition(".")
+    return LabGateway(
+        "databricks-gateway",
+        LabGatewayArgs(
+            openai_endpoint=openai_endpoint,
+            api_version=config.openai_api_version,
+            key_reference=secret_reference(config.secret_scope, contract.OPENAI_KEY_SECRET),
+            key_secret=key_secret,
+            chat=GatewayDeployment(
+                deployment=config.deployment_name,
+                model=config.model_name,
+                tokens_per_minute=config.capacity * 1000,
+                user_tokens_per_minute=config.gateway_user_tokens_per_minute,
+            ),
+            judge=judge,
+            guardrails=config.gateway_guardrails,
+            inference_table=(catalog, schema) if config.inference_table else None,
+        ),
+        opts=opts,
+    )
 
 
 def main() -> None:
