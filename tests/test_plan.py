@@ -34,6 +34,9 @@ def plans(run: object) -> dict[str, tuple[int, str, str]]:
             "llmops:judgeCapacity=20",
             "--json",
         ),
+        "options": start_in_fork(
+            "--config", "llmops:gateway=true", "--config", "llmops:compute=serverless"
+        ),
     }
     return {name: plan.result() for name, plan in started.items()}
 
@@ -110,6 +113,22 @@ def test_json_is_identical_across_runs(plans: dict[str, tuple[int, str, str]]) -
     # in the output depends on either.
 
 
+def test_an_unpinned_plan_names_the_allowed_regions_the_options_cannot_use(
+    plans: dict[str, tuple[int, str, str]],
+) -> None:
+    code, out, err = plans["options"]
+    assert code == 0, err
+    assert "The options cannot use " in out
+    line = next(line for line in out.splitlines() if line.startswith("The options cannot use "))
+    assert (
+        "switzerlandwest (no Model Serving, external models, system tables, serverless jobs)"
+        in (line)
+    )
+    assert "eastus2 (no Model Serving, external models, serverless jobs)" in line
+    assert "preflight --pin" in line
+    assert "The options cannot use" not in plans["text"][1], "nothing to say without options"
+
+
 def test_pinned_region_moves_everything(plans: dict[str, tuple[int, str, str]]) -> None:
     code, out, err = plans["pinned"]
     assert code == 0, err
@@ -118,6 +137,7 @@ def test_pinned_region_moves_everything(plans: dict[str, tuple[int, str, str]]) 
         "pinned": True,
         "value": "swedencentral",
         "candidates": ["swedencentral"],
+        "unusable": {},
     }
     located = [r for r in plan["resources"] if "location" in r["inputs"]]
     assert {r["type"] for r in located} >= {
@@ -147,6 +167,10 @@ def test_pinned_region_moves_everything(plans: dict[str, tuple[int, str, str]]) 
         (["--config", "purgeOnDestroy=True"], "'llmops:purgeOnDestroy' = 'True' must be of type"),
         (["--config", "allowedRegions=eastus2"], "must be of type 'array<string>'"),
         (["--config", "nonsense"], "key=value"),
+        (
+            ["--config", "llmops:gateway=true", "--config", "llmops:region=swedencentral"],
+            "region swedencentral does not offer Model Serving, external models",
+        ),
         (["--stack", "nosuchstack"], "Pulumi.nosuchstack.yaml"),
     ],
 )

@@ -259,6 +259,12 @@ def test_configured_values_reach_the_resources(run: Run) -> None:
         ({"tags": '{"n": 1}'}, "llmops:tags", "'{\"n\": 1}'"),
         ({"clusterNoWait": "yes"}, "llmops:clusterNoWait", "'yes'"),
         ({"purgeOnDestroy": "1"}, "llmops:purgeOnDestroy", "'1'"),
+        ({"gateway": "on"}, "llmops:gateway", "'on'"),
+        ({"gateway": "true", "authMode": "entra"}, "llmops:gateway", "'true'"),
+        ({"gatewayUserTokensPerMinute": "-1"}, "llmops:gatewayUserTokensPerMinute", "'-1'"),
+        ({"gatewayGuardrails": "true"}, "llmops:gatewayGuardrails", "'true'"),
+        ({"inferenceTable": "main"}, "llmops:inferenceTable", "'main'"),
+        ({"compute": "gpu"}, "llmops:compute", "'gpu'"),
     ],
 )
 def test_bad_configuration_stops_before_any_resource(
@@ -309,6 +315,11 @@ def test_a_stack_that_sets_nothing_gets_the_labs_settings_from_pulumi_yaml() -> 
         defaults.judge_model,
         defaults.judge_model_version,
         defaults.judge_capacity,
+        defaults.gateway,
+        defaults.gateway_user_tokens_per_minute,
+        defaults.gateway_guardrails,
+        defaults.inference_table,
+        defaults.compute,
     ) == (
         ("eastus2", "northcentralus", "swedencentral", "switzerlandwest"),
         None,
@@ -331,6 +342,11 @@ def test_a_stack_that_sets_nothing_gets_the_labs_settings_from_pulumi_yaml() -> 
         None,
         None,
         10,
+        False,
+        0,
+        False,
+        "",
+        "cluster",
     ), "DESIGN.md's defaults, as Pulumi.yaml declares them and the program applies them"
 
 
@@ -360,6 +376,11 @@ def test_pulumi_yaml_declares_every_key_the_program_reads_typed_and_described() 
         "judgeModel": "string",
         "judgeModelVersion": "string",
         "judgeCapacity": "integer",
+        "gateway": "boolean",
+        "gatewayUserTokensPerMinute": "integer",
+        "gatewayGuardrails": "boolean",
+        "inferenceTable": "string",
+        "compute": "string",
     }, "DESIGN.md's types"
     for key, declaration in declared.items():
         assert declaration.get("description"), f"{key} is described"

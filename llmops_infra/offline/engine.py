@@ -83,10 +83,12 @@ def is_unknown(value: object) -> bool:
 class ProgramFailed(Exception):
     """The Pulumi program stopped with an error (its message, as Pulumi would print it)."""
 
-    def __init__(self, message: str, registered: int = 0) -> None:
+    def __init__(self, message: str, registered: int = 0, types: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.registered = registered
         """How many resources the program had registered when it stopped."""
+        self.types = types
+        """The type tokens of those resources, in registration order."""
 
 
 @dataclass(frozen=True)
@@ -394,7 +396,8 @@ def run_program(
     try:
         _sync_await(run_pulumi_func(execute))
     except pulumi.RunError as err:
-        raise ProgramFailed(str(err), registered=len(monitor.recorded)) from None
+        types = tuple(resource.type for resource in monitor.recorded)
+        raise ProgramFailed(str(err), registered=len(types), types=types) from None
 
     root = pulumi.runtime.get_root_resource()
     exports: dict[str, StackExport] = {}
@@ -421,7 +424,7 @@ def _child(conn: Any, config: Mapping[str, str], kwargs: dict[str, Any]) -> None
     try:
         conn.send(("ok", run_program(config, **kwargs)))
     except ProgramFailed as err:
-        conn.send(("failed", (str(err), err.registered)))
+        conn.send(("failed", (str(err), err.registered, err.types)))
     except BaseException:  # report anything else to the parent, then exit
         conn.send(("error", traceback.format_exc()))
     finally:
@@ -464,8 +467,8 @@ def run_program_isolated(config: Mapping[str, str], **kwargs: Any) -> ProgramRun
         raise RuntimeError(f"the program's process died (exit code {child.exitcode})") from None
     child.join()
     if status == "failed":
-        message, registered = payload
-        raise ProgramFailed(message, registered=registered)
+        message, registered, types = payload
+        raise ProgramFailed(message, registered=registered, types=types)
     if status == "error":
         raise RuntimeError(f"the program crashed:\n{payload}")
     assert isinstance(payload, ProgramRun)

@@ -15,6 +15,7 @@ from typing import Any, Final
 from llmops_infra.errors import ConfigError
 from llmops_infra.offline.resource_types import RESOURCE_TYPES
 from llmops_infra.stack.config import NAMESPACE, LlmopsConfig, parse_config
+from llmops_infra.stack.region_features import FEATURE_LABELS, unusable_regions
 from workload.contract import SECRET_MASK
 
 __all__ = [
@@ -137,6 +138,11 @@ def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
         if settings.region is not None
         else {"pinned": False, "value": None, "candidates": list(settings.allowed_regions)}
     )
+    # The options' Databricks features, per allowed region (a pinned one stops the program).
+    region["unusable"] = {
+        name: [FEATURE_LABELS[feature] for feature in missing]
+        for name, missing in unusable_regions(settings).items()
+    }
     if not settings.region:
         # Say what the unknown region will be drawn from, where a reader looks for it.
         for shown in resources:
@@ -217,4 +223,11 @@ def to_text(plan: Plan) -> str:
             "The draw is kept in the stack's state; before the first `up`, let "
             "`python -m llmops_infra preflight --pin` draw among the regions that fit."
         )
+        unusable = plan.region.get("unusable") or {}
+        if unusable:
+            lacks = "; ".join(f"{name} (no {', '.join(f)})" for name, f in unusable.items())
+            lines.append(
+                f"The options cannot use {lacks}: `up` stops right after a draw lands there, "
+                "so pin a region that offers them with `python -m llmops_infra preflight --pin`."
+            )
     return "\n".join(lines)

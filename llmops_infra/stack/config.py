@@ -29,6 +29,7 @@ __all__ = [
     "NAMESPACE",
     "RULES",
     "AuthMode",
+    "Compute",
     "ConfigType",
     "Declaration",
     "LlmopsConfig",
@@ -43,6 +44,7 @@ NAMESPACE: Final = "llmops"
 
 WorkspaceSku = Literal["premium", "trial"]
 AuthMode = Literal["key", "entra"]
+Compute = Literal["cluster", "serverless"]
 ConfigType = Literal["string", "integer", "boolean", "array", "object"]
 
 
@@ -95,6 +97,16 @@ class LlmopsConfig:
     """The judge model's pinned version, or None for Azure's default."""
     judge_capacity: int
     """The judge deployment's capacity in thousands of tokens per minute."""
+    gateway: bool
+    """A serving endpoint with AI Gateway in front of each deployment (key mode only)."""
+    gateway_user_tokens_per_minute: int
+    """The gateway's per-user token limit on each endpoint; 0 = none beyond the endpoint's."""
+    gateway_guardrails: bool
+    """The gateway's PII and safety guardrails."""
+    inference_table: str
+    """``catalog.schema`` the gateway writes its inference tables to; "" = none."""
+    compute: Compute
+    """Where the jobs run: ``cluster`` (the seed's cluster) or ``serverless`` (no cluster)."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +200,10 @@ class Rule:
     check: Check | None = None
     empty_is_none: bool = False
     """An empty string means "not set" (None), as for ``region`` or ``modelVersion``."""
+    keep_refused: bool = False
+    """Later rules see a refused value as given, not the default: ``gateway true`` refused
+    for a keyless stack is still what the user asked for, so the gateway's own keys are
+    not also reported as set without a gateway."""
 
 
 _SECRET_SCOPE_NAME: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -263,6 +279,72 @@ def _judge_model(value: str, settings: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _gateway(value: bool, settings: Mapping[str, Any]) -> str | None:
+    if not value or settings["auth_mode"] != "entra":
+        return None
+    # Databricks external models: Azure OpenAI is reached with a key from a Databricks
+    # secret (or an Entra app's client secret); the service-credential route for model
+    # providers is in Beta (Microsoft Learn, "External models in Mosaic AI Model Serving",
+    # read 2026-12-05).
+    return (
+        "the gateway's external model reaches Azure OpenAI with a key from a Databricks "
+        "secret, and a keyless account (authMode entra) has no key; Databricks' "
+        "service-credential route for model providers is in Beta: set authMode key to use "
+        "the gateway, or gateway false to stay keyless"
+    )
+
+
+def _only_with_gateway(key: str) -> str:
+    # Refused rather than ignored: a limit, guardrail or table the user believes is on
+    # but is not (no gateway, so nothing enforces it) is worse than one more edit.
+    return f"{key} applies only to the gateway: set gateway true, or leave {key} unset"
+
+
+def _gateway_user_tpm(value: int, settings: Mapping[str, Any]) -> str | None:
+    if value < 0:
+        return "must be a whole number >= 0 (tokens per minute; 0 = no per-user limit)"
+    if value == 0:
+        return None
+    if not settings["gateway"]:
+        return _only_with_gateway("gatewayUserTokensPerMinute")
+    # A per-user limit above the deployment's TPM would only turn the gateway's answer
+    # into Azure's 429; it applies on each endpoint, the judge's too.
+    chat = settings["capacity"] * 1000
+    limits = [f"the chat deployment's {chat} (capacity x 1000)"]
+    ceiling = chat
+    if settings["judge_model"] is not None:
+        judge = settings["judge_capacity"] * 1000
+        limits.append(f"the judge deployment's {judge} (judgeCapacity x 1000)")
+        ceiling = min(chat, judge)
+    if value <= ceiling:
+        return None
+    return (
+        "the per-user limit applies on each gateway endpoint and must not exceed its "
+        f"deployment's tokens per minute: at most {ceiling} ({' and '.join(limits)})"
+    )
+
+
+def _gateway_guardrails(value: bool, settings: Mapping[str, Any]) -> str | None:
+    return _only_with_gateway("gatewayGuardrails") if value and not settings["gateway"] else None
+
+
+# Unity Catalog object names: at most 255 characters, no period, space, forward slash,
+# ASCII control character or DELETE (Databricks, "Names", read 2026-12-05).
+_UC_NAME: Final = re.compile(r"[^./ \x00-\x1f\x7f]{1,255}")
+
+
+def _inference_table(value: str, settings: Mapping[str, Any]) -> str | None:
+    if value == "":
+        return None
+    parts = value.split(".")
+    if len(parts) != 2 or not all(_UC_NAME.fullmatch(part) for part in parts):
+        return (
+            "must be catalog.schema (two Unity Catalog names of at most 255 characters, "
+            "without spaces, slashes or periods), e.g. main.llmops; empty = no inference table"
+        )
+    return None if settings["gateway"] else _only_with_gateway("inferenceTable")
+
+
 #: Each key's rule, in the order keys are checked (a rule sees the fields before it).
 RULES: Final[dict[str, Rule]] = {
     "allowedRegions": Rule("allowed_regions", _regions),
@@ -288,6 +370,11 @@ RULES: Final[dict[str, Rule]] = {
     "judgeModel": Rule("judge_model", _judge_model, empty_is_none=True),
     "judgeModelVersion": Rule("judge_model_version", _no_spaces, empty_is_none=True),
     "judgeCapacity": Rule("judge_capacity", _at_least_one),
+    "gateway": Rule("gateway", _gateway, keep_refused=True),
+    "gatewayUserTokensPerMinute": Rule("gateway_user_tokens_per_minute", _gateway_user_tpm),
+    "gatewayGuardrails": Rule("gateway_guardrails", _gateway_guardrails),
+    "inferenceTable": Rule("inference_table", _inference_table),
+    "compute": Rule("compute", _one_of("cluster", "serverless")),
 }
 
 
@@ -316,7 +403,7 @@ def parse_config(get: Callable[[str], str | None]) -> LlmopsConfig:
         problem = rule.check(value, values) if rule.check else None
         if problem is not None:
             problems.append(f"{NAMESPACE}:{key} = {raw!r} is not valid: {problem}")
-            value = declaration.default
+            value = value if rule.keep_refused else declaration.default
         values[rule.attribute] = value
     if problems:
         raise ConfigError("; ".join(problems))

@@ -27,6 +27,7 @@ from llmops_infra.stack.lab_environment import (
     LabEnvironmentArgs,
 )
 from llmops_infra.stack.lab_jobs import LabJobs, LabJobsArgs
+from llmops_infra.stack.region_features import region_problem
 from llmops_infra.stack.workspace import DatabricksWorkspace, DatabricksWorkspaceArgs
 from workload import contract
 
@@ -48,9 +49,20 @@ def name_base(project: str, stack: str) -> str:
     return base[:36].rstrip("-") or "llmops"
 
 
+def _usable(config: LlmopsConfig, region: str) -> str:
+    """The drawn region, or stop: every Azure and Databricks resource waits for this."""
+    problem = region_problem(config, region)
+    if problem is not None:
+        raise pulumi.RunError(f"the drawn {problem}")
+    return region
+
+
 def deploy(config: LlmopsConfig) -> None:
     """Create the lab's resources and export the outputs of ``workload.contract``."""
     base = name_base(pulumi.get_project(), pulumi.get_stack())
+    if config.region is not None and (problem := region_problem(config, config.region)):
+        # A pinned region without a feature an option needs: stop before anything.
+        raise pulumi.RunError(problem)
 
     # Globally unique names (the endpoint's subdomain) need a suffix that never changes.
     suffix = random.RandomString(
@@ -61,8 +73,10 @@ def deploy(config: LlmopsConfig) -> None:
         region: pulumi.Output[str] = pulumi.Output.from_input(config.region)
     else:
         # [リージョン]: drawn at random once, then kept in state for the stack's life.
+        # The draw's inputs never depend on the options: changing them would redraw the
+        # region and replace every resource of a deployed stack.
         draw = random.RandomShuffle("region", inputs=list(config.allowed_regions), result_count=1)
-        region = draw.results.apply(lambda results: results[0])
+        region = draw.results.apply(lambda results: _usable(config, results[0]))
 
     group = resources.ResourceGroup(
         "resource-group",
