@@ -27,6 +27,7 @@ from llmops_infra.azure_api.credentials import ARM_TOKEN_ENV
 from llmops_infra.azure_api.preflight import find_subscription
 from llmops_infra.cli import build_parser, main
 from llmops_infra.offline.engine import PROJECT_DIR
+from llmops_infra.stack import region_features
 
 SUB = "sub-1"
 BASE = f"/subscriptions/{SUB}/providers/Microsoft.CognitiveServices"
@@ -647,3 +648,49 @@ def test_without_credentials_the_command_exits_2_with_one_line(tmp_path: Path) -
     assert done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert done.stderr.startswith("error: no usable Azure credentials"), done.stderr
+
+
+def test_a_region_without_the_databricks_features_the_options_use_does_not_fit(
+    azure: FakeArm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # swedencentral fits the model and quota, but the table records no Model Serving there.
+    assert run("--config", "llmops:region=swedencentral", "--config", "llmops:gateway=true") == 1
+    out = capsys.readouterr().out
+    assert "DOES NOT FIT" in out
+    assert (
+        "swedencentral does not offer Model Serving, external models on Azure Databricks, "
+        "which llmops:gateway=true needs"
+    ) in out
+
+
+@pytest.fixture
+def only_sweden_runs_serverless(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feature table as if swedencentral alone offered serverless jobs."""
+    table = {region: frozenset({"system_tables"}) for region in REGIONS}
+    table["swedencentral"] = frozenset({"system_tables", "serverless_jobs"})
+    monkeypatch.setattr(region_features, "REGION_FEATURES", table)
+
+
+@pytest.mark.usefixtures("only_sweden_runs_serverless")
+def test_pin_draws_only_where_the_options_databricks_features_are_offered(
+    azure: FakeArm, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # capacity 5 (the stack file): northcentralus and swedencentral fit the model's quota;
+    # only swedencentral also runs serverless jobs.
+    for _ in range(8):
+        project.write_text(STACK_FILE, encoding="utf-8")
+        args = ["preflight", "--stack", "test", "--pin", "--config", "llmops:compute=serverless"]
+        assert main(args) == 0
+        assert "  llmops:region: swedencentral\n" in project.read_text(encoding="utf-8")
+    out = capsys.readouterr().out
+    assert "eastus2 lacks serverless jobs; northcentralus lacks serverless jobs;" in out
+    assert "drawn among swedencentral." in out
+
+
+def test_pin_exits_1_writing_nothing_when_no_region_offers_the_options_features(
+    azure: FakeArm, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["preflight", "--stack", "test", "--pin", "--config", "llmops:gateway=true"]
+    assert main(args) == 1
+    assert "DOES NOT FIT" in capsys.readouterr().out
+    assert project.read_text(encoding="utf-8") == STACK_FILE

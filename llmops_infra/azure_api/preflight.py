@@ -32,6 +32,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
 from llmops_infra.azure_api.clients import purge_command
+from llmops_infra.stack.region_features import (
+    FEATURE_LABELS,
+    Feature,
+    feature_keys,
+    missing_features,
+)
 from workload.config.outputs import PULUMI_TIMEOUT, run_pulumi
 from workload.contract import PROJECT_DIR, REGION
 from workload.errors import first_line
@@ -149,11 +155,15 @@ class RegionCheck:
     region: str
     models: tuple[ModelCheck, ...]
     deleted: tuple[DeletedAccount, ...]
+    lacks: tuple[Feature, ...] = ()
+    """Databricks features the options need that the region does not offer (region_features)."""
+    needed_by: tuple[str, ...] = ()
+    """The settings that need what it lacks (``llmops:gateway=true``...)."""
 
     @property
     def fits(self) -> bool:
-        """Whether every deployment of the stack fits: a region without a model never does."""
-        return all(m.fits for m in self.models)
+        """Whether the stack fits: every deployment, and every Databricks feature it uses."""
+        return all(m.fits for m in self.models) and not self.lacks
 
 
 def _region(value: object) -> str:
@@ -224,15 +234,19 @@ def check(session: ArmSession, settings: LlmopsConfig) -> list[RegionCheck]:
             )
         )
     wanted = demands(settings)
+    keys = feature_keys(settings)
     regions = []
     for region in settings.allowed_regions:
         models = session.models(region)
         usages = session.usages(region)
+        lacks = missing_features(region, keys)
         regions.append(
             RegionCheck(
                 region=region,
                 models=tuple(_model_check(d, models, usages) for d in wanted),
                 deleted=tuple(d for d in deleted if d.location == region),
+                lacks=lacks,
+                needed_by=tuple(sorted({keys[feature] for feature in lacks})),
             )
         )
     return regions
@@ -268,10 +282,28 @@ def _table(regions: Sequence[RegionCheck], settings: LlmopsConfig, out: TextIO) 
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
             file=out,
         )
+    lacking = [r for r in regions if r.lacks]
+    if lacking:
+        # A region without a feature the options use never fits, whatever its quota.
+        print(
+            'Not fitting for Azure Databricks (Microsoft Learn, "Features with limited regional '
+            'availability"): '
+            + "; ".join(
+                f"{r.region} lacks {', '.join(FEATURE_LABELS[f] for f in r.lacks)}" for r in lacking
+            ),
+            file=out,
+        )
 
 
 def _why_not(region: RegionCheck) -> list[str]:
     reasons = []
+    if region.lacks:
+        # Microsoft Learn, "Features with limited regional availability" (region_features).
+        reasons.append(
+            f"{region.region} does not offer {', '.join(FEATURE_LABELS[f] for f in region.lacks)}"
+            f" on Azure Databricks, which {' and '.join(region.needed_by)} "
+            f"{'need' if len(region.needed_by) > 1 else 'needs'}"
+        )
     for m in region.models:
         if not m.offered:
             wanted = ", ".join(v or "its default version" for v in m.demand.versions)
