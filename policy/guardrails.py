@@ -2,9 +2,10 @@
 
 A lab shared by many people fails in predictable ways: someone raises the
 TPM and eats the subscription's quota, a cluster never stops, a key lands in
-clear text in a cluster's environment. Each policy here checks one of those
-before the resource exists, with its limits in the pack's configuration
-(``pulumi up --policy-pack-config``) and an enforcement level a team can change.
+clear text in a cluster's environment, a serverless job installs whatever pip
+finds that day. Each policy here checks one of those before the resource
+exists, with its limits in the pack's configuration (``pulumi up
+--policy-pack-config``) and an enforcement level a team can change.
 
 The engine hands a policy the resource's inputs by their wire names (camelCase,
 numbers as floats). During a preview some inputs are not known yet (a region
@@ -57,11 +58,18 @@ CLUSTER: Final = "databricks:index/cluster:Cluster"
 SERVING: Final = "databricks:index/modelServing:ModelServing"
 
 #: Azure's requests per minute per 1,000 TPM of a Standard deployment (the workload paces by
-#: the same ratio, in workload/pacing.py; the pack runs on its own and keeps its copy).
+#: the same ratio, in workload/model/pacing.py; the pack runs on its own and keeps its copy).
 _REQUESTS_PER_1000_TOKENS: Final = 6
+JOB: Final = "databricks:index/job:Job"
 
 #: A Databricks secret reference, the only form a credential may take in a cluster's settings.
 _SECRET_REFERENCE: Final = re.compile(r"^\{\{secrets/[^/{}]+/[^/{}]+\}\}$")
+
+#: A pinned pip requirement line: one exact version (``name==version``), or a wheel file by
+#: its path (the workload's carries its content's hash in that path).
+_PINNED_REQUIREMENT: Final = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]*\])?==[A-Za-z0-9.+!_-]+$|^/\S+\.whl$"
+)
 
 _MISSING: Final = object()
 _UNKNOWN: Final = object()
@@ -307,6 +315,40 @@ def _usage_tracking(args: ResourceValidationArgs, report: ReportViolation) -> No
         )
 
 
+# --- serverless jobs -------------------------------------------------------------------------
+
+
+@_for_types(JOB)
+def _serverless_pinned(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    environments = _get(args.props, "environments")
+    if not isinstance(environments, Sequence) or isinstance(environments, str):
+        return  # a job on a cluster: the cluster's policies apply
+    for index, environment in enumerate(environments):
+        key = _get(environment, "environmentKey")
+        name = key if isinstance(key, str) else f"#{index}"
+        version = _get(environment, "spec", "environmentVersion")
+        if version is _MISSING or version in ("", None):
+            report(
+                f"the job environment {name} names no environmentVersion, so its Python and "
+                "packages change when Databricks' default does; pin one (e.g. 5)",
+                None,
+            )
+        dependencies = _get(environment, "spec", "dependencies")
+        if not isinstance(dependencies, Sequence) or isinstance(dependencies, str):
+            continue  # none, or not known before `up`
+        for position in range(len(dependencies)):
+            try:
+                line = dependencies[position]
+            except UnknownValueError:
+                continue  # computed by another resource (the uploaded wheel's path)
+            if not (isinstance(line, str) and _PINNED_REQUIREMENT.match(line.strip())):
+                report(
+                    f"the job environment {name} installs {line!r} unpinned; give it as "
+                    "name==version (requirements.txt pins each) or as a wheel file's path",
+                    None,
+                )
+
+
 # --- advisories ------------------------------------------------------------------------------
 
 
@@ -445,6 +487,15 @@ POLICIES: Final = (
         description="A serving endpoint tracks usage (tokens per user, in system tables).",
         validate=_usage_tracking,
         enforcement_level=EnforcementLevel.ADVISORY,
+    ),
+    ResourceValidationPolicy(
+        name="serverless-pinned-dependencies",
+        description=(
+            "A serverless job's environment pins its environment version and every "
+            "dependency (name==version, or a wheel file)."
+        ),
+        validate=_serverless_pinned,
+        enforcement_level=EnforcementLevel.MANDATORY,
     ),
     ResourceValidationPolicy(
         name="openai-keyless",

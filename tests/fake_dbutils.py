@@ -53,13 +53,31 @@ class _Credentials:
         return self._owner.providers[name]
 
 
-class FakeDbutils:
-    """``dbutils`` with only ``credentials.getServiceCredentialsProvider``."""
+class _Secrets:
+    def __init__(self, owner: FakeDbutils) -> None:
+        self._owner = owner
 
-    def __init__(self, tokens: dict[str, str]) -> None:
+    def get(self, scope: str, key: str) -> str:
+        self._owner.secrets_read.append((scope, key))
+        if (scope, key) not in self._owner.secret_values:
+            # What the runtime says for a scope or key that is missing or not readable.
+            raise RuntimeError(f"Secret does not exist with scope: {scope} and key: {key}")
+        return self._owner.secret_values[(scope, key)]
+
+
+class FakeDbutils:
+    """``dbutils`` with only ``credentials.getServiceCredentialsProvider`` and
+    ``secrets.get``."""
+
+    def __init__(
+        self, tokens: dict[str, str], secrets: dict[tuple[str, str], str] | None = None
+    ) -> None:
         self.providers = {name: FakeServiceCredential(token) for name, token in tokens.items()}
         self.asked: list[str] = []
         self.credentials = _Credentials(self)
+        self.secret_values = dict(secrets or {})
+        self.secrets_read: list[tuple[str, str]] = []
+        self.secrets = _Secrets(self)
 
 
 def as_module(dbutils: FakeDbutils) -> types.ModuleType:
@@ -70,9 +88,12 @@ def as_module(dbutils: FakeDbutils) -> types.ModuleType:
     return module
 
 
-def install(tokens: dict[str, str]) -> FakeDbutils:
+def install(
+    tokens: dict[str, str], secrets: dict[tuple[str, str], str] | None = None
+) -> FakeDbutils:
     """Make ``from databricks.sdk.runtime import dbutils`` return a fake with these
-    credentials, for the rest of this process (a test's subprocess)."""
-    dbutils = FakeDbutils(tokens)
+    credentials and secrets (``{(scope, key): value}``), for the rest of this process
+    (a test's subprocess)."""
+    dbutils = FakeDbutils(tokens, secrets)
     sys.modules[MODULE] = as_module(dbutils)
     return dbutils

@@ -80,3 +80,10 @@ def test_the_gateway_and_via_environment_names_are_design_s() -> None:
         "LLMOPS_GATEWAY_JUDGE_ENDPOINT",
         "LLMOPS_VIA",
     )
+
+
+def test_the_wheel_jobs_names_are_pinned() -> None:
+    assert contract.WORKLOAD_DISTRIBUTION == "llmops-workload"
+    assert contract.JOB_ENTRY_POINT == "llmops-workload-job"
+    assert contract.ENV_API_KEY_SECRET == "LLMOPS_API_KEY_SECRET"
+    assert contract.job_parameters(["chat"], {"B": "2", "A": "1"}) == ["A=1", "B=2", "chat"]

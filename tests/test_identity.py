@@ -28,22 +28,28 @@ def test_every_resource_of_a_stack_deployed_before_keeps_its_identity(run: Run) 
     today = run(read_stack_config(PROJECT_DIR, "dev"), stack="dev")
     matched = match_previous_state(today, old)
     claimed = Counter(matched.values())
-    # The uploaded module files follow the package's layout: a moved module is a new file
-    # (and the old one is deleted); every other resource must keep its identity.
+    # The per-module workspace files give way to one wheel: the next `up` deletes them and
+    # uploads the wheel; every other resource keeps its identity (the jobs are updated).
     lost = [urn for urn in old if urn not in claimed and _FILE not in urn]
     assert not lost, f"the next `pulumi up` would delete and recreate: {lost}"
     assert all(n == 1 for n in claimed.values()), "no old resource is claimed twice"
     moved = {new: o for new, o in matched.items() if new != o}
     assert moved, "the redesign moved resources; they are claimed through aliases"
     real = set(engine_urns(today).values())
-    new = {urn for urn in real - set(matched) if _FILE not in urn}
+    files = [urn for urn in real if _FILE in urn]
+    assert files == [
+        "urn:pulumi:dev::llmops::llmops:databricks:LabJobs$databricks:index/workspaceFile:"
+        "WorkspaceFile::databricks-jobs-wheel"
+    ], "one workspace file: the wheel"
+    assert not [urn for urn in old if _FILE in urn and urn in claimed], "no module file is kept"
+    new = real - set(matched) - set(files)
     assert new == {
         # The cluster's new component, which holds no cloud resource of its own ...
         "urn:pulumi:dev::llmops::llmops:databricks:LabCluster::databricks-cluster",
         # ... and the eval job, new with `workload eval`.
         "urn:pulumi:dev::llmops::llmops:databricks:LabJobs$databricks:index/job:Job"
         "::databricks-jobs-eval",
-    }, "nothing else is created anew (but the upload of modules added since)"
+    }, "nothing else is created anew"
 
 
 def test_a_component_moved_without_an_alias_loses_its_children(run: Run) -> None:

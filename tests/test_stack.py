@@ -29,7 +29,6 @@ WORKSPACE = "azure-native:databricks:Workspace"
 CLUSTER = "databricks:index/cluster:Cluster"
 PROVIDER = "pulumi:providers:databricks"
 SHUFFLE = "random:index/randomShuffle:RandomShuffle"
-WORKLOAD_DIR = PROJECT_DIR / "workload"
 
 Run = Callable[..., ProgramRun]
 
@@ -59,10 +58,9 @@ def test_creates_exactly_the_lab_resources(dev: ProgramRun) -> None:
             "databricks:index/job:Job",
             # Issue 7: purges the soft-deleted account on destroy (tests/test_purge.py).
             "pulumi-python:dynamic/llmops:DeletedAccountPurge",
+            # The workload, uploaded as one wheel for the jobs.
+            "databricks:index/workspaceFile:WorkspaceFile",
         ]
-        # Each module of the workload package and its dataset, uploaded for the jobs.
-        + ["databricks:index/workspaceFile:WorkspaceFile"]
-        * (len([p for p in WORKLOAD_DIR.rglob("*.py") if "__pycache__" not in p.parts]) + 1)
     ), "one of each resource the lab creates by hand, plus the random draws and the lab's jobs"
     components = sorted(r.type for r in dev.resources if not r.custom)
     assert components == [

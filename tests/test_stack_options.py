@@ -409,10 +409,8 @@ def test_the_eval_job_runs_eval_on_the_cluster_with_the_shipped_dataset(dev: Pro
     job = next(r for r in dev.by_type(JOB) if r.name == "databricks-jobs-eval")
     task = job.inputs["tasks"][0]
     assert task["existingClusterId"] == dev.one(CLUSTER).outputs["clusterId"]
-    assert task["sparkPythonTask"]["parameters"][1:] == ["eval"], "no flags: the env has them"
+    assert task["pythonWheelTask"]["parameters"] == ["eval"], "no flags: the env has them"
     assert dev.exports["databricks_eval_job_id"].value == job.id
-    uploaded = {r.inputs["source"] for r in dev.by_type(FILE)}
-    assert any(s.endswith(".jsonl") for s in uploaded), "the dataset goes with the package"
 
 
 # --- a second `up` ------------------------------------------------------------------------------

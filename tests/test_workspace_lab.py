@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sys
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,6 @@ JOB = "databricks:index/job:Job"
 CLUSTER = "databricks:index/cluster:Cluster"
 DEPLOYMENT = "azure-native:cognitiveservices:Deployment"
 PROVIDER = "pulumi:providers:databricks"
-WORKLOAD_DIR = PROJECT_DIR / "workload"
 FOLDER = f"/Users/{FAKE_USER}/llmops-workload"
 
 Run = Callable[..., ProgramRun]
@@ -137,41 +138,37 @@ def test_experiment_is_created_at_the_configured_path(dev: ProgramRun) -> None:
 # --- the workload and its jobs -----------------------------------------------------------------
 
 
-def test_uploaded_files_are_the_packages_real_files(dev: ProgramRun) -> None:
-    files = dev.by_type(FILE)
-    local = sorted(
-        p.relative_to(WORKLOAD_DIR).as_posix()
-        for p in [*WORKLOAD_DIR.rglob("*.py"), *WORKLOAD_DIR.rglob("*.jsonl")]
-        if "__pycache__" not in p.parts
+def test_the_workload_is_uploaded_as_one_wheel_under_its_contents_hash(dev: ProgramRun) -> None:
+    (uploaded,) = dev.by_type(FILE)
+    source = PROJECT_DIR / uploaded.inputs["source"]
+    content = source.read_bytes()
+    assert source.name == "llmops_workload-0.1.0-py3-none-any.whl", "a wheel pip can install"
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    assert uploaded.inputs["path"] == f"{FOLDER}/wheel-{digest}/{source.name}", (
+        "the path carries the wheel's hash: a changed wheel is a new path the jobs follow"
     )
-    prefix = f"{FOLDER}/workload/"
-    assert sorted(f.inputs["path"].removeprefix(prefix) for f in files) == local, (
-        "every module, and the eval job's dataset in its folder"
-    )
-    assert "job_entry.py" in local and "evaluation/datasets/lab_prompts.jsonl" in local
-    for uploaded in files:
-        source = PROJECT_DIR / uploaded.inputs["source"]
-        assert WORKLOAD_DIR in source.parents, f"{uploaded.name} is read from the package"
-        assert uploaded.inputs["path"] == prefix + source.relative_to(WORKLOAD_DIR).as_posix()
-        content = hashlib.md5(source.read_bytes(), usedforsecurity=False).hexdigest()
-        assert uploaded.inputs["md5"] == content, (
-            f"{source.name}: the input carries the content's hash, so an edit shows as a diff"
-        )
-        assert not Path(uploaded.inputs["source"]).is_absolute(), "same input on every machine"
+    assert uploaded.inputs["md5"] == hashlib.md5(content, usedforsecurity=False).hexdigest()
+    assert not Path(uploaded.inputs["source"]).is_absolute(), "same input on every machine"
+    names = zipfile.ZipFile(source).namelist()
+    assert "workload/job_entry.py" in names
+    assert "workload/evaluation/datasets/lab_prompts.jsonl" in names, "the eval job's dataset"
+    assert not [n for n in names if n.startswith(("llmops_infra/", "tests/"))], "workload only"
 
 
 @pytest.mark.parametrize("command", ["chat", "monitor"])
-def test_jobs_run_the_workload_on_the_labs_cluster(dev: ProgramRun, command: str) -> None:
+def test_jobs_run_the_wheel_on_the_labs_cluster(dev: ProgramRun, command: str) -> None:
     job = _job(dev, command)
     (task,) = job.inputs["tasks"]
     assert task["existingClusterId"] == dev.one(CLUSTER).outputs["clusterId"], "on the cluster"
-    python = task["sparkPythonTask"]
-    assert python["source"] == "WORKSPACE"
-    assert python["pythonFile"] == f"{FOLDER}/workload/job_entry.py"
+    (uploaded,) = dev.by_type(FILE)
+    assert task["libraries"] == [{"whl": f"/Workspace{uploaded.inputs['path']}"}]
+    wheel = task["pythonWheelTask"]
+    assert wheel["packageName"] == "llmops-workload"
+    assert wheel["entryPoint"] == "llmops-workload-job"
     arguments = ["--fail-on-drift"] if command == "monitor" else []
-    assert python["parameters"] == [f"/Workspace{FOLDER}", command, *arguments]
-    uploaded = {f.urn for f in dev.by_type(FILE)}
-    assert uploaded <= set(job.dependencies), "created after the files it runs"
+    assert wheel["parameters"] == [command, *arguments], "the cluster's environment has the rest"
+    assert "environments" not in job.inputs and "environmentKey" not in task
+    assert uploaded.urn in job.dependencies, "created after the wheel it installs"
     assert job.inputs["maxConcurrentRuns"] == 1
 
 
@@ -237,8 +234,7 @@ def test_preview_shows_what_is_known_and_leaves_cloud_ids_unknown(run: Run) -> N
     env = preview.one(CLUSTER).inputs["sparkEnvVars"]
     assert is_unknown(env["AZURE_OPENAI_API_KEY"]), "the reference exists once the secret does"
     assert preview.one(SCOPE).inputs["name"] == "llmops"
-    modules = [p for p in WORKLOAD_DIR.rglob("*.py") if "__pycache__" not in p.parts]
-    assert len(preview.by_type(FILE)) == len(modules) + 1, "every module and the dataset"
+    assert len(preview.by_type(FILE)) == 1, "the workload's one wheel"
     assert is_unknown(preview.exports[contract.DATABRICKS_CHAT_JOB_ID].value)
     assert is_unknown(preview.exports[contract.DATABRICKS_MONITOR_JOB_ID].value)
     assert preview.exports[contract.MLFLOW_EXPERIMENT_PATH].value == "/Shared/llmops-lab"
@@ -273,17 +269,36 @@ def test_bad_lab_configuration_stops_before_any_resource(run: Run) -> None:
 # --- the job's entry point ---------------------------------------------------------------------
 
 
-def test_job_entry_puts_the_uploaded_package_first_and_runs_the_command(
-    mocker: MockerFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_job_entry_puts_the_jobs_settings_in_the_environment_and_runs_the_command(
+    mocker: MockerFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    here = str(tmp_path / "workload")
-    monkeypatch.setattr(sys, "path", [here, *sys.path])
-    cli = mocker.patch("workload.cli.main", autospec=True, return_value=3)
-    parameters = contract.job_parameters(str(tmp_path), ["monitor", "--fail-on-drift"])
-    assert job_entry.main(parameters) == 3, "the entry reads the layout the jobs are given"
-    cli.assert_called_once_with(["monitor", "--fail-on-drift"])
-    assert sys.path[0] == str(tmp_path), "the folder holding the package comes first"
-    assert here not in sys.path, "the package's own folder does not shadow other modules"
+    monkeypatch.delenv("LLMOPS_TOKENS_PER_MINUTE", raising=False)
+    seen: dict[str, str | None] = {}
+
+    def cli(argv: list[str]) -> int:
+        seen["tpm"] = os.environ.get("LLMOPS_TOKENS_PER_MINUTE")
+        return 3
+
+    mocker.patch("workload.cli.main", side_effect=cli)
+    parameters = contract.job_parameters(
+        ["monitor", "--fail-on-drift"], {"LLMOPS_TOKENS_PER_MINUTE": "10000"}
+    )
+    assert parameters == ["LLMOPS_TOKENS_PER_MINUTE=10000", "monitor", "--fail-on-drift"]
+    assert job_entry.main(parameters) == 3, "the command's status"
+    assert seen["tpm"] == "10000", "the setting is in the environment when the command runs"
+
+
+def test_the_console_script_fails_the_run_only_on_failure(
+    mocker: MockerFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    main = mocker.patch("workload.job_entry.main", autospec=True, return_value=0)
+    monkeypatch.setattr(sys, "argv", ["llmops-workload-job", "chat"])
+    assert job_entry.run() is None, "success raises nothing (not even SystemExit(0))"
+    main.assert_called_once_with(["chat"])
+    main.return_value = 1
+    with pytest.raises(SystemExit) as failed:
+        job_entry.run()
+    assert failed.value.code == 1
 
 
 def test_job_entry_without_arguments_says_how_to_call_it(

@@ -8,6 +8,7 @@ libraries (mlflow, openai, scipy) only when it runs, so ``--help`` stays quick.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -19,8 +20,10 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser for every sub-command."""
+    # `workload ...` once the wheel is installed (its console script), else `python -m`.
+    installed = os.path.basename(sys.argv[0]) == "workload"
     parser = argparse.ArgumentParser(
-        prog="python -m workload",
+        prog="workload" if installed else "python -m workload",
         description="Run and monitor the lab's MLflow-traced Azure OpenAI chat call.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -1,16 +1,16 @@
 """The contract between the infrastructure and the workload, free of Pulumi.
 
 ``llmops_infra`` exports these stack outputs, sets these environment variables
-on the cluster, stores the key under this secret name and starts the jobs
-through this entry module; ``workload`` reads every one of them by the same
-name. So each name lives here once, in a module with no Pulumi dependency (the
-workload must run where Pulumi is not installed). DESIGN.md fixes the output
-names: add, never rename.
+on the cluster (or passes them to serverless jobs), stores the key under this
+secret name and starts the jobs through this wheel entry point; ``workload``
+reads every one of them by the same name. So each name lives here once, in a
+module with no Pulumi dependency (the workload must run where Pulumi is not
+installed). DESIGN.md fixes the output names: add, never rename.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -30,6 +30,7 @@ __all__ = [
     "DATABRICKS_WORKSPACE_URL",
     "ENV_AD_TOKEN",
     "ENV_API_KEY",
+    "ENV_API_KEY_SECRET",
     "ENV_API_VERSION",
     "ENV_AUTH_MODE",
     "ENV_DEPLOYMENT",
@@ -42,7 +43,7 @@ __all__ = [
     "ENV_SERVICE_CREDENTIAL",
     "ENV_TOKENS_PER_MINUTE",
     "ENV_VIA",
-    "JOB_ENTRY_MODULE",
+    "JOB_ENTRY_POINT",
     "KEY_MODE_OUTPUTS",
     "MLFLOW_EXPERIMENT_PATH",
     "OPENAI_ACCOUNT_NAME",
@@ -60,6 +61,7 @@ __all__ = [
     "RESOURCE_GROUP_NAME",
     "SECRET_MASK",
     "SECRET_OUTPUTS",
+    "WORKLOAD_DISTRIBUTION",
     "WORKLOAD_FOLDER",
     "job_parameters",
 ]
@@ -144,16 +146,22 @@ ENV_VIA: Final = "LLMOPS_VIA"
 # --- inside the workspace ---------------------------------------------------------------------
 #: The secret's key in the scope (key mode).
 OPENAI_KEY_SECRET: Final = "azure-openai-api-key"
-#: The uploaded module a job runs as a file (the Jobs API has no ``python -m``); its
-#: arguments are the folder holding the ``workload`` package, then the command line.
-JOB_ENTRY_MODULE: Final = "job_entry"
+#: The workload's distribution (pyproject.toml's ``[project] name``): the jobs'
+#: ``python_wheel_task.package_name``.
+WORKLOAD_DISTRIBUTION: Final = "llmops-workload"
+#: The wheel's entry point the jobs run (``python_wheel_task.entry_point``, a console script
+#: in pyproject.toml): ``workload.job_entry:run``. Its arguments are :func:`job_parameters`.
+JOB_ENTRY_POINT: Final = "llmops-workload-job"
+#: Serverless jobs, key mode: ``<scope>/<key>`` of the secret holding the key, which the
+#: workload reads at run time with ``dbutils.secrets`` (the value is never in a job).
+ENV_API_KEY_SECRET: Final = "LLMOPS_API_KEY_SECRET"
 
 
-def job_parameters(package_parent: str, command: Sequence[str]) -> list[str]:
-    """A job's arguments to :data:`JOB_ENTRY_MODULE`: the folder that holds the uploaded
-    ``workload`` package, then the command line (``[/Workspace/Users/me/llmops-workload,
-    "chat"]``); ``job_entry.main`` reads them in this order."""
-    return [package_parent, *command]
+def job_parameters(command: Sequence[str], settings: Mapping[str, str] | None = None) -> list[str]:
+    """A job's arguments to :data:`JOB_ENTRY_POINT`: each setting as ``NAME=VALUE`` (sorted;
+    serverless jobs have no cluster environment), then the command line
+    (``["AZURE_OPENAI_ENDPOINT=https://...", "chat"]``); ``job_entry.main`` reads them so."""
+    return [f"{name}={value}" for name, value in sorted((settings or {}).items())] + list(command)
 
 
 #: The workload's folder in the deploying user's home (the jobs run as that user).

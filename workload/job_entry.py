@@ -1,39 +1,54 @@
-"""What the Databricks jobs run: ``python -m workload`` for a runtime that runs files.
+"""What the Databricks jobs run: the wheel's entry point, ``workload`` with the job's settings.
 
-A job's ``spark_python_task`` runs one Python file from the workspace with
-parameters; it has no ``-m``, and ``__file__`` is not always defined there.
-So the job passes the folder that holds the uploaded ``workload`` package
-first, then the command line: ``[/Workspace/Users/<me>/llmops-workload, chat]``.
-Settings come from the cluster's environment (see ``llmops_infra/stack/lab_environment.py``).
+A job's ``python_wheel_task`` calls the console script ``llmops-workload-job``
+(:data:`workload.contract.JOB_ENTRY_POINT`) of the installed wheel with the
+job's parameters as ``sys.argv``: first the settings, ``NAME=VALUE`` each,
+then the command line (:func:`workload.contract.job_parameters`). On the
+cluster the settings are in the cluster's environment and the job passes
+none; a serverless job has no cluster environment, so its settings come this
+way and become this process's environment before the command reads it, as
+the cluster's would. The key is never among them: in key mode a serverless
+job names its secret (``LLMOPS_API_KEY_SECRET=<scope>/<key>``) and the
+settings read it with ``dbutils.secrets`` (:mod:`workload.config.secrets`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
+from typing import Final
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
+
+#: ``NAME=VALUE`` with an environment variable's name; a command never looks like that.
+_SETTING: Final = re.compile(r"([A-Z][A-Z0-9_]*)=(.*)", re.DOTALL)
 
 
 def main(argv: Sequence[str]) -> int:
-    """Put the package's folder on ``sys.path`` and run the command line; its exit status."""
-    if not argv:
-        print("usage: job_entry.py PACKAGE_PARENT COMMAND [ARGS...]", file=sys.stderr)
+    """Put the leading ``NAME=VALUE`` settings into the environment, run the command line."""
+    settings: dict[str, str] = {}
+    rest = list(argv)
+    while rest and (match := _SETTING.fullmatch(rest[0])):
+        settings[match[1]] = match[2]
+        rest.pop(0)
+    if not rest:
+        print("usage: llmops-workload-job [NAME=VALUE ...] COMMAND [ARGS...]", file=sys.stderr)
         return 2
-    root, *command = argv
-    here = os.path.join(root, "workload")
-    # Run as a file, its own folder may be first on sys.path, so `errors` or `settings`
-    # would shadow other packages' modules; the package is imported by its full name instead.
-    sys.path[:] = [root, *(p for p in sys.path if os.path.abspath(p or ".") != here)]
+    os.environ.update(settings)
 
     from workload.cli import main as cli_main
 
-    return cli_main(command)
+    return cli_main(rest)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The console script: exit only on failure.
+
+    A failed job run needs a non-zero status; a success raises nothing, since the
+    runtime that calls the entry point may take even ``SystemExit(0)`` for an error.
+    """
     status = main(sys.argv[1:])
-    # Exit only on failure: a failed job run needs a non-zero status, and success stays quiet.
     if status:
         sys.exit(status)

@@ -249,6 +249,36 @@ def _workspace_file(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[st
     }
 
 
+def _first_task(inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+    tasks = inputs.get("tasks") or [{}]
+    return tasks[0] if isinstance(tasks[0], Mapping) else {}
+
+
+def _job_runs(inputs: Mapping[str, Any]) -> Any:
+    wheel = _first_task(inputs).get("pythonWheelTask")
+    if not isinstance(wheel, Mapping):
+        return None
+    return f"{wheel.get('packageName')} {wheel.get('entryPoint')} {wheel.get('parameters')}"
+
+
+def _job_compute(inputs: Mapping[str, Any]) -> Any:
+    task = _first_task(inputs)
+    if task.get("environmentKey"):
+        versions = [
+            field("spec.environmentVersion")(env) for env in inputs.get("environments") or []
+        ]
+        return f"serverless (environment version {', '.join(map(str, versions))})"
+    return f"cluster {task.get('existingClusterId')}"
+
+
+def _job_installs(inputs: Mapping[str, Any]) -> Any:
+    task = _first_task(inputs)
+    if task.get("environmentKey"):
+        envs = inputs.get("environments") or [{}]
+        return field("spec.dependencies")(envs[0])
+    return [library.get("whl") for library in task.get("libraries") or []]
+
+
 def _job(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     job_id = str(cloud.rng(name).randrange(10**14, 10**15))
     return job_id, {"url": cloud.later(f"#job/{job_id}")}
@@ -741,7 +771,7 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
     ResourceType("llmops:databricks:LabJobs"),
     ResourceType(
         "databricks:index/workspaceFile:WorkspaceFile",
-        shows=(("source", field("source")),),
+        shows=(("path", field("path")), ("source", field("source"))),
         answer=_workspace_file,
         provisioning_seconds=1.0,
     ),
@@ -750,6 +780,9 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         shows=(
             ("name", field("name")),
             ("schedule", lambda i: field("schedule.pauseStatus")(i) or "none (run on demand)"),
+            ("runs", _job_runs),
+            ("compute", _job_compute),
+            ("installs", _job_installs),
         ),
         answer=_job,
         provisioning_seconds=1.0,

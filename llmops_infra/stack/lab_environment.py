@@ -5,14 +5,14 @@ created through the workspace's provider, holds what that cell set up: a
 Databricks-backed secret scope with the key, the MLflow experiment the traces
 land in, and what the cluster needs to run the lab's call without its first
 cell (environment variables, the key only as a secret reference, and the
-workload's pinned libraries). The cluster starts after it: a cluster whose
-secret does not exist yet fails to start.
+workload's pinned libraries), and the same settings for serverless jobs. The
+cluster starts after it: a cluster whose secret does not exist yet fails to start.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -31,6 +31,7 @@ __all__ = [
     "LabEnvironment",
     "LabEnvironmentArgs",
     "pinned_requirements",
+    "serverless_settings",
 ]
 
 #: The one place the workload's runtime versions are pinned.
@@ -58,6 +59,28 @@ def pinned_requirements(
             "(the cluster installs exactly those versions)"
         )
     return [pins[name.lower()] for name in names]
+
+
+def serverless_settings(
+    cluster_env: Mapping[str, pulumi.Input[str]], key_secret: databricks.Secret | None
+) -> dict[str, pulumi.Output[str]]:
+    """What a serverless job must be told that the cluster's environment carries.
+
+    The same variables (whatever mode built them), except the key: a serverless job
+    has no Spark to resolve a secret reference, and the key itself must never sit in
+    a job's definition, so in key mode the job names the secret
+    (``LLMOPS_API_KEY_SECRET=<scope>/<key>``) and the workload reads it at run time.
+    """
+    settings = {
+        name: pulumi.Output.from_input(value)
+        for name, value in cluster_env.items()
+        if name != contract.ENV_API_KEY
+    }
+    if key_secret is not None:
+        settings[contract.ENV_API_KEY_SECRET] = pulumi.Output.concat(
+            key_secret.scope, "/", key_secret.key
+        )
+    return settings
 
 
 @dataclass(frozen=True)
@@ -123,6 +146,8 @@ class LabEnvironment(pulumi.ComponentResource):
     """The cluster's environment: the lab's variables, the key only as a reference."""
     libraries: list[databricks.ClusterLibraryArgs]
     """The cluster's libraries: the workload's pinned runtime packages."""
+    job_settings: dict[str, pulumi.Output[str]]
+    """The same settings for a serverless job: the key's secret named, never its value."""
 
     def __init__(
         self, name: str, args: LabEnvironmentArgs, opts: pulumi.ResourceOptions | None = None
@@ -197,6 +222,7 @@ class LabEnvironment(pulumi.ComponentResource):
         self.experiment_path = experiment.name
         self.experiment_id = experiment.id
         self.spark_env_vars = {key: pulumi.Output.from_input(v) for key, v in env.items()}
+        self.job_settings = serverless_settings(env, self.key_secret)
         self.libraries = [
             databricks.ClusterLibraryArgs(pypi=databricks.ClusterLibraryPypiArgs(package=package))
             for package in pinned_requirements(packages)

@@ -1,17 +1,25 @@
-"""The lab's workload as jobs on the cluster: run, watch and evaluate without a notebook.
+"""The lab's workload as jobs: run, watch and evaluate without a notebook.
 
 One component, created through the workspace's provider: the ``workload``
-package uploaded as workspace files, a job that runs ``workload chat`` on the
-lab's cluster, and a job that runs ``workload monitor --fail-on-drift`` on a
-schedule that starts paused, and a job that runs ``workload eval`` on the
-prompt set shipped in the package.
+wheel uploaded as one workspace file, and three Python wheel tasks that
+install it, on the lab's cluster or on serverless compute: a job that runs
+``workload chat``, one that runs ``workload monitor --fail-on-drift`` on a
+schedule that starts paused, and one that runs ``workload eval`` on the prompt
+set shipped in the wheel.
+
+The wheel sits in a folder named after its content's hash: a changed module
+is a new path, which the jobs follow, so a running cluster (which keeps a
+library it installed from one path until it restarts) installs the new wheel.
+A workspace file rather than a Unity Catalog volume: workspace files work in
+every workspace, and the cluster mode needs no Unity Catalog ("Python wheel
+file: ... from workspace files, Unity Catalog volumes, cloud object storage",
+Microsoft Learn, "Databricks Asset Bundles library dependencies", read 2026-12-05).
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -19,28 +27,27 @@ import pulumi
 import pulumi_databricks as databricks
 
 from llmops_infra.stack.identity import formerly_under_databricks
+from llmops_infra.stack.workload_wheel import WorkloadWheel
 from workload import contract
 
-__all__ = ["PACKAGE_DIR", "LabJobs", "LabJobsArgs"]
+__all__ = [
+    "SERVERLESS_ENVIRONMENT_VERSION",
+    "ClusterCompute",
+    "LabJobs",
+    "LabJobsArgs",
+    "ServerlessCompute",
+]
 
-#: The workload package, uploaded file by file.
-PACKAGE_DIR: Final = contract.PROJECT_DIR / "workload"
+#: The serverless environment the jobs run in: version 5 (Python 3.12.3, released
+#: 2026-02-25, supported until 2029-02-25), the newest in Microsoft Learn's "Serverless
+#: environment versions" (read 2026-12-05).
+SERVERLESS_ENVIRONMENT_VERSION: Final = "5"
+#: The jobs' one environment (a task names it by this key).
+_ENVIRONMENT_KEY: Final = "workload"
 
 #: Daily at 06:00 UTC (Quartz syntax); the schedule is created paused.
 _MONITOR_CRON: Final = "0 0 6 * * ?"
 _MONITOR_TIMEZONE: Final = "UTC"
-
-
-#: Data files uploaded with the package (the eval job's prompt set).
-_DATA_SUFFIXES: Final = frozenset({".jsonl"})
-
-
-def _resource_suffix(path: Path, package_dir: Path) -> str:
-    """``chat`` for ``chat.py`` (as stacks deployed before know it), ``datasets-x.jsonl``
-    for a data file."""
-    if path.suffix == ".py" and path.parent == package_dir:
-        return path.stem
-    return path.relative_to(package_dir).as_posix().replace("/", "-")
 
 
 def _source(path: Path) -> str:
@@ -55,19 +62,37 @@ def _source(path: Path) -> str:
 
 
 @dataclass(frozen=True)
-class LabJobsArgs:
-    """Where the workload goes and which cluster runs it."""
+class ClusterCompute:
+    """The jobs run on the lab's cluster, which carries their settings in its environment."""
 
     cluster_id: pulumi.Input[str]
-    """The lab's cluster: both jobs run on it (its environment and libraries)."""
+    """The lab's cluster."""
+
+
+@dataclass(frozen=True)
+class ServerlessCompute:
+    """The jobs run on serverless compute: no cluster, settings given to each job."""
+
+    settings: Mapping[str, pulumi.Input[str]]
+    """What the cluster's environment would carry (no key: at most the secret's name)."""
+    dependencies: Sequence[str] = field(default_factory=tuple)
+    """Pinned requirement lines installed with the wheel (``name==version``)."""
+
+
+@dataclass(frozen=True)
+class LabJobsArgs:
+    """The wheel, where it goes and what runs it."""
+
+    compute: ClusterCompute | ServerlessCompute
+    """The lab's cluster, or serverless compute."""
     folder: pulumi.Input[str]
-    """Workspace folder for the package, e.g. ``/Users/<user>/llmops-workload``."""
-    package_dir: Path = PACKAGE_DIR
-    """The local ``workload`` package; each ``*.py`` in it and its folders is uploaded."""
+    """Workspace folder for the wheel, e.g. ``/Users/<user>/llmops-workload``."""
+    wheel: WorkloadWheel
+    """The built wheel (``llmops_infra.stack.workload_wheel.build_wheel``)."""
 
 
 class LabJobs(pulumi.ComponentResource):
-    """The workload uploaded to the workspace and the two jobs that run it on the cluster.
+    """The workload's wheel uploaded to the workspace and the three jobs that run it.
 
     Create it with the workspace's provider; its children inherit it.
     """
@@ -78,8 +103,8 @@ class LabJobs(pulumi.ComponentResource):
     """Id of the job that runs ``workload monitor --fail-on-drift`` (schedule paused)."""
     eval_job_id: pulumi.Output[str]
     """Id of the job that runs ``workload eval`` on the shipped prompt set."""
-    package_path: pulumi.Output[str]
-    """Workspace path of the uploaded package folder."""
+    wheel_path: pulumi.Output[str]
+    """Workspace path of the uploaded wheel (its folder named after its content's hash)."""
 
     def __init__(
         self, name: str, args: LabJobsArgs, opts: pulumi.ResourceOptions | None = None
@@ -93,58 +118,74 @@ class LabJobs(pulumi.ComponentResource):
                 opts, pulumi.ResourceOptions(aliases=[formerly_under_databricks()])
             ),
         )
-        child = pulumi.ResourceOptions(parent=self)
         folder = pulumi.Output.from_input(args.folder)
-        package = args.package_dir.name
-        package_path = pulumi.Output.concat(folder, "/", package)
-
-        sources = sorted(p for p in args.package_dir.rglob("*.py") if "__pycache__" not in p.parts)
-        if not any(path.stem == contract.JOB_ENTRY_MODULE for path in sources):
-            raise pulumi.RunError(
-                f"{args.package_dir} has no {contract.JOB_ENTRY_MODULE}.py for the jobs"
+        # The content's hash in the folder: pip needs the wheel's own file name.
+        wheel_path = pulumi.Output.concat(
+            folder, f"/wheel-{args.wheel.sha256[:16]}/{args.wheel.filename}"
+        )
+        wheel = databricks.WorkspaceFile(
+            f"{name}-wheel",
+            path=wheel_path,
+            source=_source(args.wheel.path),
+            # The wheel's own hash: a rebuilt wheel with other bytes is uploaded again.
+            md5=args.wheel.md5,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # Runs read workspace files through the filesystem mounted at /Workspace.
+        installed = wheel_path.apply(lambda path: f"/Workspace{path}")
+        after_upload = pulumi.ResourceOptions(parent=self, depends_on=[wheel])
+        compute = args.compute
+        environments: list[databricks.JobEnvironmentArgs] | None = None
+        if isinstance(compute, ServerlessCompute):
+            environments = [
+                databricks.JobEnvironmentArgs(
+                    environment_key=_ENVIRONMENT_KEY,
+                    spec=databricks.JobEnvironmentSpecArgs(
+                        environment_version=SERVERLESS_ENVIRONMENT_VERSION,
+                        # The wheel (its path pinned by its hash) and the exact versions of
+                        # what it needs, as requirements.txt pins them for the laptop.
+                        dependencies=pulumi.Output.all(installed, *compute.dependencies).apply(
+                            list
+                        ),
+                    ),
+                )
+            ]
+            settings = pulumi.Output.all(
+                **{k: pulumi.Output.from_input(v) for k, v in compute.settings.items()}
             )
-        # The package's data (the eval job's prompt set) goes along, in its own folders.
-        data = sorted(p for p in args.package_dir.rglob("*") if p.suffix in _DATA_SUFFIXES)
-        files = [
-            databricks.WorkspaceFile(
-                # Modules keep the names deployed stacks know them by; data files are
-                # named by their path in the package.
-                f"{name}-{package}-{_resource_suffix(path, args.package_dir)}",
-                path=pulumi.Output.concat(
-                    package_path, "/", path.relative_to(args.package_dir).as_posix()
-                ),
-                source=_source(path),
-                # The file's own hash: an edited module shows as a diff and is uploaded again.
-                md5=hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest(),
-                opts=child,
-            )
-            for path in [*sources, *data]
-        ]
-
-        entry = pulumi.Output.concat(package_path, "/", contract.JOB_ENTRY_MODULE, ".py")
-        # Runs read the files through the workspace filesystem, mounted at /Workspace.
-        root = folder.apply(lambda f: f"/Workspace{f}")
-        after_upload = pulumi.ResourceOptions(parent=self, depends_on=files)
+        else:
+            settings = pulumi.Output.from_input({})
 
         def task(key: str, command: Sequence[str], timeout: int) -> databricks.JobTaskArgs:
+            wheel_task = databricks.JobTaskPythonWheelTaskArgs(
+                package_name=contract.WORKLOAD_DISTRIBUTION,
+                entry_point=contract.JOB_ENTRY_POINT,
+                parameters=settings.apply(lambda s: contract.job_parameters(command, s)),
+            )
+            if isinstance(compute, ServerlessCompute):
+                return databricks.JobTaskArgs(
+                    task_key=key,
+                    environment_key=_ENVIRONMENT_KEY,
+                    python_wheel_task=wheel_task,
+                    timeout_seconds=timeout,
+                )
             return databricks.JobTaskArgs(
                 task_key=key,
-                existing_cluster_id=args.cluster_id,
-                spark_python_task=databricks.JobTaskSparkPythonTaskArgs(
-                    python_file=entry,
-                    source="WORKSPACE",
-                    # job_entry's arguments: where the package is, then the command line.
-                    parameters=root.apply(lambda r: contract.job_parameters(r, command)),
-                ),
+                existing_cluster_id=compute.cluster_id,
+                # Installed on the cluster for this run; its dependencies are the cluster's
+                # pinned libraries (lab_environment.py).
+                libraries=[databricks.JobTaskLibraryArgs(whl=installed)],
+                python_wheel_task=wheel_task,
                 timeout_seconds=timeout,
             )
 
         chat = databricks.Job(
             f"{name}-chat",
             name="LLMOps lab: traced chat call (python -m workload chat)",
-            description="The lab's MLflow-traced Azure OpenAI call, on the lab's cluster.",
+            description="The lab's MLflow-traced Azure OpenAI call.",
             tasks=[task("chat", ["chat"], 30 * 60)],
             max_concurrent_runs=1,
+            environments=environments,
             opts=after_upload,
         )
         monitor = databricks.Job(
@@ -159,6 +200,7 @@ class LabJobs(pulumi.ComponentResource):
                 pause_status="PAUSED",
             ),
             max_concurrent_runs=1,
+            environments=environments,
             opts=after_upload,
         )
 
@@ -171,18 +213,19 @@ class LabJobs(pulumi.ComponentResource):
             ),
             tasks=[task("eval", ["eval"], 2 * 60 * 60)],
             max_concurrent_runs=1,
+            environments=environments,
             opts=after_upload,
         )
 
         self.chat_job_id = chat.id
         self.monitor_job_id = monitor.id
         self.eval_job_id = evaluate.id
-        self.package_path = package_path
+        self.wheel_path = wheel_path
         self.register_outputs(
             {
                 "chat_job_id": self.chat_job_id,
                 "monitor_job_id": self.monitor_job_id,
                 "eval_job_id": self.eval_job_id,
-                "package_path": self.package_path,
+                "wheel_path": self.wheel_path,
             }
         )

@@ -38,9 +38,11 @@ from llmops_infra.stack.lab_environment import (
     KeylessAccess,
     LabEnvironment,
     LabEnvironmentArgs,
+    pinned_requirements,
 )
-from llmops_infra.stack.lab_jobs import LabJobs, LabJobsArgs
+from llmops_infra.stack.lab_jobs import ClusterCompute, LabJobs, LabJobsArgs, ServerlessCompute
 from llmops_infra.stack.region_features import region_problem, region_warning
+from llmops_infra.stack.workload_wheel import WheelBuildError, build_wheel, dependency_names
 from llmops_infra.stack.workspace import DatabricksWorkspace, DatabricksWorkspaceArgs
 from workload import contract
 
@@ -281,30 +283,50 @@ def deploy(config: LlmopsConfig) -> None:
     else:
         chat_endpoint_output = judge_endpoint_output = ""
 
-    # [クラスターの作成]
-    cluster = LabCluster(
-        "databricks-cluster",
-        LabClusterArgs(
-            user_name=workspace.user_name,
-            spark_version=config.spark_version,
-            node_type=config.node_type,
-            autotermination_minutes=config.autotermination_minutes,
-            spark_env_vars=lab.spark_env_vars,
-            libraries=lab.libraries,
-            tags=config.tags,
-            no_wait=config.cluster_no_wait,
-            # A cluster whose secret does not exist yet fails to start.
-            starts_after=[lab.key_secret] if lab.key_secret is not None else [],
-        ),
-        opts=in_workspace,
-    )
+    # The workload as one wheel, built here from this folder (reproducibly: the same
+    # sources give the same bytes, so a second `up` uploads nothing).
+    try:
+        wheel = build_wheel()
+    except WheelBuildError as err:
+        raise pulumi.RunError(str(err)) from None
 
-    # The lab's call, its monitor and its evaluation as jobs on the cluster.
+    compute: ClusterCompute | ServerlessCompute
+    cluster_id: pulumi.Input[str] = ""
+    if config.compute == "cluster":
+        # [クラスターの作成]
+        cluster = LabCluster(
+            "databricks-cluster",
+            LabClusterArgs(
+                user_name=workspace.user_name,
+                spark_version=config.spark_version,
+                node_type=config.node_type,
+                autotermination_minutes=config.autotermination_minutes,
+                spark_env_vars=lab.spark_env_vars,
+                libraries=lab.libraries,
+                tags=config.tags,
+                no_wait=config.cluster_no_wait,
+                # A cluster whose secret does not exist yet fails to start.
+                starts_after=[lab.key_secret] if lab.key_secret is not None else [],
+            ),
+            opts=in_workspace,
+        )
+        cluster_id = cluster.cluster_id
+        compute = ClusterCompute(cluster_id=cluster_id)
+    else:
+        # The lab as it runs today: serverless compute, no cluster. The jobs get the
+        # cluster's settings as parameters and install the wheel with pinned versions.
+        compute = ServerlessCompute(
+            settings=lab.job_settings,
+            dependencies=pinned_requirements(dependency_names()),
+        )
+
+    # The lab's call, its monitor and its evaluation as jobs.
     jobs = LabJobs(
         "databricks-jobs",
         LabJobsArgs(
-            cluster_id=cluster.cluster_id,
+            compute=compute,
             folder=workspace.home.apply(lambda home: f"{home}/{contract.WORKLOAD_FOLDER}"),
+            wheel=wheel,
         ),
         opts=in_workspace,
     )
@@ -323,14 +345,14 @@ def deploy(config: LlmopsConfig) -> None:
         contract.OPENAI_JUDGE_TOKENS_PER_MINUTE: judge_tpm,
         contract.DATABRICKS_WORKSPACE_URL: workspace.workspace_url,
         contract.DATABRICKS_WORKSPACE_RESOURCE_ID: workspace.workspace_resource_id,
-        contract.DATABRICKS_CLUSTER_ID: cluster.cluster_id,
+        contract.DATABRICKS_CLUSTER_ID: cluster_id,
         contract.MLFLOW_EXPERIMENT_PATH: lab.experiment_path,
         contract.DATABRICKS_SECRET_SCOPE: lab.secret_scope,
         contract.DATABRICKS_SERVICE_CREDENTIAL: credential_name,
         contract.DATABRICKS_CHAT_JOB_ID: jobs.chat_job_id,
         contract.DATABRICKS_MONITOR_JOB_ID: jobs.monitor_job_id,
         contract.DATABRICKS_EVAL_JOB_ID: jobs.eval_job_id,
-        contract.DATABRICKS_COMPUTE: "cluster",
+        contract.DATABRICKS_COMPUTE: config.compute,
         contract.DATABRICKS_SERVING_ENDPOINT: chat_endpoint_output,
         contract.DATABRICKS_JUDGE_SERVING_ENDPOINT: judge_endpoint_output,
         contract.DATABRICKS_GATEWAY_TOKENS_PER_MINUTE: gateway_tpm,

@@ -5,7 +5,8 @@ every problem is reported together in one :class:`SettingsError` line that
 names the variable or output, never the API key's value.
 
 Precedence, lowest to highest: the stack outputs (``--outputs``/``--stack``),
-then ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``,
+then ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY`` (in a serverless job: the
+secret ``LLMOPS_API_KEY_SECRET`` names, read at run time),
 ``AZURE_OPENAI_API_VERSION``, ``AZURE_OPENAI_DEPLOYMENT``. Setting
 ``OPENAI_BASE_URL`` selects an OpenAI-compatible server instead (Ollama, vLLM),
 with ``OPENAI_API_KEY`` and a model from ``--model`` or ``OPENAI_MODEL``.
@@ -32,6 +33,7 @@ from workload.config.auth_mode import (
     resolve_auth_mode,
 )
 from workload.config.defaults import DEFAULT_EXPERIMENT
+from workload.config.secrets import read_key_secret
 from workload.errors import SettingsError
 
 __all__ = [
@@ -136,8 +138,12 @@ def resolve_settings(
         if mode == "entra" and name == "api_key":
             continue  # keyless: a key is neither needed nor read, wherever it lies
         from_env = _text(env.get(variable))
+        secret = _text(env.get(contract.ENV_API_KEY_SECRET)) if name == "api_key" else None
         if from_env is not None:
             sources[name] = (variable, from_env)
+        elif secret is not None:
+            # A serverless job names the secret; the key itself is read only now.
+            sources[name] = (f"the secret {secret}", read_key_secret(secret))
         else:
             raw = outputs.get(output)
             value = _text(raw) if isinstance(raw, str) else None
