@@ -18,8 +18,8 @@ What the gateway adds:
 
 * ``Authorization: Bearer <token>`` of a known user, else 401; a user without
   ``CAN_QUERY`` on the endpoint gets 403; an unknown endpoint 404.
-* a per-user token limit (``user_tpm``): each user's bucket holds ``window`` seconds'
-  worth of the limit and refills at its rate; a request is refused with 429 and
+* a per-user token limit (``user_tpm``): each user's bucket on each endpoint holds
+  ``window`` seconds' worth of the limit and refills at its rate; a request is refused with 429 and
   ``Retry-After`` while the bucket is below zero, and an answer's ``total_tokens``
   are taken from it after it is served (the gateway counts what was used).
 * guardrails (``guardrails=True``): a request whose messages carry an e-mail address
@@ -115,7 +115,8 @@ class FakeDatabricks:
         self.requests: list[GatewayRequest] = []
         self.throttled = 0
         self.refused_by_guardrails = 0
-        self._buckets: dict[str, _UserBucket] = {}
+        self._buckets: dict[tuple[str, str], _UserBucket] = {}
+        self._debts: dict[tuple[str, str], int] = {}
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -144,10 +145,11 @@ class FakeDatabricks:
                 self.without_can_query.add(name)
         return token
 
-    def spend(self, user: str, tokens: int) -> None:
-        """Take ``tokens`` from ``user``'s allowance, as earlier calls would have."""
+    def spend(self, user: str, endpoint: str, tokens: int) -> None:
+        """Take ``tokens`` from ``user``'s allowance on ``endpoint`` when its next request
+        arrives, as calls just before it would have (however late the request comes)."""
         with self._lock:
-            self._bucket(user).level -= tokens
+            self._debts[user, endpoint] = self._debts.get((user, endpoint), 0) + tokens
 
     def script(self, *replies: Reply) -> None:
         """Answer the next admitted requests with these replies, in order, then normally."""
@@ -171,31 +173,32 @@ class FakeDatabricks:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _bucket(self, user: str) -> _UserBucket:
+    def _bucket(self, user: str, endpoint: str) -> _UserBucket:
         assert self.user_tpm is not None
-        bucket = self._buckets.get(user)
+        bucket = self._buckets.get((user, endpoint))
         if bucket is None:
-            bucket = self._buckets[user] = _UserBucket(self.user_tpm, self.window)
+            bucket = self._buckets[user, endpoint] = _UserBucket(self.user_tpm, self.window)
         return bucket
 
-    def _throttle(self, user: str) -> float:
-        """Seconds ``user`` must wait (0: admitted)."""
+    def _throttle(self, user: str, endpoint: str) -> float:
+        """Seconds ``user`` must wait before querying ``endpoint`` (0: admitted)."""
         if self.user_tpm is None:
             return 0.0
         with self._lock:
-            bucket = self._bucket(user)
+            bucket = self._bucket(user, endpoint)
             bucket.refill(time.monotonic())
+            bucket.level -= self._debts.pop((user, endpoint), 0)
             wait = bucket.wait()
             if wait > 0:
                 self.throttled += 1
             return wait
 
-    def _charge(self, user: str, answer: Any) -> None:
+    def _charge(self, user: str, endpoint: str, answer: Any) -> None:
         usage = answer.get("usage") if isinstance(answer, dict) else None
         used = usage.get("total_tokens") if isinstance(usage, dict) else None
         if self.user_tpm is not None and isinstance(used, int):
             with self._lock:
-                self._bucket(user).level -= used
+                self._bucket(user, endpoint).level -= used
 
     def _forward(self, deployment: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         """The upstream's answer to ``body``, asked with the key only the endpoint holds."""
@@ -288,7 +291,7 @@ class FakeDatabricks:
                         "PERMISSION_DENIED",
                         f"User '{user}' does not have permission 'CAN_QUERY' on endpoint '{name}'.",
                     )
-                wait = fake._throttle(user)
+                wait = fake._throttle(user, name)
                 if wait > 0:
                     return self._error(
                         429,
@@ -309,7 +312,7 @@ class FakeDatabricks:
                     return self._send(scripted.status, scripted.body or {}, scripted.headers)
                 status, answer, headers = fake._forward(deployment, body)
                 if status == 200:
-                    fake._charge(user, answer)
+                    fake._charge(user, name, answer)
                 return self._send(status, answer, headers)
 
         return Handler
