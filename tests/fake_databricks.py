@@ -11,9 +11,10 @@ the upstream's own rate limits and scripted replies still apply behind the gatew
         token = workspace.add_user("alice@example.com")          # CAN_QUERY on every endpoint
         ... DATABRICKS_HOST=workspace.host, DATABRICKS_TOKEN=token ...
 
-It speaks the OpenAI chat protocol where Databricks does (Databricks, "Query chat
-models", read 2026-12-05): ``POST /serving-endpoints/chat/completions`` with the
-endpoint's name as ``model``, and ``POST /serving-endpoints/<name>/invocations``.
+It speaks the OpenAI chat protocol where Databricks does (Microsoft Learn, Azure
+Databricks "Query chat models" and "Query foundation models", read 2026-12-05):
+``POST /serving-endpoints/chat/completions`` with the endpoint's name as ``model``,
+and ``POST /serving-endpoints/<name>/invocations``.
 What the gateway adds:
 
 * ``Authorization: Bearer <token>`` of a known user, else 401; a user without

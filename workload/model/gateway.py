@@ -2,8 +2,8 @@
 
 A serving endpoint speaks the OpenAI chat protocol: the client's base URL is
 ``<workspace>/serving-endpoints`` and the model is the endpoint's name
-(Databricks, "Query chat models", read 2026-12-05). The caller signs in with its
-own Databricks identity, never with the Azure key, which only the endpoint
+(Microsoft Learn, Azure Databricks "Query chat models", read 2026-12-05). The
+caller signs in with its own Databricks identity, never with the Azure key, which only the endpoint
 reads from its secret.
 
 The bearer token is Databricks' unified authentication (``databricks-sdk``:
