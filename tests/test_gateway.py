@@ -408,3 +408,19 @@ def test_no_databricks_credential_is_exit_2(
         with pytest.raises(SettingsError, match=r"no Databricks credential .* DATABRICKS_TOKEN"):
             make_client(settings, max_retries=0, timeout=5)
         assert [r.path for r in workspace.requests] == [], "nothing is sent to an endpoint"
+
+
+def test_the_fake_serves_invocations_like_chat_completions(
+    fake_azure_openai: FakeAzureOpenAI,
+) -> None:
+    """The endpoint's own REST path answers as the OpenAI-style one (the fake's contract)."""
+    import httpx2
+
+    with FakeDatabricks(fake_azure_openai) as workspace:
+        workspace.add_endpoint(CHAT_ENDPOINT, fake_azure_openai.deployment)
+        token = workspace.add_user("ann@example.com")
+        body = {"messages": [{"role": "user", "content": "hi"}]}
+        url = f"{workspace.host}/serving-endpoints/{CHAT_ENDPOINT}/invocations"
+        answer = httpx2.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"]
+        assert httpx2.post(url, json=body).status_code == 401, "no token, no answer"
