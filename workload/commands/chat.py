@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from workload.config.context import add_source_arguments
+from workload.config.context import add_source_arguments, add_via_argument
 from workload.config.defaults import LAB_SYSTEM_PROMPT, LAB_USER_PROMPT
 
 __all__ = ["add_parser", "run"]
@@ -24,11 +24,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "bearer token from AZURE_OPENAI_AD_TOKEN, the cluster's service credential "
             "(LLMOPS_SERVICE_CREDENTIAL) or DefaultAzureCredential (az login). "
             "OPENAI_BASE_URL with OPENAI_API_KEY and --model/OPENAI_MODEL selects an "
-            "OpenAI-compatible server instead. Traces go to MLFLOW_TRACKING_URI. "
+            "OpenAI-compatible server instead. Through the stack's AI Gateway (--via gateway, "
+            "the default when the stack has one) the call goes to its Databricks serving "
+            "endpoint with your Databricks identity (DATABRICKS_TOKEN, az login, the "
+            "cluster's own), never with the key. Traces go to MLFLOW_TRACKING_URI, tagged "
+            "llmops.via. "
             "Exit status: 0 done, 1 the service refused or kept failing, 2 bad settings."
         ),
     )
     add_source_arguments(parser)
+    add_via_argument(parser)
     parser.add_argument(
         "--prompt", metavar="TEXT", default=LAB_USER_PROMPT, help="the user prompt (the lab's)"
     )
@@ -88,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             experiment=context.experiment,
             secret=settings.secret,
             auth_mode=settings.auth_mode,
+            via=settings.via,
         )
     finally:
         import mlflow

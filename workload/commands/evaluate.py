@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from workload import contract
 from workload.commands.arguments import bounded
-from workload.config.context import command_parser
+from workload.config.context import add_via_argument, command_parser
+from workload.config.via import Via, gateway_judge_endpoint
 
 if TYPE_CHECKING:
     from workload.evaluation.runner import EvalSummary
@@ -38,6 +39,11 @@ attached; the judges' own calls leave none.
 Every request, the judges' included, is paced evenly within --tpm and --rpm
 (tokens counted as Azure counts them at admission: prompt plus max_tokens),
 as Azure evaluates its limits over windows of seconds, not minutes.
+
+Through the stack's AI Gateway (--via gateway, the default when the stack has
+one) the rows go to its serving endpoint and the judges to the judge's, with
+your Databricks identity, paced by the gateway's limit
+(databricks_gateway_tokens_per_minute: the per-user limit when set).
 
 Exit status: 0 done, 1 the service refused (401/403/404, at once) or every row
 failed, 2 bad settings or input (nothing sent), 3 a --fail-under gate failed.
@@ -77,12 +83,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--model", metavar="NAME", help="model name for an OpenAI-compatible server"
     )
+    add_via_argument(parser)
     parser.add_argument(
         "--tpm",
         type=_positive,
         metavar="N",
         help="the chat deployment's tokens per minute (default: LLMOPS_TOKENS_PER_MINUTE, "
-        "else the output openai_tokens_per_minute, else 10000)",
+        "else, through the gateway, the output databricks_gateway_tokens_per_minute, else "
+        "the output openai_tokens_per_minute, else 10000)",
     )
     parser.add_argument(
         "--rpm",
@@ -191,8 +199,16 @@ def resolve_budgets(
     outputs: Mapping[str, Any],
     env: Mapping[str, str],
     chat_deployment: str,
+    *,
+    via: Via = "direct",
 ) -> Budgets:
-    """``--tpm``/``--rpm``/``--judge-tpm``, else the cluster's variables, else the outputs."""
+    """``--tpm``/``--rpm``/``--judge-tpm``, else the cluster's variables, else the outputs.
+
+    Through the gateway the deployments are the serving endpoints, the chat budget the
+    gateway's limit (``databricks_gateway_tokens_per_minute``: the per-user limit when one
+    is set, else the deployment's), and the judge endpoint's budget its deployment's TPM,
+    at most that limit (a per-user limit holds on every endpoint); RPM by Azure's ratio.
+    """
     from workload.errors import SettingsError
     from workload.model.pacing import DEFAULT_TOKENS_PER_MINUTE, default_rpm
 
@@ -200,10 +216,25 @@ def resolve_budgets(
     source, raw = _setting(
         "tpm", env, contract.ENV_TOKENS_PER_MINUTE, outputs, contract.OPENAI_TOKENS_PER_MINUTE
     )
+    gateway_tpm = None
+    if via == "gateway":
+        gateway_tpm = _count(
+            f"stack output {contract.DATABRICKS_GATEWAY_TOKENS_PER_MINUTE}",
+            outputs.get(contract.DATABRICKS_GATEWAY_TOKENS_PER_MINUTE),
+            problems,
+        )
+        if not (env.get(contract.ENV_TOKENS_PER_MINUTE) or "").strip() and gateway_tpm:
+            source, raw = (
+                f"stack output {contract.DATABRICKS_GATEWAY_TOKENS_PER_MINUTE}",
+                gateway_tpm,
+            )
     chat_tpm = args.tpm or _count(source, raw, problems) or DEFAULT_TOKENS_PER_MINUTE
-    _, judge = _setting(
-        "judge", env, contract.ENV_JUDGE_DEPLOYMENT, outputs, contract.OPENAI_JUDGE_DEPLOYMENT
-    )
+    if via == "gateway":
+        judge: Any = gateway_judge_endpoint(outputs, env)
+    else:
+        _, judge = _setting(
+            "judge", env, contract.ENV_JUDGE_DEPLOYMENT, outputs, contract.OPENAI_JUDGE_DEPLOYMENT
+        )
     judge_deployment = str(judge).strip() if isinstance(judge, str) and judge.strip() else ""
     source, raw = _setting(
         "judge tpm",
@@ -224,6 +255,8 @@ def resolve_budgets(
             )
         return Budgets(chat_tpm, args.rpm or default_rpm(chat_tpm), chat_deployment, 0, 0)
     judge_tpm = args.judge_tpm or judge_tpm or DEFAULT_TOKENS_PER_MINUTE
+    if gateway_tpm and not args.judge_tpm:
+        judge_tpm = min(judge_tpm, gateway_tpm)
     return Budgets(
         chat_tpm,
         args.rpm or default_rpm(chat_tpm),
@@ -295,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
     # tracking store and experiment.
     context = resolve_context(args)
     outputs, settings, experiment = context.outputs, context.settings, context.experiment
-    budgets = resolve_budgets(args, outputs, os.environ, settings.model)
+    budgets = resolve_budgets(args, outputs, os.environ, settings.model, via=settings.via)
     guidelines = tuple(g.strip() for g in args.guideline if g.strip())
     plan = EvalPlan(
         experiment=experiment,
@@ -314,6 +347,7 @@ def run(args: argparse.Namespace) -> int:
             "judge_deployment": "(none)" if args.no_judge else budgets.judge_deployment,
             "judge_tokens_per_minute": str(budgets.judge_tpm or budgets.chat_tpm),
             "concurrency": str(args.concurrency),
+            "via": settings.via,
         },
     )
     known = scorer_names(rows, plan)
@@ -327,8 +361,10 @@ def run(args: argparse.Namespace) -> int:
     from workload.evaluation.judges import JudgeClient
     from workload.evaluation.runner import run_evaluation
     from workload.model.chat import make_client
+    from workload.model.gateway import DATABRICKS_CHECKS
     from workload.model.paced_client import RunControl, paced_client
     from workload.model.pacing import Budget, Pacer
+    from workload.model.trace_tags import tag_traces
     from workload.progress import Progress
 
     control = RunControl(args.concurrency)
@@ -360,7 +396,17 @@ def run(args: argparse.Namespace) -> int:
         )
     pacers = [chat_pacer, judge_pacer]
     progress = Progress.for_terminal(len(rows), pacers)
-    with progress if progress is not None else contextlib.nullcontext():
+    hint = {}
+    if settings.via == "gateway":
+        hint["stop_hint"] = (
+            f"check that you, or the job's identity, have CAN_QUERY on serving endpoints "
+            f"{settings.model!r} and {budgets.judge_deployment!r} (the stack grants it to the "
+            f"workspace's users group), that they exist, and the credential: {DATABRICKS_CHECKS}"
+        )
+    with (
+        progress if progress is not None else contextlib.nullcontext(),
+        tag_traces(settings.via),
+    ):
         summary = run_evaluation(
             rows,
             plan,
@@ -370,6 +416,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             secret=settings.secret,
             pacers=pacers,
+            **hint,
         )
     failed = _failed_gates(summary, args.fail_under)
     if args.json:

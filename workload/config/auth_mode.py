@@ -28,9 +28,15 @@ AuthMode = Literal["key", "entra"]
 #: The values ``openai_auth_mode`` and ``LLMOPS_AUTH_MODE`` may take.
 AUTH_MODES: Final[tuple[AuthMode, ...]] = ("key", "entra")
 
-#: Where the credential of a call comes from, in DESIGN.md's order of precedence.
+#: Where the credential of a call comes from, in DESIGN.md's order of precedence
+#: (``databricks``: Databricks' unified authentication, through the gateway).
 CredentialSource = Literal[
-    "api-key", "ad-token", "service-credential", "default-azure-credential", "compatible"
+    "api-key",
+    "ad-token",
+    "service-credential",
+    "default-azure-credential",
+    "compatible",
+    "databricks",
 ]
 
 #: Databricks sets it on every cluster (``16.4.x-cpu-ml-scala2.12`` and the like).

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "WorkloadContext",
     "add_source_arguments",
+    "add_via_argument",
     "command_parser",
     "resolve_context",
     "use_experiment",
@@ -58,6 +59,17 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, experiment: bool = 
     )
     if experiment:
         parser.add_argument("--experiment", metavar="NAME", help=_EXPERIMENT_HELP)
+
+
+def add_via_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--via gateway|direct``: how a command that calls the model reaches it."""
+    parser.add_argument(
+        "--via",
+        choices=("gateway", "direct"),
+        help="reach the model through the stack's Databricks serving endpoint (AI Gateway) "
+        "or directly (else LLMOPS_VIA, else gateway when the stack's outputs or "
+        "LLMOPS_GATEWAY_ENDPOINT name an endpoint)",
+    )
 
 
 def command_parser(
@@ -112,11 +124,12 @@ def resolve_context(
 ) -> WorkloadContext:
     """Resolve what the command needs from its arguments and the environment.
 
-    Reads ``args.outputs``/``args.stack`` and, when present, ``args.experiment`` and
-    ``args.model`` (an OpenAI-compatible server's model). ``model=False`` skips the
-    model's settings (the monitor reads traces only). ``require_outputs`` refuses a
-    run without ``--outputs``/``--stack``. When MLflow tracks to Databricks, the
-    workspace's host is added to ``env`` (``os.environ`` by default) for MLflow to find.
+    Reads ``args.outputs``/``args.stack`` and, when present, ``args.experiment``,
+    ``args.model`` (an OpenAI-compatible server's model) and ``args.via`` (``--via``).
+    ``model=False`` skips the model's settings (the monitor reads traces only).
+    ``require_outputs`` refuses a run without ``--outputs``/``--stack``. When MLflow
+    tracks to Databricks, the workspace's host is added to ``env`` (``os.environ`` by
+    default) for MLflow to find.
     Raises one :class:`SettingsError` (exit 2) before anything is sent.
     """
     from workload.config.outputs import load_outputs
@@ -129,7 +142,11 @@ def resolve_context(
         raise SettingsError("say which stack: --stack NAME or --outputs FILE")
     outputs = load_outputs(outputs_file, stack)
     settings = (
-        resolve_settings(outputs, environ, model=getattr(args, "model", None)) if model else None
+        resolve_settings(
+            outputs, environ, model=getattr(args, "model", None), via=getattr(args, "via", None)
+        )
+        if model
+        else None
     )
     experiment = resolve_experiment(getattr(args, "experiment", None), outputs, environ)
     environ.update(tracking_env(outputs, environ))

@@ -13,6 +13,9 @@ with ``OPENAI_API_KEY`` and a model from ``--model`` or ``OPENAI_MODEL``.
 
 The authentication mode and the credential's source are resolved here too, by
 the rules of :mod:`workload.config.auth_mode`: in entra mode no key is looked for at all.
+Through the stack's AI Gateway (:mod:`workload.config.via`) no Azure setting is read: the
+model is the serving endpoint's name, the host the workspace's (``DATABRICKS_HOST``, else
+the output ``databricks_workspace_url``), and the credential Databricks' own.
 Commands call :func:`workload.config.context.resolve_context`, which calls this.
 """
 
@@ -34,6 +37,7 @@ from workload.config.auth_mode import (
 )
 from workload.config.defaults import DEFAULT_EXPERIMENT
 from workload.config.secrets import read_key_secret
+from workload.config.via import Via, gateway_endpoint, resolve_via
 from workload.errors import SettingsError
 
 __all__ = [
@@ -45,7 +49,7 @@ __all__ = [
     "tracks_to_databricks",
 ]
 
-Provider = Literal["azure", "openai"]
+Provider = Literal["azure", "openai", "gateway"]
 
 _API_VERSION: Final = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 _DEPLOYMENT: Final = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -66,15 +70,17 @@ class ChatSettings:
     """Everything the chat call needs; the key never shows in its repr."""
 
     provider: Provider
-    """``azure`` (the lab: an Azure OpenAI deployment) or ``openai`` (a compatible server)."""
+    """``azure`` (the lab: an Azure OpenAI deployment), ``openai`` (a compatible server) or
+    ``gateway`` (the deployment's Databricks serving endpoint, AI Gateway in front)."""
     endpoint: str
-    """The Azure OpenAI endpoint, or the compatible server's base URL."""
+    """The Azure OpenAI endpoint, the compatible server's base URL, or the workspace's URL
+    (gateway; "" on a cluster, where Databricks' SDK knows its own workspace)."""
     api_key: str | None = field(repr=False)
     """The key; never printed, logged or traced. None in entra mode (no key is sent)."""
     api_version: str | None
     """The Azure OpenAI API version (None for a compatible server)."""
     model: str
-    """The deployment name (Azure) or model name: the ``model=`` of the call."""
+    """The deployment name (Azure), model name or serving endpoint: the ``model=`` of the call."""
     auth_mode: AuthMode = "key"
     """``key`` (the lab) or ``entra`` (keyless: a bearer token from Entra ID)."""
     credential: CredentialSource = "api-key"
@@ -89,6 +95,11 @@ class ChatSettings:
         """The credential text blanked out of every error shown or kept: the key, else the
         Entra token given in ``AZURE_OPENAI_AD_TOKEN`` (empty when there is neither)."""
         return self.api_key or self.ad_token or ""
+
+    @property
+    def via(self) -> Via:
+        """``gateway`` through the stack's serving endpoint, else ``direct``."""
+        return "gateway" if self.provider == "gateway" else "direct"
 
 
 def _text(value: Any) -> str | None:
@@ -113,13 +124,22 @@ def _check_url(name: str, url: str, problems: list[str], *, plain_http: bool = F
 
 
 def resolve_settings(
-    outputs: Mapping[str, Any], env: Mapping[str, str], *, model: str | None = None
+    outputs: Mapping[str, Any],
+    env: Mapping[str, str],
+    *,
+    model: str | None = None,
+    via: str | None = None,
 ) -> ChatSettings:
-    """Combine outputs and environment into validated settings, or raise one SettingsError."""
+    """Combine outputs and environment into validated settings, or raise one SettingsError.
+
+    ``via`` is the ``--via`` flag (:func:`workload.config.via.resolve_via`)."""
     problems: list[str] = []
     missing: list[str] = []
 
     base_url = _text(env.get("OPENAI_BASE_URL"))
+    chosen_via = resolve_via(via, outputs, env, problems)
+    if chosen_via == "gateway":
+        return _gateway_settings(outputs, env, base_url, problems)
     if base_url is not None:
         key = _text(env.get("OPENAI_API_KEY"))
         chosen_model = _text(model) or _text(env.get("OPENAI_MODEL"))
@@ -195,6 +215,44 @@ def resolve_settings(
         credential=source,
         ad_token=_text(env.get(contract.ENV_AD_TOKEN)) if source == "ad-token" else None,
         service_credential=service_credential if source == "service-credential" else None,
+    )
+
+
+def _gateway_settings(
+    outputs: Mapping[str, Any], env: Mapping[str, str], base_url: str | None, problems: list[str]
+) -> ChatSettings:
+    """The serving endpoint and the workspace; no Azure setting, key or token is read."""
+    missing: list[str] = []
+    if base_url is not None:
+        problems.append(
+            "OPENAI_BASE_URL selects an OpenAI-compatible server, not the gateway: "
+            "unset it, or use --via direct"
+        )
+    endpoint = gateway_endpoint(outputs, env)
+    if not endpoint:
+        missing.append(
+            f"{contract.ENV_GATEWAY_ENDPOINT} (or the stack output "
+            f"{contract.DATABRICKS_SERVING_ENDPOINT} of a stack deployed with llmops:gateway "
+            "true), or use --via direct"
+        )
+    elif not _DEPLOYMENT.match(endpoint):
+        problems.append(f"serving endpoint {endpoint!r} is not an endpoint name")
+    host = _text(env.get("DATABRICKS_HOST"))
+    host_source = "DATABRICKS_HOST"
+    if host is None:
+        raw = outputs.get(contract.DATABRICKS_WORKSPACE_URL)
+        host = _text(raw) if isinstance(raw, str) else None
+        host_source = f"stack output {contract.DATABRICKS_WORKSPACE_URL}"
+    if host is not None:
+        _check_url(host_source, host, problems)
+    elif not on_databricks(env):  # a cluster's own workspace is the SDK's to find
+        missing.append(
+            f"DATABRICKS_HOST (or the stack output {contract.DATABRICKS_WORKSPACE_URL} "
+            "via --stack/--outputs)"
+        )
+    _raise(missing, problems, secret=None)
+    return ChatSettings(
+        "gateway", (host or "").rstrip("/"), None, None, endpoint, credential="databricks"
     )
 
 

@@ -35,6 +35,7 @@ from workload.evaluation.judges import (
     JudgeClient,
     guidelines_judge,
 )
+from workload.model.gateway import GUARDRAIL_REFUSAL, guardrail_refusal
 from workload.model.paced_client import FATAL_STATUSES, RunControl, Stopped
 
 if TYPE_CHECKING:
@@ -67,6 +68,12 @@ _MLFLOW_ENV: Final = {
     "MLFLOW_GENAI_EVAL_SCORER_RATE_LIMIT": "0",
     "MLFLOW_GENAI_EVAL_MAX_RETRIES": "0",
 }
+
+
+#: What to check when a direct run stops at once (401, 403, 404).
+_STOP_HINT: Final = (
+    "check the key, the network rules, the endpoint, the deployment names and the API version"
+)
 
 
 class RowFailed(Exception):
@@ -228,7 +235,10 @@ def _describe(err: Exception, secret: str) -> str:
     """One line: the HTTP status and the service's words, never the key."""
     import openai
 
-    if isinstance(err, openai.APIStatusError):
+    refused = guardrail_refusal(err)
+    if refused is not None:
+        text = f"HTTP 400: {GUARDRAIL_REFUSAL} ({refused})"
+    elif isinstance(err, openai.APIStatusError):
         text = f"HTTP {err.status_code}"
         body = err.body
         inner = body.get("error", body) if isinstance(body, dict) else None
@@ -324,11 +334,13 @@ def run_evaluation(
     progress: Progress | None = None,
     secret: str = "",
     pacers: Sequence[Pacer] = (),
+    stop_hint: str = _STOP_HINT,
 ) -> EvalSummary:
     """Evaluate ``rows``; raise ServiceError when the run was stopped (401/403/404).
 
     ``chat_client`` and ``judge.client`` are paced clients; ``pacers`` are their
-    pacers (for the request and 429 counts).
+    pacers (for the request and 429 counts); ``stop_hint`` says what to check when
+    the run stops (the gateway's differs: CAN_QUERY, the Databricks credential).
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -358,10 +370,7 @@ def run_evaluation(
             mlflow.genai.evaluate(data=data, predict_fn=predict, scorers=scorers)
     except Stopped as err:  # the run ended FAILED as the exception left it
         reason = control.stopped or str(err)
-        raise ServiceError(
-            f"stopped at once: {reason} (check the key, the network rules, the endpoint, "
-            "the deployment names and the API version)"
-        ) from None
+        raise ServiceError(f"stopped at once: {reason} ({stop_hint})") from None
     except MlflowException as err:
         raise ServiceError(
             f"MLflow could not record the evaluation at {mlflow.get_tracking_uri()}: "

@@ -156,7 +156,8 @@ def token_provider(settings: ChatSettings) -> Callable[[], str]:
 
 def client_kwargs(settings: ChatSettings) -> dict[str, Any]:
     """The constructor arguments of ``openai.AzureOpenAI`` (``openai.OpenAI`` for a
-    compatible server) for these settings: the key, or a bearer token or its provider.
+    compatible server or the gateway) for these settings: the key, or a bearer token or
+    its provider (the gateway's: Databricks' unified authentication, never an Azure key).
 
     In entra mode exactly one of ``azure_ad_token``/``azure_ad_token_provider`` is given
     and no ``api_key``, so the client never reads ``AZURE_OPENAI_API_KEY`` by itself and
@@ -164,6 +165,12 @@ def client_kwargs(settings: ChatSettings) -> dict[str, Any]:
     """
     if settings.provider == "openai":
         return {"base_url": settings.endpoint, "api_key": settings.api_key}
+    if settings.provider == "gateway":
+        # Databricks' own credential, asked for before each attempt (workload.model.gateway).
+        from workload.model.gateway import bearer_provider, gateway_base_url
+
+        host, bearer = bearer_provider(settings)
+        return {"base_url": gateway_base_url(host), "api_key": bearer}
     kwargs: dict[str, Any] = {
         "azure_endpoint": settings.endpoint,
         "api_version": settings.api_version,
@@ -179,15 +186,16 @@ def client_kwargs(settings: ChatSettings) -> dict[str, Any]:
 
 def make_client(settings: ChatSettings, *, max_retries: int, timeout: float) -> openai.OpenAI:
     """The lab's ``AzureOpenAI`` client (key or Entra ID), or a plain one for a compatible
-    server. Its own retries handle 429 and 5xx with backoff and honour ``Retry-After``;
-    400-404 are not retried. A credential echoed in an error answer is masked before the
-    SDK reads it (:mod:`workload.model.masking`)."""
+    server or the stack's serving endpoint (no ``api-key`` header there). Its own retries
+    handle 429 and 5xx with backoff and honour ``Retry-After``; 400-404 are not retried.
+    A credential echoed in an error answer is masked before the SDK reads it
+    (:mod:`workload.model.masking`)."""
     import openai
 
     from workload.model.masking import MaskingTransport
 
     kwargs = client_kwargs(settings)
-    client_type = openai.OpenAI if settings.provider == "openai" else openai.AzureOpenAI
+    client_type = openai.AzureOpenAI if settings.provider == "azure" else openai.OpenAI
     client: openai.OpenAI = client_type(
         **kwargs,
         max_retries=max_retries,

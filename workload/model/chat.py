@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any, cast
 from workload import contract
 from workload.config.auth_mode import AuthMode
 from workload.config.context import use_experiment
+from workload.config.via import Via
 from workload.errors import ServiceError, first_line
 from workload.model.auth import make_client, status_hint
+from workload.model.gateway import GUARDRAIL_REFUSAL, gateway_hint, guardrail_refusal
+from workload.model.trace_tags import tag_traces
 
 if TYPE_CHECKING:
     import openai
@@ -44,13 +47,23 @@ class ChatResult:
         return asdict(self)
 
 
-def _describe(err: Exception, secret: str, auth_mode: AuthMode = "key") -> str:
+def _describe(
+    err: Exception,
+    secret: str,
+    auth_mode: AuthMode = "key",
+    *,
+    via: Via = "direct",
+    model: str = "",
+) -> str:
     """One line for the user: the HTTP status, the service's own words and what to check
-    (for the mode in use: the key, or the role, ``az login`` and the service credential);
-    never the key."""
+    (for the way in use: the key, or the role, ``az login`` and the service credential;
+    through the gateway, ``CAN_QUERY`` on the endpoint ``model``); never the key."""
     import openai
 
-    if isinstance(err, openai.APIStatusError):
+    refused = guardrail_refusal(err) if via == "gateway" else None
+    if refused is not None:
+        text = f"the chat call failed with HTTP 400: {GUARDRAIL_REFUSAL} ({refused})"
+    elif isinstance(err, openai.APIStatusError):
         reason = err.response.reason_phrase
         detail = ""
         body = err.body
@@ -61,11 +74,16 @@ def _describe(err: Exception, secret: str, auth_mode: AuthMode = "key") -> str:
         text = f"the chat call failed with HTTP {err.status_code} {reason}".rstrip()
         if detail:
             text += f": {first_line(detail)}"
-        hint = status_hint(err.status_code, auth_mode) or {
-            404: "check the endpoint, the deployment name and the API version",
-            429: "rate limit: the deployment's tokens per minute are used up; retry later "
-            "or raise llmops:capacity",
-        }.get(err.status_code, "")
+        gateway = gateway_hint(err.status_code, model) if via == "gateway" else ""
+        hint = (
+            gateway
+            or status_hint(err.status_code, auth_mode)
+            or {
+                404: "check the endpoint, the deployment name and the API version",
+                429: "rate limit: the deployment's tokens per minute are used up; retry later "
+                "or raise llmops:capacity",
+            }.get(err.status_code, "")
+        )
         text += f" ({hint})" if hint else ""
     elif isinstance(err, openai.APITimeoutError):
         text = "the chat call timed out, also after retries"
@@ -91,11 +109,12 @@ def traced_chat(
     experiment: str,
     secret: str = "",
     auth_mode: AuthMode = "key",
+    via: Via = "direct",
 ) -> ChatResult:
     """Run the lab's traced call in a new MLflow run; raise ServiceError when it fails.
 
-    ``secret`` is blanked out of any error text; ``auth_mode`` picks what a 401 or 403
-    tells the user to check.
+    ``secret`` is blanked out of any error text; ``auth_mode`` and ``via`` pick what a 401
+    or 403 tells the user to check; the trace is tagged ``llmops.via=<via>``.
 
     The trace is exported in the background: call ``mlflow.flush_trace_async_logging()``
     before reading it back (MLflow also flushes when the process exits).
@@ -111,7 +130,7 @@ def traced_chat(
     # the caller flushes once when it is done, as the chat command does.
     previous_trace = mlflow.get_last_active_trace_id()
     try:
-        with mlflow.start_run() as run:
+        with mlflow.start_run() as run, tag_traces(via):
             try:
                 response = client.chat.completions.create(
                     model=model,
@@ -122,7 +141,9 @@ def traced_chat(
                 )
             except (openai.OpenAIError, ValueError) as err:
                 # Raised inside the run: MLflow ends it FAILED; autolog kept the error.
-                raise ServiceError(_describe(err, secret, auth_mode)) from None
+                raise ServiceError(
+                    _describe(err, secret, auth_mode, via=via, model=model)
+                ) from None
             reply, usage = _read(response)
             if usage is not None:
                 mlflow.log_param("completion_tokens", usage["completion_tokens"])
