@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -132,6 +133,7 @@ def scenarios(
         ),
         "down": _scenario(shared, "--json", "--experiment", "down", "--max-retries", "1"),
         "garbled": _scenario(shared, "--experiment", "garbled"),
+        "throttled": _scenario(shared, "--experiment", "throttled"),
         "denied": _scenario(
             shared, "--json", "--experiment", "denied", AZURE_OPENAI_API_KEY="wrong-key-0123456789"
         ),
@@ -151,6 +153,7 @@ def scenarios(
     runs["contract"].fake.script(Reply.rate_limited(retry_after="0.01"), Reply.slow(4.0))
     runs["down"].fake.script(*[Reply.server_error(500)] * 5)
     runs["garbled"].fake.script(Reply.garbled())
+    runs["throttled"].fake.script(Reply.rate_limited("0.01"), Reply.rate_limited("1"))
     compatible = runs["compatible"]
     compatible.env.update({"OPENAI_BASE_URL": compatible.fake.base_url, "OPENAI_API_KEY": KEY})
 
@@ -260,6 +263,21 @@ def test_rate_limit_and_timeout_are_retried_then_succeed(scenarios: dict[str, Sc
     assert _only_run(retry).info.run_id == result["run_id"]
     (trace,) = _traces(retry)
     assert trace.info.trace_id == result["trace_id"]
+
+
+def test_each_retry_is_said_on_stderr_as_it_waits(scenarios: dict[str, Scenario]) -> None:
+    throttled = scenarios["throttled"]
+    assert throttled.code == 0, throttled.stderr
+    assert [line for line in throttled.stderr.splitlines() if "retrying" in line] == [
+        "429, retrying in 0.01 s (1/5)",
+        "429, retrying in 1 s (2/5)",
+    ], "one line per retry: what the attempt met, the SDK's wait (Retry-After), the count"
+    assert len(throttled.fake.requests) == 3
+    contract_lines = [
+        line for line in scenarios["contract"].stderr.splitlines() if "retrying" in line
+    ]
+    assert contract_lines[0] == "429, retrying in 0.01 s (1/5)"
+    assert re.fullmatch(r"timed out, retrying in [0-9.]+ s \(2/5\)", contract_lines[1])
 
 
 def test_permanent_server_error_fails_the_run_and_keeps_the_error(

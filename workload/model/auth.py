@@ -185,6 +185,7 @@ def make_client(settings: ChatSettings, *, max_retries: int, timeout: float) -> 
     import openai
 
     from workload.model.masking import MaskingTransport
+    from workload.model.retry_notice import AttemptTransport
 
     kwargs = client_kwargs(settings)
     client_type = openai.OpenAI if settings.provider == "openai" else openai.AzureOpenAI
@@ -193,7 +194,10 @@ def make_client(settings: ChatSettings, *, max_retries: int, timeout: float) -> 
         max_retries=max_retries,
         timeout=timeout,
         # A credential the service echoes in an error never reaches the SDK's exception
-        # (nor, through autolog, the trace).
-        http_client=openai.DefaultHttpxClient(transport=MaskingTransport(), timeout=timeout),
+        # (nor, through autolog, the trace); what each attempt met names its retry
+        # (workload.model.retry_notice).
+        http_client=openai.DefaultHttpxClient(
+            transport=AttemptTransport(MaskingTransport()), timeout=timeout
+        ),
     )
     return client
