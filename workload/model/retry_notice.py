@@ -71,12 +71,11 @@ class _Notices(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if not str(record.msg).startswith(_RETRYING) or not isinstance(record.args, tuple):
             return
-        try:
-            wait, number, of = record.args
-            line = f"{getattr(_last, 'outcome', 'failed')}, retrying in {_seconds(float(wait))}"
-            print(f"{line} ({int(number)}/{of})", file=self.stream, flush=True)
-        except (TypeError, ValueError):
+        wait, number, of = (*record.args, None, None, None)[:3]
+        if not isinstance(wait, int | float) or not isinstance(number, int):
             return  # another shape of the SDK's message: say nothing rather than fail the call
+        line = f"{getattr(_last, 'outcome', 'failed')}, retrying in {_seconds(float(wait))}"
+        print(f"{line} ({number}/{of})", file=self.stream, flush=True)
 
 
 @contextmanager
