@@ -84,6 +84,12 @@ def outputs(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def reachable_workspace(mocker: MockerFixture) -> None:
+    """The made-up workspace host counts as reachable (tests/test_reachability.py probes)."""
+    mocker.patch("workload.commands.submit.check_workspace", autospec=True)
+
+
 @pytest.fixture
 def sdk(mocker: MockerFixture) -> MagicMock:
     """The SDK's WorkspaceClient class, faked; its jobs API keeps the real signatures."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from workload import contract
 from workload.config.context import add_source_arguments, resolve_context
+from workload.config.reachability import check_workspace
 from workload.errors import ServiceError, SettingsError, first_line
 
 if TYPE_CHECKING:
@@ -185,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
         raise SettingsError(
             f"the stack outputs have no {contract.DATABRICKS_WORKSPACE_URL}: run `pulumi up` first"
         )
+    # The SDK would retry an unreachable workspace for minutes; one line in seconds instead.
+    check_workspace(str(host))
     client = _client(str(host))
 
     from databricks.sdk.errors.base import DatabricksError
