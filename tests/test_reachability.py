@@ -46,15 +46,12 @@ def test_unreachable_tracking_server_and_workspace_exit_1_in_one_line(tmp_path: 
     base["PYTHONPATH"] = str(PROJECT_DIR)
     on_server = {**base, "MLFLOW_TRACKING_URI": server}
     on_databricks = {**base, "MLFLOW_TRACKING_URI": "databricks", "DATABRICKS_TOKEN": "t" * 20}
+    args = ["--outputs", str(outputs)]
     plan = {
-        "chat": {"command": "chat", "args": ["--outputs", str(outputs)], "env": on_server},
-        "eval": {"command": "eval", "args": ["--outputs", str(outputs)], "env": on_server},
-        "monitor": {
-            "command": "monitor",
-            "args": ["--outputs", str(outputs)],
-            "env": on_databricks,
-        },
-        "submit": {"command": "submit", "args": ["--outputs", str(outputs)], "env": on_databricks},
+        "chat": {"command": "chat", "args": args, "env": on_server},
+        "eval": {"command": "eval", "args": args, "env": on_server},
+        "monitor": {"command": "monitor", "args": args, "env": on_databricks},
+        "submit": {"command": "submit", "args": args, "env": on_databricks},
     }
     results, _ = run_commands(plan, cwd=tmp_path, env=base, timeout=300)
 
