@@ -63,6 +63,8 @@ def test_demo_leaves_traces_judged_eval_and_plot_and_no_process(tmp_path: Path) 
     assert f"{LABEL} replied:" in out
     assert f"ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'}" in out
     assert "a-real-looking-key" not in out + err
+    assert "Run ID: " in err, "MLflow's evaluation summary reaches stderr"
+    assert "\x1b[" not in err, "without a terminal's colour codes: stderr is a file here"
 
     plot = tmp_path / "drift.png"
     assert plot.read_bytes().startswith(b"\x89PNG"), "monitor --plot drew the comparison"

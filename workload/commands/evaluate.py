@@ -329,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
     from workload.model.chat import make_client
     from workload.model.paced_client import RunControl, paced_client
     from workload.model.pacing import Budget, Pacer
-    from workload.progress import Progress
+    from workload.progress import Progress, plain_stderr
 
     control = RunControl(args.concurrency)
     chat_pacer = Pacer(Budget(settings.model, budgets.chat_tpm, budgets.chat_rpm))
@@ -360,7 +360,8 @@ def run(args: argparse.Namespace) -> int:
         )
     pacers = [chat_pacer, judge_pacer]
     progress = Progress.for_terminal(len(rows), pacers)
-    with progress if progress is not None else contextlib.nullcontext():
+    # MLflow's summary goes to stderr (stdout is the result's), coloured for a terminal only.
+    with progress if progress is not None else contextlib.nullcontext(), plain_stderr():
         summary = run_evaluation(
             rows,
             plan,

@@ -100,8 +100,13 @@ def _service_credential(name: str) -> Any:
 
 
 def _default_azure_credential() -> Any:
+    import logging
+
     from azure.identity import DefaultAzureCredential
 
+    # Its chain logs each failed attempt as a multi-line warning on stderr; the failure
+    # reaches the user once, as token_provider's one line saying what to check.
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
     return DefaultAzureCredential()
 
 
