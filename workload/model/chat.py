@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from workload import contract
 from workload.config.auth_mode import AuthMode
 from workload.config.context import use_experiment
 from workload.errors import ServiceError, first_line
 from workload.model.auth import make_client, status_hint
+from workload.model.masking import mask_secret
 
 if TYPE_CHECKING:
     import openai
@@ -79,7 +79,7 @@ def _describe(err: Exception, secret: str, auth_mode: AuthMode = "key") -> str:
         text = f"the service answered with a body that is not JSON ({type(err).__name__})"
     else:
         text = f"the chat call failed: {type(err).__name__}"
-    return text.replace(secret, contract.SECRET_MASK) if secret else text
+    return mask_secret(text, secret)
 
 
 def traced_chat(
