@@ -487,3 +487,16 @@ def test_an_unreachable_service_is_named(tmp_path: Path) -> None:
         client.chat.completions.create(model=settings.model, messages=[])
     line = _describe(failure.value, KEY)
     assert line.startswith("could not reach the service: ConnectError"), line
+
+
+def test_an_unknown_option_shows_the_commands_own_usage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from workload.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["chat", "--bogus"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "python -m workload chat: error: unrecognized arguments: --bogus" in err
+    assert "--prompt TEXT" in err, "chat's usage, not the list of commands"

@@ -297,3 +297,21 @@ def test_missing_outputs_exit_2_in_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("--stack NAME" in err or "cannot read" in err)
     sdk.assert_not_called()
+
+
+def test_a_timeout_of_no_minutes_is_refused_before_anything(
+    sdk: MagicMock, outputs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["submit", "--outputs", str(outputs), "--timeout", "-5"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --timeout: must be a number of minutes above 0" in err
+    sdk.assert_not_called()
+
+
+def test_the_help_says_submit_runs_the_eval_job_too(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if "submit" in line]
+    assert "chat, monitor or eval job" in line

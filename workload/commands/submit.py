@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from workload import contract
+from workload.commands.arguments import bounded
 from workload.config.context import add_source_arguments, resolve_context
 from workload.config.reachability import check_workspace
 from workload.errors import ServiceError, SettingsError, first_line
@@ -74,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """Register the sub-command."""
     parser = subparsers.add_parser(
         "submit",
-        help="run the chat or monitor job on the lab's cluster and wait for its result",
+        help="run the chat, monitor or eval job on the lab's cluster and wait for its result",
         description="Start one of the stack's Databricks jobs, follow it, print its output.",
     )
     add_source_arguments(parser, experiment=False)
@@ -86,7 +87,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=bounded(float, lambda m: m > 0, "a number of minutes above 0, e.g. 60"),
         default=60.0,
         metavar="MINUTES",
         help="stop waiting after this long; the run goes on (default: 60)",
