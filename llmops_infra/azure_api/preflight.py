@@ -321,6 +321,21 @@ def report(
     return _not_fitting(regions, settings, short, deleted, out)
 
 
+def _guardrails_capacity_cap() -> int:
+    """The guardrails' default cap on a deployment's capacity (``MAX_CAPACITY`` in the
+    pack, its one home): the advice never suggests what ``pulumi up`` would then refuse.
+    The pack is a folder Pulumi runs, not a package, so it is loaded from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "llmops_guardrails", PROJECT_DIR / "policy" / "guardrails.py"
+    )
+    assert spec is not None and spec.loader is not None
+    pack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pack)
+    return int(pack.MAX_CAPACITY)
+
+
 def _not_fitting(
     regions: Sequence[RegionCheck],
     settings: LlmopsConfig,
@@ -336,13 +351,11 @@ def _not_fitting(
     remedies = []
     if settings.region is not None and fitting:
         remedies.append(f"pin a region that fits: pulumi config set {REGION_KEY} {fitting[0]}")
-    # Never advise a capacity the guardrails would refuse (their default cap, in the pack).
-    from policy.guardrails import MAX_CAPACITY
-
+    cap = _guardrails_capacity_cap()
     for demand in demands(settings):
         offered = [m for r in short for m in r.models if m.demand == demand and m.offered]
         free = max((m.free for m in offered), default=0)
-        largest = min(free, MAX_CAPACITY * len(demand.keys))  # the cap is per deployment
+        largest = min(free, cap * len(demand.keys))  # the cap is per deployment
         if 0 < largest < demand.capacity:
             if len(demand.keys) == 1:
                 remedies.append(f"ask for less: pulumi config set {demand.keys[0]} {largest}")
