@@ -328,7 +328,7 @@ def _guardrails_capacity_cap() -> int:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "llmops_guardrails", PROJECT_DIR / "policy" / "guardrails.py"
+        "llmops_guardrails", Path(__file__).resolve().parents[2] / "policy" / "guardrails.py"
     )
     assert spec is not None and spec.loader is not None
     pack = importlib.util.module_from_spec(spec)
