@@ -1,4 +1,4 @@
-"""Keyless (entra) mode, as DESIGN.md's "Authentication of the workload" fixes it.
+"""Keyless (entra) mode, as docs/keyless.md fixes it.
 
 Every call goes over a real socket to the local fake Azure OpenAI set up as a
 keyless account (``FakeAzureOpenAI(ad_token=...)``: local authentication off, so

@@ -63,7 +63,7 @@ def usages_path(region: str) -> str:
 def azure(monkeypatch: pytest.MonkeyPatch, mocker: MockerFixture) -> Iterator[FakeArm]:
     """eastus2 full; northcentralus 5 free; swedencentral roomy; switzerlandwest quota, no gpt-4o.
 
-    Signed with LLMOPS_ARM_TOKEN over plain http, as DESIGN.md allows for local fakes;
+    Signed with LLMOPS_ARM_TOKEN over plain http, as docs/reference.md allows for local fakes;
     azure-core's waits are recorded, not slept.
     """
     mocker.patch.object(RequestsTransport, "sleep", autospec=True)

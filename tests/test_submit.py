@@ -235,7 +235,7 @@ def test_refused_credentials_exit_1(
     refusal: type[Exception],
 ) -> None:
     _jobs(sdk).run_now.side_effect = refusal("Invalid access token.")
-    assert _submit(outputs) == 1, "401/403 at once: exit 1 (DESIGN.md)"
+    assert _submit(outputs) == 1, "401/403 at once: exit 1 (docs/reference.md)"
     last = capsys.readouterr().err.splitlines()[-1]
     assert last == f"error: {HOST} refused the credentials: Invalid access token."
 

@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         result = follow_run(
             client, job_id, on_change=progress, timeout_seconds=float(args.timeout) * 60
         )
-    # DESIGN.md: the service's refusals (401/403/404) exit 1 at once.
+    # The service's refusals (401/403/404) exit 1 at once (docs/reference.md).
     except (Unauthenticated, PermissionDenied) as err:
         raise ServiceError(f"{host} refused the credentials: {first_line(err)}") from None
     except NotFound as err:

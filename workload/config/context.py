@@ -1,7 +1,7 @@
 """What every workload command resolves first, in one place: the stack, the model, the experiment.
 
-DESIGN.md ("Workload command line") asks every command that talks to the model
-or the experiment to take ``--outputs FILE`` or ``--stack NAME`` and to resolve
+Every command that talks to the model or the experiment takes ``--outputs FILE`` or
+``--stack NAME`` (docs/workload.md, "What every command shares") and resolves
 settings, authentication, the tracking store and the experiment the same way,
 so ``monitor`` reads where ``chat`` wrote. A command does it in two lines::
 

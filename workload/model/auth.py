@@ -1,7 +1,7 @@
 """How the workload authenticates to Azure OpenAI: an API key, or Entra ID (keyless).
 
-DESIGN.md, "Authentication of the workload", fixes the rules; they live here,
-once, for every command that calls the model (``chat``, ``eval`` and its
+docs/keyless.md ("Where the token comes from") states the rules; they live
+here, once, for every command that calls the model (``chat``, ``eval`` and its
 judges):
 
 - The mode is ``LLMOPS_AUTH_MODE`` when set (it wins), else the stack output

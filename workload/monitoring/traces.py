@@ -246,7 +246,7 @@ def _where(client: MlflowClient) -> str:
 
 
 #: MLflow's error codes for a store that refused the call or could not answer: the service
-#: failed (exit 1), as DESIGN.md says; anything else is the settings' fault (exit 2).
+#: failed (exit 1), as docs/reference.md says; anything else is the settings' fault (exit 2).
 _SERVICE_FAILED: Final = frozenset(
     {"UNAUTHENTICATED", "PERMISSION_DENIED", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
 )
