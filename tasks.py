@@ -56,24 +56,24 @@ def _install(requirements: str) -> None:
 
 def _pip_with_progress(args: list[str]) -> None:
     """Run pip, showing one short line per package it fetches, so a first install of a few
-    minutes is seen to move; pip's other output (and all of it when pip fails) as is."""
-    pip = subprocess.Popen(
+    minutes is seen to move; all that pip said only when it fails."""
+    kept: list[str] = []
+    fetched = 0
+    with subprocess.Popen(
         [str(PYTHON), "-m", "pip", *args, "--progress-bar", "off"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    )
-    assert pip.stdout is not None
-    kept: list[str] = []
-    fetched = 0
-    for line in pip.stdout:
-        kept.append(line)
-        if line.startswith("Collecting "):
-            fetched += 1
-            print(f"  {fetched:3} {line.split()[1]}", file=sys.stderr, flush=True)
-        elif line.startswith("Installing collected packages"):
-            print(f"  installing {fetched} packages ...", file=sys.stderr, flush=True)
-    if pip.wait() != 0:
+    ) as pip:
+        assert pip.stdout is not None
+        for line in pip.stdout:
+            kept.append(line)
+            if line.startswith("Collecting "):
+                fetched += 1
+                print(f"  {fetched:3} {line.split()[1]}", file=sys.stderr, flush=True)
+            elif line.startswith("Installing collected packages"):
+                print(f"  installing {fetched} packages ...", file=sys.stderr, flush=True)
+    if pip.returncode != 0:
         sys.stderr.write("".join(kept))
         raise subprocess.CalledProcessError(pip.returncode, pip.args)
 
