@@ -33,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from llmops_infra.errors import ConfigError
 from workload import contract
 
 if TYPE_CHECKING:
@@ -99,6 +100,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=8,
         choices=range(6, 24),
         help="eval rows, the first of the lab's prompt set (8; 6..23)",
+    )
+    parser.add_argument(
+        "--chats",
+        metavar="N",
+        type=int,
+        default=len(_CHAT_PROMPTS),
+        choices=range(1, len(_CHAT_PROMPTS) + 1),
+        help=f"chat calls, each its own process ({len(_CHAT_PROMPTS)}; fewer for a quicker run)",
     )
     parser.set_defaults(run=run)
 
@@ -216,9 +225,9 @@ def _banner(fake: Any) -> None:
     )
 
 
-def _steps(folder: Path, env: dict[str, str], rows: int) -> None:
+def _steps(folder: Path, env: dict[str, str], chats: int) -> None:
     outputs = str(folder / "outputs.json")
-    for prompt in _CHAT_PROMPTS:
+    for prompt in _CHAT_PROMPTS[:chats]:
         answer = json.loads(
             _workload(folder, env, "chat", "--outputs", outputs, "--prompt", prompt, "--json")
         )
@@ -260,6 +269,14 @@ def _summary(folder: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; every process it started is gone when this returns."""
+    from workload.monitoring.drift import MIN_VALUES
+
+    if args.chats + args.rows < 2 * MIN_VALUES:
+        raise ConfigError(
+            f"--chats {args.chats} and --rows {args.rows} make {args.chats + args.rows} traces; "
+            f"the monitor compares two windows of at least {MIN_VALUES}: make them "
+            f"{2 * MIN_VALUES} or more"
+        )
     folder: Path = args.dir.resolve()
     started = time.monotonic()
     fakes = _fake_module()
@@ -276,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
         _banner(fake)
         env = _prepare(folder, fake.endpoint, args.rows)
         try:
-            _steps(folder, env, args.rows)
+            _steps(folder, env, args.chats)
         except _Failed as err:
             print(f"error: the demo stopped: {err}", file=sys.stderr)
             return 1

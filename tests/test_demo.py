@@ -19,6 +19,7 @@ import pytest
 from llmops_infra.demo import LABEL
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO = [sys.executable, "-m", "llmops_infra", "demo"]
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -41,7 +42,8 @@ def _start(folder: Path) -> subprocess.Popen[str]:
     env["AZURE_OPENAI_API_KEY"] = "a-real-looking-key-of-the-user"
     with (folder / "stderr.txt").open("w") as stderr:
         return subprocess.Popen(
-            [sys.executable, "-m", "llmops_infra", "demo", "--dir", str(folder), "--rows", "6"],
+            # One chat process, not four (each pays MLflow's start-up): the suite stays quick.
+            [*DEMO, "--dir", str(folder), "--chats", "1", "--rows", "9"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -76,7 +78,7 @@ def test_demo_leaves_traces_judged_eval_and_plot_and_no_process(tmp_path: Path) 
     experiment = client.get_experiment_by_name("llmops-lab")
     assert experiment is not None
     traces = client.search_traces(locations=[experiment.experiment_id], max_results=100)
-    assert len(traces) == 4 + 6, "four chat calls and six eval rows, each one trace"
+    assert len(traces) == 1 + 9, "a chat call and nine eval rows, each one trace"
     runs = client.search_runs([experiment.experiment_id])
     evals = [r for r in runs if r.info.run_name == "workload-eval"]
     assert len(evals) == 1
@@ -87,7 +89,7 @@ def test_demo_leaves_traces_judged_eval_and_plot_and_no_process(tmp_path: Path) 
         for a in t.info.assessments
         if isinstance(a, Feedback) and a.source.source_type == AssessmentSourceType.LLM_JUDGE
     ]
-    assert len(judged) == 6, "each eval row carries its judge's verdict"
+    assert len(judged) == 9, "each eval row carries its judge's verdict"
     verdicts = {a.value for a in judged}
     assert verdicts == {"yes", "no"}, "the canned judge refuses the joke about dogs"
 
@@ -106,3 +108,19 @@ def test_interrupted_demo_leaves_no_process(tmp_path: Path) -> None:
     assert demo.wait(timeout=60) != 0
     demo.stdout.close()
     assert _group_members(demo.pid) == [], "the interrupted demo ended its command too"
+
+
+def test_too_few_traces_for_the_monitor_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*DEMO, "--dir", str(tmp_path), "--chats", "1", "--rows", "6"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].endswith(
+        "--chats 1 and --rows 6 make 7 traces; the monitor compares two windows of at least "
+        "5: make them 10 or more"
+    )
+    assert list(tmp_path.iterdir()) == [], "nothing started, nothing written"
