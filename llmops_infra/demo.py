@@ -245,6 +245,10 @@ def _steps(folder: Path, env: dict[str, str], chats: int) -> None:
         folder, env, "monitor", "--outputs", outputs, "--plot", str(folder / "drift.png")
     )
     print(table, end="")
+    print(
+        f"(the {LABEL} answers at once: the latencies compared are mostly each command's own "
+        "start-up, the chat calls' cold ones against the eval's warm client)"
+    )
 
 
 def _summary(folder: Path) -> None:
