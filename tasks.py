@@ -1,6 +1,8 @@
 """Set up and run the project on a fresh machine that has only Python 3.11+ and a package index.
 
     python3 tasks.py plan [ARGS...]   install what is needed, then show the dev stack's offline plan
+    python3 tasks.py demo [ARGS...]   install what is needed, then run the LLMOps loop (chat, eval,
+                                      monitor) against a local FAKE of Azure OpenAI: no Azure needed
     python3 tasks.py test [ARGS...]   install what is needed (with test tools), then run the tests
                                       (in parallel processes; pass -n 0 for one)
     python3 tasks.py lint             ruff, mypy and the GitHub workflows' checks, as CI runs them
@@ -49,11 +51,32 @@ def _install(requirements: str) -> None:
         venv.create(VENV.resolve(), with_pip=True)
     print(f"installing {requirements} into {VENV} (a few minutes the first time)", file=sys.stderr)
     subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run(
-        [str(PYTHON), "-m", "pip", "install", "--quiet", "-r", str(ROOT / requirements)],
-        check=True,
-    )
+    _pip_with_progress(["install", "-r", str(ROOT / requirements)])
     stamp.write_text(digest)
+
+
+def _pip_with_progress(args: list[str]) -> None:
+    """Run pip, showing one short line per package it fetches, so a first install of a few
+    minutes is seen to move; all that pip said only when it fails."""
+    kept: list[str] = []
+    fetched = 0
+    with subprocess.Popen(
+        [str(PYTHON), "-m", "pip", *args, "--progress-bar", "off"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as pip:
+        assert pip.stdout is not None
+        for line in pip.stdout:
+            kept.append(line)
+            if line.startswith("Collecting "):
+                fetched += 1
+                print(f"  {fetched:3} {line.split()[1]}", file=sys.stderr, flush=True)
+            elif line.startswith("Installing collected packages"):
+                print(f"  installing {fetched} packages ...", file=sys.stderr, flush=True)
+    if pip.returncode != 0:
+        sys.stderr.write("".join(kept))
+        raise subprocess.CalledProcessError(pip.returncode, pip.args)
 
 
 def _run(*args: str) -> int:
@@ -88,6 +111,9 @@ def main(argv: list[str]) -> int:
     if task == "plan":
         _install("requirements.txt")
         return _run("-m", "llmops_infra", "plan", *rest)
+    if task == "demo":
+        _install("requirements.txt")
+        return _run("-m", "llmops_infra", "demo", *rest)
     if task == "test":
         _install("requirements-dev.txt")
         # Test modules spread over up to four processes (pytest-xdist), a module's tests in

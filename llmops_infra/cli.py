@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from llmops_infra import demo
 from llmops_infra.azure_api import preflight
 from llmops_infra.errors import ConfigError
 from llmops_infra.offline import plan_command
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     plan_command.add_parser(subparsers)
     preflight.add_parser(subparsers)
+    demo.add_parser(subparsers)
     return parser
 
 

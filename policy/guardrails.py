@@ -42,7 +42,7 @@ __all__ = [
 
 PACK_NAME: Final = "llmops-guardrails"
 
-#: The lab's regions with gpt-4o Standard quota (DESIGN.md's allowedRegions default).
+#: The lab's regions with gpt-4o Standard quota (the default of llmops:allowedRegions).
 LAB_REGIONS: Final = ("eastus2", "northcentralus", "swedencentral", "switzerlandwest")
 
 #: The limits' defaults (each also its policy's schema default, which the CLI sends).

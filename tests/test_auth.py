@@ -1,4 +1,4 @@
-"""Keyless (entra) mode, as DESIGN.md's "Authentication of the workload" fixes it.
+"""Keyless (entra) mode, as docs/keyless.md fixes it.
 
 Every call goes over a real socket to the local fake Azure OpenAI set up as a
 keyless account (``FakeAzureOpenAI(ad_token=...)``: local authentication off, so
@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import os
+import subprocess
 import sys
 import time
 import types
@@ -33,6 +34,7 @@ from fake_azure_openai import JOKE, FakeAzureOpenAI, RecordedRequest, Reply
 from fake_dbutils import MODULE, FakeDbutils, as_module
 from pytest_mock import MockerFixture
 
+from llmops_infra.offline.engine import PROJECT_DIR
 from workload import contract
 from workload.cli import main
 from workload.config.settings import resolve_settings
@@ -506,3 +508,31 @@ def test_neither_the_key_nor_a_token_appears_anywhere(
     for scenario in scenarios.values():
         for request in scenario.fake.requests:
             assert KEY not in json.dumps(request.headers), "the key is never sent"
+
+
+def test_keyless_chat_without_any_credential_prints_one_line(tmp_path: Path) -> None:
+    """The real DefaultAzureCredential, with nothing to find: no AZURE_* variable, no Azure
+    CLI on PATH, an empty home; azure-identity's multi-line account of its attempts stays
+    out of the user's way."""
+    env = {
+        "PATH": os.path.dirname(sys.executable),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(PROJECT_DIR),
+        "LLMOPS_AUTH_MODE": "entra",
+        "AZURE_OPENAI_ENDPOINT": "https://oai-x.openai.azure.com/",
+        "AZURE_OPENAI_API_VERSION": "2024-05-01-preview",
+        "AZURE_OPENAI_DEPLOYMENT": "gpt-4o",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "workload", "chat"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: entra mode found no token for Azure OpenAI from "), line
+    assert "az login" in line

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -132,6 +133,8 @@ def scenarios(
         ),
         "down": _scenario(shared, "--json", "--experiment", "down", "--max-retries", "1"),
         "garbled": _scenario(shared, "--experiment", "garbled"),
+        "throttled": _scenario(shared, "--experiment", "throttled"),
+        "one_letter_key": _scenario(shared, "--experiment", "one-letter", AZURE_OPENAI_API_KEY="k"),
         "denied": _scenario(
             shared, "--json", "--experiment", "denied", AZURE_OPENAI_API_KEY="wrong-key-0123456789"
         ),
@@ -151,6 +154,7 @@ def scenarios(
     runs["contract"].fake.script(Reply.rate_limited(retry_after="0.01"), Reply.slow(4.0))
     runs["down"].fake.script(*[Reply.server_error(500)] * 5)
     runs["garbled"].fake.script(Reply.garbled())
+    runs["throttled"].fake.script(Reply.rate_limited("0.01"), Reply.rate_limited("1"))
     compatible = runs["compatible"]
     compatible.env.update({"OPENAI_BASE_URL": compatible.fake.base_url, "OPENAI_API_KEY": KEY})
 
@@ -262,6 +266,29 @@ def test_rate_limit_and_timeout_are_retried_then_succeed(scenarios: dict[str, Sc
     assert trace.info.trace_id == result["trace_id"]
 
 
+def test_each_retry_is_said_on_stderr_as_it_waits(scenarios: dict[str, Scenario]) -> None:
+    throttled = scenarios["throttled"]
+    assert throttled.code == 0, throttled.stderr
+    assert [line for line in throttled.stderr.splitlines() if "retrying" in line] == [
+        "429, retrying in 0.01 s (1/5)",
+        "429, retrying in 1 s (2/5)",
+    ], "one line per retry: what the attempt met, the SDK's wait (Retry-After), the count"
+    assert len(throttled.fake.requests) == 3
+    contract_lines = [
+        line for line in scenarios["contract"].stderr.splitlines() if "retrying" in line
+    ]
+    assert contract_lines[0] == "429, retrying in 0.01 s (1/5)"
+    assert re.fullmatch(r"timed out, retrying in [0-9.]+ s \(2/5\)", contract_lines[1])
+
+
+def test_a_one_letter_key_masks_no_letter_inside_a_word(scenarios: dict[str, Scenario]) -> None:
+    refused = scenarios["one_letter_key"]
+    assert refused.code == 1
+    (line,) = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert "[secret]" not in line, "no k inside 'key' or 'check' is taken for the key"
+    assert line.endswith("(check the API key)"), line
+
+
 def test_permanent_server_error_fails_the_run_and_keeps_the_error(
     scenarios: dict[str, Scenario],
 ) -> None:
@@ -338,6 +365,8 @@ def test_the_programs_exports_are_what_the_workload_reads(
 
 def test_the_key_appears_nowhere(scenarios: dict[str, Scenario]) -> None:
     for name, scenario in scenarios.items():
+        if len(scenario.key) < 8:
+            continue  # a one-letter key is in every word: its own test is the one above
         sent = scenario.fake.requests[0].headers.values()
         assert any(scenario.key in value for value in sent), f"{name}: the key was sent"
         assert scenario.key not in scenario.process_output, name
@@ -458,3 +487,16 @@ def test_an_unreachable_service_is_named(tmp_path: Path) -> None:
         client.chat.completions.create(model=settings.model, messages=[])
     line = _describe(failure.value, KEY)
     assert line.startswith("could not reach the service: ConnectError"), line
+
+
+def test_an_unknown_option_shows_the_commands_own_usage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from workload.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["chat", "--bogus"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "python -m workload chat: error: unrecognized arguments: --bogus" in err
+    assert "--prompt TEXT" in err, "chat's usage, not the list of commands"

@@ -116,6 +116,14 @@ def _resolve(argv: list[str], env: dict[str, str]) -> tuple[str, dict[str, str]]
     return context.experiment, environ
 
 
+@pytest.fixture(autouse=True)
+def reachable_stores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The made-up workspace host counts as reachable (tests/test_reachability.py probes)."""
+    monkeypatch.setattr(
+        "workload.config.reachability.check_reachable", lambda url, what, hint: None
+    )
+
+
 @pytest.fixture
 def outputs_file(tmp_path: Path) -> Path:
     path = tmp_path / "outputs.json"

@@ -1,10 +1,10 @@
-"""DESIGN.md's contract names, pinned as literals: renaming any of them fails here."""
+"""The contract names (docs/reference.md), pinned as literals: renaming any of them fails here."""
 
 from __future__ import annotations
 
 from workload import contract
 
-#: DESIGN.md, "Stack outputs", in its order. Add, never rename.
+#: docs/reference.md, "Stack outputs", in its order. Add, never rename.
 DESIGN_OUTPUTS = (
     "resource_group_name",
     "region",
@@ -34,7 +34,7 @@ DESIGN_OUTPUTS = (
 
 
 def test_the_contract_holds_every_output_design_names_and_no_other() -> None:
-    assert contract.ALL_OUTPUTS == DESIGN_OUTPUTS, "DESIGN.md's output names, in its order"
+    assert contract.ALL_OUTPUTS == DESIGN_OUTPUTS, "the documented output names, in their order"
 
 
 def test_only_the_key_is_secret_and_only_key_mode_has_a_key_and_scope() -> None:

@@ -356,3 +356,37 @@ def test_a_store_that_refuses_is_the_service_failing_and_a_bad_one_the_settings(
     with pytest.raises(WorkloadError) as failure:
         load_windows(client, "llmops-lab", baseline=5, recent=5)
     assert failure.value.exit_code == exit_code, code
+
+
+@pytest.mark.parametrize(
+    ("name", "signature"),
+    [("drift.jpg", b"\xff\xd8\xff"), ("drift.svg", b"<?xml"), ("drift.pdf", b"%PDF")],
+)
+def test_the_plot_is_written_in_the_format_its_suffix_names(
+    tracking: str, tmp_path: Path, name: str, signature: bytes
+) -> None:
+    assert main(["monitor", "--experiment", "steady", "--plot", str(tmp_path / name)]) == 0
+    assert (tmp_path / name).read_bytes().startswith(signature)
+
+
+def test_a_plot_suffix_that_names_no_format_exits_2_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # never asked
+    assert main(["monitor", "--plot", str(tmp_path / "drift.gif")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.endswith(
+        "its suffix .gif names no format the plot is written in (.png, .jpg, .jpeg, .svg, .pdf)"
+    ), line
+    assert not (tmp_path / "drift.gif").exists()
+
+
+def test_a_mistyped_sqlite_store_exits_2_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "mlfow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{missing}")
+    assert main(["monitor"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: no MLflow store at {missing} "), line
+    assert list(tmp_path.iterdir()) == [], "no empty store was made for the typo"

@@ -37,6 +37,7 @@ def plans(run: object) -> dict[str, tuple[int, str, str]]:
         "options": start_in_fork(
             "--config", "llmops:gateway=true", "--config", "llmops:compute=serverless"
         ),
+        "typo": start_in_fork("--config", "llmops:capacty=20", "--json"),
     }
     return {name: plan.result() for name, plan in started.items()}
 
@@ -208,6 +209,19 @@ def test_bad_configuration_stops_the_command_as_a_process(args: list[str], needl
     assert (done.returncode, done.stdout) == (2, "")
     assert needle in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_key_pulumi_yaml_does_not_declare_is_named_with_the_closest(
+    plans: dict[str, tuple[int, str, str]],
+) -> None:
+    code, out, err = plans["typo"]
+    assert code == 0, "the program warns, as in `pulumi up`, and goes on"
+    assert err.splitlines() == [
+        "warning: llmops:capacty is not a key Pulumi.yaml declares, so it changes nothing "
+        "(did you mean llmops:capacity?)"
+    ]
+    (deployment,) = [r for r in json.loads(out)["resources"] if r["name"] == "openai-deployment"]
+    assert deployment["inputs"]["sku"]["capacity"] == 10, "the misspelt key changed nothing"
 
 
 def test_plan_page_excerpt_is_what_the_plan_prints(plans: dict[str, tuple[int, str, str]]) -> None:

@@ -328,6 +328,8 @@ def plans(run: Run, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple
     raised.write_text(json.dumps({"deployment-capacity-cap": {"maxCapacity": 100}}))
     strict = folder / "strict.json"
     strict.write_text(json.dumps({"deployment-capacity-cap": "strict"}))
+    misspelt = folder / "misspelt.json"
+    misspelt.write_text(json.dumps({"deployment-capacty-cap": {"maxCapacity": 5}}))
     started = {
         "text": start_process("--config", "llmops:capacity=100"),
         "strict": start_process("--policy-pack-config", str(strict)),
@@ -337,6 +339,7 @@ def plans(run: Run, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple
             "--config", "llmops:capacity=100", "--policy-pack-config", str(raised)
         ),
         "skipped": start_in_fork("--no-policy", "--config", "llmops:capacity=100"),
+        "misspelt": start_in_fork("--policy-pack-config", str(misspelt)),
     }
     return {name: plan.result() for name, plan in started.items()}
 
@@ -383,7 +386,16 @@ def test_plan_config_file_and_no_policy_let_the_stack_pass(
 
 @pytest.mark.parametrize(
     ("name", "needle"),
-    [("strict", "'strict' is not an enforcement level"), ("nopack", "no PulumiPolicy.yaml")],
+    [
+        ("strict", "'strict' is not an enforcement level"),
+        ("nopack", "no PulumiPolicy.yaml"),
+        # Stricter than the Pulumi CLI, which ignores the name and keeps the default cap.
+        (
+            "misspelt",
+            "names no policy of the pack: 'deployment-capacty-cap'; "
+            "did you mean 'deployment-capacity-cap'? (its policies: allowed-regions, ",
+        ),
+    ],
 )
 def test_plan_with_a_bad_pack_or_config_exits_2(
     plans: dict[str, tuple[int, str, str]], name: str, needle: str

@@ -64,7 +64,7 @@ def usages_path(region: str) -> str:
 def azure(monkeypatch: pytest.MonkeyPatch, mocker: MockerFixture) -> Iterator[FakeArm]:
     """eastus2 full; northcentralus 5 free; swedencentral roomy; switzerlandwest quota, no gpt-4o.
 
-    Signed with LLMOPS_ARM_TOKEN over plain http, as DESIGN.md allows for local fakes;
+    Signed with LLMOPS_ARM_TOKEN over plain http, as docs/reference.md allows for local fakes;
     azure-core's waits are recorded, not slept.
     """
     mocker.patch.object(RequestsTransport, "sleep", autospec=True)
@@ -278,7 +278,9 @@ def test_no_allowed_region_fits(azure: FakeArm, capsys: pytest.CaptureFixture[st
     assert run("--config", "llmops:capacity=200") == 1
     out = capsys.readouterr().out
     assert "do not fit in any allowed region" in out
-    assert "pulumi config set llmops:capacity 150" in out, "the largest that fits"
+    # 150 are free, but the guardrails refuse more than 50 a deployment: never advised.
+    assert "\n  ask for less: pulumi config set llmops:capacity 50\n" in out
+    assert "\n  or request more quota: " in out, "the first remedy has no dangling 'or'"
 
 
 def test_a_pinned_version_must_be_offered_in_the_region(
@@ -322,7 +324,8 @@ def test_one_model_twice_adds_both_capacities_against_one_quota(
         "swedencentral has 150 free for gpt-4o, llmops:capacity + llmops:judgeCapacity need 151"
         in out
     )
-    assert "llmops:capacity + llmops:judgeCapacity at most 150 (gpt-4o shares one quota)" in out
+    # 150 free, but two deployments of at most 50 each (the guardrails' cap).
+    assert "llmops:capacity + llmops:judgeCapacity at most 100 (gpt-4o shares one quota)" in out
 
 
 def test_pin_draws_only_among_fitting_regions_and_writes_only_the_region(
@@ -717,3 +720,16 @@ def test_a_cell_nobody_read_is_said_and_not_held_against_the_region(
     assert "DOES NOT FIT" not in out
     unsure = next(line for line in out.splitlines() if line.startswith("Not confirmed"))
     assert "swedencentral (serverless jobs)" in unsure and "feature-region-support" in unsure
+
+
+def test_no_subscription_names_every_way_to_give_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("AZURE_SUBSCRIPTION_ID", "ARM_SUBSCRIPTION_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Azure CLI to ask
+    assert main(["preflight"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    for way in ("--subscription", "AZURE_SUBSCRIPTION_ID", "ARM_SUBSCRIPTION_ID"):
+        assert way in line
+    assert "azure-native:subscriptionId" in line and "az login" in line

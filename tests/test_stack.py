@@ -160,7 +160,7 @@ def test_children_are_parented_to_their_components(dev: ProgramRun) -> None:
 
 def test_exports_exactly_the_contract_and_only_the_key_is_secret(dev: ProgramRun) -> None:
     assert tuple(dev.exports) == DESIGN_OUTPUTS, (
-        "a key-mode stack exports DESIGN.md's outputs by these names, in this order"
+        "a key-mode stack exports the documented outputs by these names, in this order"
     )
     secret = {name for name, export in dev.exports.items() if export.secret}
     assert secret == {contract.OPENAI_API_KEY}
@@ -349,7 +349,7 @@ def test_a_stack_that_sets_nothing_gets_the_labs_settings_from_pulumi_yaml() -> 
         False,
         "",
         "cluster",
-    ), "DESIGN.md's defaults, as Pulumi.yaml declares them and the program applies them"
+    ), "the documented defaults, as Pulumi.yaml declares them and the program applies them"
 
 
 def test_pulumi_yaml_declares_every_key_the_program_reads_typed_and_described() -> None:
@@ -385,7 +385,7 @@ def test_pulumi_yaml_declares_every_key_the_program_reads_typed_and_described() 
         "gatewayGuardrails": "boolean",
         "inferenceTable": "string",
         "compute": "string",
-    }, "DESIGN.md's types"
+    }, "the documented types"
     for key, declaration in declared.items():
         assert declaration.get("description"), f"{key} is described"
         assert "default" in declaration, f"{key} has a default"

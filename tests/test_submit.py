@@ -84,6 +84,12 @@ def outputs(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def reachable_workspace(mocker: MockerFixture) -> None:
+    """The made-up workspace host counts as reachable (tests/test_reachability.py probes)."""
+    mocker.patch("workload.commands.submit.check_workspace", autospec=True)
+
+
 @pytest.fixture
 def sdk(mocker: MockerFixture) -> MagicMock:
     """The SDK's WorkspaceClient class, faked; its jobs API keeps the real signatures."""
@@ -229,7 +235,7 @@ def test_refused_credentials_exit_1(
     refusal: type[Exception],
 ) -> None:
     _jobs(sdk).run_now.side_effect = refusal("Invalid access token.")
-    assert _submit(outputs) == 1, "401/403 at once: exit 1 (DESIGN.md)"
+    assert _submit(outputs) == 1, "401/403 at once: exit 1 (docs/reference.md)"
     last = capsys.readouterr().err.splitlines()[-1]
     assert last == f"error: {HOST} refused the credentials: Invalid access token."
 
@@ -291,3 +297,21 @@ def test_missing_outputs_exit_2_in_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("--stack NAME" in err or "cannot read" in err)
     sdk.assert_not_called()
+
+
+def test_a_timeout_of_no_minutes_is_refused_before_anything(
+    sdk: MagicMock, outputs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["submit", "--outputs", str(outputs), "--timeout", "-5"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --timeout: must be a number of minutes above 0" in err
+    sdk.assert_not_called()
+
+
+def test_the_help_says_submit_runs_the_eval_job_too(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if "submit" in line]
+    assert "chat, monitor or eval job" in line

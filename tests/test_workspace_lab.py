@@ -101,7 +101,7 @@ def test_cluster_env_carries_the_labs_variables_with_the_key_only_as_a_reference
         "AZURE_OPENAI_API_VERSION": values[contract.OPENAI_API_VERSION],
         "AZURE_OPENAI_DEPLOYMENT": values[contract.OPENAI_DEPLOYMENT],
         "MLFLOW_EXPERIMENT_NAME": values[contract.MLFLOW_EXPERIMENT_PATH],
-        # What `workload eval` paces by (DESIGN.md: the job needs no flags).
+        # What `workload eval` paces by (docs/eval.md: the job needs no flags).
         "LLMOPS_TOKENS_PER_MINUTE": "10000",
         "LLMOPS_JUDGE_DEPLOYMENT": "",
         "LLMOPS_JUDGE_TOKENS_PER_MINUTE": "0",

@@ -31,12 +31,25 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_parser(subparsers)
     evaluate.add_parser(subparsers)
     submit.add_parser(subparsers)
+    for command in subparsers.choices.values():
+        command.set_defaults(parser=command)  # whose usage an unknown option shows
     return parser
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments; an unknown option is refused by its command's parser, with that
+    command's usage (``chat --bogus`` shows chat's options, not the list of commands)."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command: argparse.ArgumentParser = args.parser
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; a WorkloadError becomes one line on stderr and its exit status."""
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     try:
         return int(args.run(args))
     except WorkloadError as err:

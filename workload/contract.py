@@ -5,7 +5,7 @@ on the cluster (or passes them to serverless jobs), stores the key under this
 secret name and starts the jobs through this wheel entry point; ``workload``
 reads every one of them by the same name. So each name lives here once, in a
 module with no Pulumi dependency (the workload must run where Pulumi is not
-installed). DESIGN.md fixes the output names: add, never rename.
+installed). docs/reference.md lists the output names: add, never rename.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ __all__ = [
     "job_parameters",
 ]
 
-# --- stack outputs (DESIGN.md, "Stack outputs") ---------------------------------------------
+# --- stack outputs (docs/reference.md, "Stack outputs") -------------------------------------------
 RESOURCE_GROUP_NAME: Final = "resource_group_name"
 REGION: Final = "region"
 OPENAI_ACCOUNT_NAME: Final = "openai_account_name"
@@ -92,7 +92,7 @@ DATABRICKS_SERVING_ENDPOINT: Final = "databricks_serving_endpoint"
 DATABRICKS_JUDGE_SERVING_ENDPOINT: Final = "databricks_judge_serving_endpoint"
 DATABRICKS_GATEWAY_TOKENS_PER_MINUTE: Final = "databricks_gateway_tokens_per_minute"
 
-#: Every output a stack can export, in DESIGN.md's order.
+#: Every output a stack can export, in docs/reference.md's order.
 ALL_OUTPUTS: Final[tuple[str, ...]] = (
     RESOURCE_GROUP_NAME,
     REGION,

@@ -2,20 +2,55 @@
 
 Written to stderr, redrawn in place about once a second, and only when stderr
 is a terminal: a job's log or a pipe gets nothing (stdout is the result's).
+Likewise a library's colours (MLflow's evaluation summary) reach a terminal only:
+:func:`plain_stderr`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Final, TextIO
 
 if TYPE_CHECKING:
     from workload.model.pacing import Pacer
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "plain_stderr"]
+
+#: A terminal's control sequences (colours, bold): ESC [ parameters letter.
+_ANSI: Final = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class _Plain(io.TextIOBase):
+    """Writes to ``inner`` without terminal control sequences."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        self._inner.write(_ANSI.sub("", text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+
+@contextlib.contextmanager
+def plain_stderr() -> Iterator[None]:
+    """Within the block, what is written to stderr loses its colour codes unless stderr is
+    a terminal: a log file or a pipe gets ``Run ID: 1234``, not ``Run ID: \\x1b[94m1234``."""
+    stream = sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    if callable(isatty) and isatty():
+        yield
+        return
+    with contextlib.redirect_stderr(_Plain(stream)):
+        yield
 
 
 class Progress:

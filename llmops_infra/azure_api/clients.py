@@ -4,7 +4,7 @@ Shared by ``python -m llmops_infra preflight`` and the purge on destroy
 (:mod:`llmops_infra.purge`). The SDK brings what a Resource Manager client
 needs (retries honouring ``Retry-After``, paging through ``nextLink``,
 long-running operation polling); this module only decides where to send the
-requests and with which identity, as DESIGN.md fixes it:
+requests and with which identity, as docs/reference.md fixes it:
 
 - ``LLMOPS_ARM_ENDPOINT`` (a sovereign cloud, a local fake) else
   ``https://management.azure.com``; the token's scope follows the endpoint.
@@ -124,7 +124,7 @@ def credential_scopes(endpoint: str) -> list[str]:
 
 
 class ArmSession:
-    """The Cognitive Services management client, pointed and signed as DESIGN.md says.
+    """The Cognitive Services management client, pointed and signed as docs/reference.md says.
 
     Each method returns plain lists (pages already followed) and raises only
     :class:`ArmError`, so callers deal with one exception and one line of text.

@@ -1,6 +1,6 @@
 """Who signs the Resource Manager requests of ``preflight`` and the purge.
 
-DESIGN.md fixes the order: ``LLMOPS_ARM_TOKEN`` (a bearer token used as is, e.g.
+docs/deploy.md fixes the order: ``LLMOPS_ARM_TOKEN`` (a bearer token used as is, e.g.
 from ``az account get-access-token``), else azure-identity's credentials. Those
 follow Pulumi's azure-native provider, so the purge on destroy signs in as the
 stack's own Azure provider does: its stack configuration (``azure-native:clientId``,

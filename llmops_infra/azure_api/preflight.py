@@ -369,6 +369,21 @@ def report(
     return _not_fitting(regions, settings, short, deleted, out)
 
 
+def _guardrails_capacity_cap() -> int:
+    """The guardrails' default cap on a deployment's capacity (``MAX_CAPACITY`` in the
+    pack, its one home): the advice never suggests what ``pulumi up`` would then refuse.
+    The pack is a folder Pulumi runs, not a package, so it is loaded from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "llmops_guardrails", Path(__file__).resolve().parents[2] / "policy" / "guardrails.py"
+    )
+    assert spec is not None and spec.loader is not None
+    pack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pack)
+    return int(pack.MAX_CAPACITY)
+
+
 def _not_fitting(
     regions: Sequence[RegionCheck],
     settings: LlmopsConfig,
@@ -381,25 +396,29 @@ def _not_fitting(
     for reason in (reason for r in short for reason in _why_not(r)):
         print(f"  {reason}", file=out)
     fitting = [r.region for r in regions if r.fits]
+    remedies = []
     if settings.region is not None and fitting:
-        print(f"  pin a region that fits: pulumi config set {REGION_KEY} {fitting[0]}", file=out)
+        remedies.append(f"pin a region that fits: pulumi config set {REGION_KEY} {fitting[0]}")
+    cap = _guardrails_capacity_cap()
     for demand in demands(settings):
         offered = [m for r in short for m in r.models if m.demand == demand and m.offered]
-        largest = max((m.free for m in offered), default=0)
+        free = max((m.free for m in offered), default=0)
+        largest = min(free, cap * len(demand.keys))  # the cap is per deployment
         if 0 < largest < demand.capacity:
             if len(demand.keys) == 1:
-                print(f"  or ask for less: pulumi config set {demand.keys[0]} {largest}", file=out)
+                remedies.append(f"ask for less: pulumi config set {demand.keys[0]} {largest}")
             else:
-                print(
-                    f"  or ask for less: {' + '.join(demand.keys)} at most {largest} "
-                    f"({demand.model} shares one quota)",
-                    file=out,
+                remedies.append(
+                    f"ask for less: {' + '.join(demand.keys)} at most {largest} "
+                    f"({demand.model} shares one quota)"
                 )
-    print(
-        "  or request more quota: Azure AI Foundry portal > Management center > Quota "
-        "(https://aka.ms/oai/quotaincrease)",
-        file=out,
+    remedies.append(
+        "request more quota: Azure AI Foundry portal > Management center > Quota "
+        "(https://aka.ms/oai/quotaincrease)"
     )
+    print(f"  {remedies[0]}", file=out)
+    for remedy in remedies[1:]:
+        print(f"  or {remedy}", file=out)
     _print_purges(deleted, out)
     return 1
 
@@ -596,7 +615,8 @@ def run(args: argparse.Namespace) -> int:
     subscription = find_subscription(args.subscription, os.environ, config)
     if subscription is None:
         print(
-            "error: no Azure subscription: pass --subscription ID, set AZURE_SUBSCRIPTION_ID, "
+            "error: no Azure subscription: pass --subscription ID, set AZURE_SUBSCRIPTION_ID "
+            "or ARM_SUBSCRIPTION_ID, set the stack's azure-native:subscriptionId, "
             "or sign in with `az login`",
             file=sys.stderr,
         )

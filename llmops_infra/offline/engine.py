@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import hashlib
+import logging
 import multiprocessing
 import os
 import random
@@ -165,6 +166,8 @@ class ProgramRun:
     resources: list[RecordedResource] = field(default_factory=list)
     invokes: list[RecordedInvoke] = field(default_factory=list)
     exports: dict[str, StackExport] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """What the program warned (``pulumi.log.warn``), as ``pulumi up`` would show it."""
 
     def by_type(self, type_: str) -> list[RecordedResource]:
         """Resources of one type token, in registration order."""
@@ -409,8 +412,14 @@ def run_program(
     )
     monitor = _RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(qualified)
+    warnings = _WarningsKept()
     pulumi.runtime.set_mocks(
-        mocks, project=PROJECT_NAME, stack=stack, preview=preview, monitor=monitor
+        mocks,
+        project=PROJECT_NAME,
+        stack=stack,
+        preview=preview,
+        monitor=monitor,
+        logger=warnings.logger,
     )
 
     def execute() -> None:
@@ -438,7 +447,25 @@ def run_program(
         resources=list(monitor.recorded),
         invokes=list(monitor.invokes),
         exports=exports,
+        warnings=warnings.messages,
     )
+
+
+class _WarningsKept(logging.Handler):
+    """The mock engine's log, kept: its warnings are the program's ``pulumi.log.warn``.
+
+    The logger has no parent, so nothing reaches the root logger's stderr: the caller
+    (``plan``) says them its own way.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.logger = logging.Logger("llmops-program")
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def _child(conn: Any, config: Mapping[str, str], kwargs: dict[str, Any]) -> None:

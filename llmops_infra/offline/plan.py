@@ -54,6 +54,8 @@ class Plan:
     to_create: int
     recorded: tuple[Any, ...] = field(default=(), repr=False, compare=False)
     """The registrations as the engine recorded them (``RecordedResource``), for the policies."""
+    warnings: tuple[str, ...] = ()
+    """What the program warned, as ``pulumi up`` would show it (an undeclared key, say)."""
 
 
 def _display(value: Any) -> Any:
@@ -167,6 +169,7 @@ def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
         outputs=outputs,
         to_create=len(run.resources) + 1,  # Pulumi counts the stack itself too
         recorded=tuple(run.resources),
+        warnings=tuple(run.warnings),
     )
 
 

@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(result, plan.PlanError):
             print(f"error: {result.message}", file=sys.stderr)
             return 2
+        for line in result.warnings:  # as `pulumi up` shows the program's warnings
+            print(f"warning: {line}", file=sys.stderr)
         print(plan.to_json(result) if args.json else plan.to_text(result))
         return 0
 
@@ -86,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(result, plan.PlanError):
             print(f"error: {result.message}", file=sys.stderr)
             return 2
+        for line in result.warnings:  # as `pulumi up` shows the program's warnings
+            print(f"warning: {line}", file=sys.stderr)
         text = plan.to_json(result) if args.json else plan.to_text(result)
         violations = analyzer.analyze(result.recorded, pack_config)
         pack = analyzer.info()["name"]

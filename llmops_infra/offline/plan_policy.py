@@ -28,7 +28,7 @@ def resource_of(urn: str) -> tuple[str, str]:
 
 
 def has_mandatory(violations: Sequence[Violation]) -> bool:
-    """Whether ``pulumi up`` with this pack would stop, and ``plan`` exit 3 (DESIGN.md's gate)."""
+    """Whether ``pulumi up`` with this pack would stop, and ``plan`` exit 3 (a gate)."""
     return any(v.level in ("mandatory", "remediate") for v in violations)
 
 

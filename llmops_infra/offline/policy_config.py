@@ -8,6 +8,7 @@ policy's entry, and checks the result against the schemas the pack declares.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -114,8 +115,9 @@ def reconcile_config(
     ``policies`` are the pack's policy infos (``name``, ``level``, ``schema``):
     schema defaults first, then ``all``'s level, then each policy's own entry (a
     level, or an object with ``enforcementLevel`` and properties), then the
-    result checked against each schema. Unknown policy names are ignored, as the
-    CLI ignores them.
+    result checked against each schema. A name that is no policy of the pack is an
+    error naming the pack's policies: stricter than the CLI, which ignores it, because
+    a misspelt policy silently keeps its default level and settings.
     """
     result: dict[str, tuple[Level, dict[str, Any]]] = {}
     for info in policies:
@@ -127,11 +129,20 @@ def reconcile_config(
         }
         result[info["name"]] = (info["level"], defaults)
     entries = _entries(given)
+    unknown = [name for name in entries if name != "all" and name not in result]
+    if unknown:
+        close = [difflib.get_close_matches(name, list(result), n=1) for name in unknown]
+        hints = "".join(f"; did you mean {c[0]!r}?" for c in close if c)
+        raise PolicyPackError(
+            f"the policy pack configuration names no policy of the pack: "
+            f"{', '.join(map(repr, unknown))}{hints} (its policies: {', '.join(result)}; "
+            "'all' sets every one)"
+        )
     all_level = entries.get("all", (None, {}))[0]
     if all_level is not None:
         result = {name: (all_level, props) for name, (_, props) in result.items()}
     for name, (level, props) in entries.items():
-        if name not in result:
+        if name == "all":
             continue
         current_level, current_props = result[name]
         result[name] = (level or current_level, {**current_props, **props})

@@ -12,10 +12,11 @@ problem into one :class:`ConfigError` before any resource is registered.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -39,6 +40,7 @@ __all__ = [
     "default_config",
     "parse_config",
     "type_problem",
+    "undeclared_keys",
 ]
 
 NAMESPACE: Final = "llmops"
@@ -137,6 +139,31 @@ def declarations() -> dict[str, Declaration]:
         items = (spec.get("items") or {}).get("type")
         found[name] = Declaration(name, spec["type"], spec["default"], spec["description"], items)
     return found
+
+
+def undeclared_keys(keys: Iterable[str]) -> list[str]:
+    """One line for each ``llmops:`` key among ``keys`` that ``Pulumi.yaml`` does not
+    declare, naming the closest declared key.
+
+    The Pulumi CLI passes such a key to the program without a word, and the program never
+    reads it: ``llmops:capacty=20`` leaves the capacity at 10 in silence. The program
+    warns (``pulumi up``) and ``plan`` says so too. The declared keys are read from
+    ``Pulumi.yaml``, so a key added there is known here at once.
+    """
+    declared = declarations()
+    lines = []
+    for full in sorted(set(keys)):
+        namespace, _, name = full.partition(":")
+        if namespace != NAMESPACE or name in declared:
+            continue
+        close = difflib.get_close_matches(name, list(declared), n=1, cutoff=0.6)
+        hint = (
+            f"did you mean {NAMESPACE}:{close[0]}?"
+            if close
+            else "docs/configuration.md lists every key"
+        )
+        lines.append(f"{full} is not a key Pulumi.yaml declares, so it changes nothing ({hint})")
+    return lines
 
 
 # --- the CLI's type rules (pkg/workspace/project.go) -----------------------------------------

@@ -46,7 +46,7 @@ __all__ = [
     "secret_reference",
 ]
 
-#: DESIGN.md: each deployment's endpoint is ``llmops-<deployment name>``.
+#: docs/reference.md: each deployment's endpoint is ``llmops-<deployment name>``.
 ENDPOINT_PREFIX: Final = "llmops-"
 #: The external model: Azure OpenAI through the OpenAI provider, chat completions.
 _PROVIDER: Final = "openai"
@@ -64,7 +64,7 @@ _ENDPOINT_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,63}")
 
 
 def endpoint_name(deployment: str, key: str = "deploymentName") -> str:
-    """The serving endpoint in front of one deployment (DESIGN.md's outputs name it so).
+    """The serving endpoint in front of one deployment (the stack outputs name it so).
 
     Azure accepts deployment names Databricks does not accept for an endpoint (``gpt-4.1``):
     such a name stops the program, naming ``key``, before anything is created.

@@ -18,7 +18,13 @@ from llmops_infra.purge import DeletedAccountPurge, DeletedAccountPurgeArgs
 from llmops_infra.stack.azure_identity import AzureIdentity, deployer_principal_type
 from llmops_infra.stack.azure_openai import AzureOpenAI, AzureOpenAIArgs, DeploymentArgs
 from llmops_infra.stack.cluster import LabCluster, LabClusterArgs
-from llmops_infra.stack.config import NAMESPACE, LlmopsConfig, PrincipalType, parse_config
+from llmops_infra.stack.config import (
+    NAMESPACE,
+    LlmopsConfig,
+    PrincipalType,
+    parse_config,
+    undeclared_keys,
+)
 from llmops_infra.stack.gateway import (
     GatewayDeployment,
     LabGateway,
@@ -50,7 +56,13 @@ __all__ = ["deploy", "load_config", "main", "name_base", "refuse_service_princip
 
 
 def load_config() -> LlmopsConfig:
-    """The stack's validated settings; bad values stop the program with one message."""
+    """The stack's validated settings; bad values stop the program with one message, and a
+    key ``Pulumi.yaml`` does not declare (a typo, most often) is a warning naming the
+    closest declared key."""
+    from pulumi.runtime.config import CONFIG, get_config_env
+
+    for line in undeclared_keys([*CONFIG.get(), *get_config_env()]):
+        pulumi.log.warn(line)
     try:
         return parse_config(pulumi.Config(NAMESPACE).get)
     except ConfigError as err:

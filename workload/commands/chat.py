@@ -81,20 +81,22 @@ def run(args: argparse.Namespace) -> int:
     settings = context.settings
 
     from workload.model.chat import make_client, traced_chat
+    from workload.model.retry_notice import retry_notices
 
     # In entra mode this fetches the first token: no credential is exit 2, nothing sent.
     client = make_client(settings, max_retries=args.max_retries, timeout=args.timeout)
     try:
-        result = traced_chat(
-            client,
-            model=settings.model,
-            system_prompt=args.system_prompt,
-            user_prompt=args.prompt,
-            experiment=context.experiment,
-            secret=settings.secret,
-            auth_mode=settings.auth_mode,
-            via=settings.via,
-        )
+        with retry_notices():  # a 429's wait is said on stderr, not waited in silence
+            result = traced_chat(
+                client,
+                model=settings.model,
+                system_prompt=args.system_prompt,
+                user_prompt=args.prompt,
+                experiment=context.experiment,
+                secret=settings.secret,
+                auth_mode=settings.auth_mode,
+                via=settings.via,
+            )
     finally:
         import mlflow
 

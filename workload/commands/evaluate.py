@@ -365,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
     from workload.model.paced_client import RunControl, paced_client
     from workload.model.pacing import Budget, Pacer
     from workload.model.trace_tags import tag_traces
-    from workload.progress import Progress
+    from workload.progress import Progress, plain_stderr
 
     control = RunControl(args.concurrency)
     chat_pacer = Pacer(Budget(settings.model, budgets.chat_tpm, budgets.chat_rpm))
@@ -406,6 +406,8 @@ def run(args: argparse.Namespace) -> int:
     with (
         progress if progress is not None else contextlib.nullcontext(),
         tag_traces(settings.via),
+        # MLflow's summary goes to stderr (stdout is the result's), coloured for a terminal only.
+        plain_stderr(),
     ):
         summary = run_evaluation(
             rows,

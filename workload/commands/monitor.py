@@ -96,7 +96,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=DEFAULT_MIN_EFFECT,
         help=f"smallest effect size called drift ({DEFAULT_MIN_EFFECT:g}; see above)",
     )
-    parser.add_argument("--plot", metavar="FILE.png", help="draw both windows, one panel a metric")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="draw both windows, one panel a metric (.png, .jpg, .svg or .pdf)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object, no table")
     parser.add_argument(
         "--fail-on-drift",
@@ -202,6 +206,13 @@ def run(args: argparse.Namespace) -> int:
     from workload.config.context import resolve_context
     from workload.errors import SettingsError
 
+    if args.plot:  # before anything is read: a suffix that names no format is a typo
+        from workload.monitoring.drift_plot import plot_format
+
+        try:
+            plot_format(args.plot)
+        except ValueError as err:
+            raise SettingsError(f"--plot {args.plot}: {err}") from None
     # The experiment and its store as `chat` resolves them: same outputs, same traces.
     experiment = resolve_context(args, model=False).experiment
 

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from workload import contract
+from workload.commands.arguments import bounded
 from workload.config.context import add_source_arguments, resolve_context
+from workload.config.reachability import check_workspace
 from workload.errors import ServiceError, SettingsError, first_line
 
 if TYPE_CHECKING:
@@ -73,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """Register the sub-command."""
     parser = subparsers.add_parser(
         "submit",
-        help="run the chat or monitor job on the lab's cluster and wait for its result",
+        help="run the chat, monitor or eval job on the lab's cluster and wait for its result",
         description="Start one of the stack's Databricks jobs, follow it, print its output.",
     )
     add_source_arguments(parser, experiment=False)
@@ -85,7 +87,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=bounded(float, lambda m: m > 0, "a number of minutes above 0, e.g. 60"),
         default=60.0,
         metavar="MINUTES",
         help="stop waiting after this long; the run goes on (default: 60)",
@@ -185,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         raise SettingsError(
             f"the stack outputs have no {contract.DATABRICKS_WORKSPACE_URL}: run `pulumi up` first"
         )
+    # The SDK would retry an unreachable workspace for minutes; one line in seconds instead.
+    check_workspace(str(host))
     client = _client(str(host))
 
     from databricks.sdk.errors.base import DatabricksError
@@ -207,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         result = follow_run(
             client, job_id, on_change=progress, timeout_seconds=float(args.timeout) * 60
         )
-    # DESIGN.md: the service's refusals (401/403/404) exit 1 at once.
+    # The service's refusals (401/403/404) exit 1 at once (docs/reference.md).
     except (Unauthenticated, PermissionDenied) as err:
         raise ServiceError(f"{host} refused the credentials: {first_line(err)}") from None
     except NotFound as err:

@@ -1,6 +1,6 @@
 """Which way the workload authenticates, decided from the settings alone.
 
-DESIGN.md's rules for the mode (``LLMOPS_AUTH_MODE`` wins, else the output
+The rules for the mode, as docs/keyless.md states them (``LLMOPS_AUTH_MODE`` wins, else the output
 ``openai_auth_mode``, else ``key``) and for the credential's source. They are
 part of resolving the settings (:mod:`workload.config.settings` calls them), so
 they live below both the settings and the client (:mod:`workload.model.auth`,
@@ -28,7 +28,7 @@ AuthMode = Literal["key", "entra"]
 #: The values ``openai_auth_mode`` and ``LLMOPS_AUTH_MODE`` may take.
 AUTH_MODES: Final[tuple[AuthMode, ...]] = ("key", "entra")
 
-#: Where the credential of a call comes from, in DESIGN.md's order of precedence
+#: Where the credential of a call comes from, in its order of precedence (docs/keyless.md)
 #: (``databricks``: Databricks' unified authentication, through the gateway).
 CredentialSource = Literal[
     "api-key",
@@ -73,7 +73,7 @@ def on_databricks(env: Mapping[str, str]) -> bool:
 def credential_source(
     mode: AuthMode, env: Mapping[str, str], service_credential: str | None
 ) -> CredentialSource:
-    """DESIGN.md's precedence: the AD token variable, else (on Databricks) the service
+    """The precedence (docs/keyless.md): the AD token variable, else (on Databricks) the service
     credential, else ``DefaultAzureCredential``; ``api-key`` in key mode."""
     if mode == "key":
         return "api-key"

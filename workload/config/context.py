@@ -1,7 +1,7 @@
 """What every workload command resolves first, in one place: the stack, the model, the experiment.
 
-DESIGN.md ("Workload command line") asks every command that talks to the model
-or the experiment to take ``--outputs FILE`` or ``--stack NAME`` and to resolve
+Every command that talks to the model or the experiment takes ``--outputs FILE`` or
+``--stack NAME`` (docs/workload.md, "What every command shares") and resolves
 settings, authentication, the tracking store and the experiment the same way,
 so ``monitor`` reads where ``chat`` wrote. A command does it in two lines::
 
@@ -130,9 +130,12 @@ def resolve_context(
     ``require_outputs`` refuses a run without ``--outputs``/``--stack``. When MLflow
     tracks to Databricks, the workspace's host is added to ``env`` (``os.environ`` by
     default) for MLflow to find.
-    Raises one :class:`SettingsError` (exit 2) before anything is sent.
+    Raises one :class:`SettingsError` (exit 2) before anything is sent, or a
+    :class:`~workload.errors.ServiceError` (exit 1) when the tracking server cannot be
+    reached (:mod:`workload.config.reachability`).
     """
     from workload.config.outputs import load_outputs
+    from workload.config.reachability import check_tracking_store
     from workload.config.settings import resolve_experiment, resolve_settings, tracking_env
 
     environ: MutableMapping[str, str] = os.environ if env is None else env
@@ -150,6 +153,8 @@ def resolve_context(
     )
     experiment = resolve_experiment(getattr(args, "experiment", None), outputs, environ)
     environ.update(tracking_env(outputs, environ))
+    # An unreachable tracking server fails here in seconds, not after MLflow's retries.
+    check_tracking_store(environ)
     return WorkloadContext(outputs=outputs, experiment=experiment, model_settings=settings)
 
 

@@ -1,6 +1,6 @@
 """Which way the workload reaches the model: through the stack's AI Gateway, or directly.
 
-DESIGN.md ("Authentication of the workload") fixes the rule: ``--via`` wins,
+docs/reference.md ("Authentication of the workload") states the rule: ``--via`` wins,
 else ``LLMOPS_VIA``, else ``gateway`` when the stack's outputs
 (``databricks_serving_endpoint``) or the cluster's environment
 (``LLMOPS_GATEWAY_ENDPOINT``) name a serving endpoint, else ``direct``. An

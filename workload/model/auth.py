@@ -1,7 +1,7 @@
 """How the workload authenticates to Azure OpenAI: an API key, or Entra ID (keyless).
 
-DESIGN.md, "Authentication of the workload", fixes the rules; they live here,
-once, for every command that calls the model (``chat``, ``eval`` and its
+docs/keyless.md ("Where the token comes from") states the rules; they live
+here, once, for every command that calls the model (``chat``, ``eval`` and its
 judges):
 
 - The mode is ``LLMOPS_AUTH_MODE`` when set (it wins), else the stack output
@@ -100,8 +100,13 @@ def _service_credential(name: str) -> Any:
 
 
 def _default_azure_credential() -> Any:
+    import logging
+
     from azure.identity import DefaultAzureCredential
 
+    # Its chain logs each failed attempt as a multi-line warning on stderr; the failure
+    # reaches the user once, as token_provider's one line saying what to check.
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
     return DefaultAzureCredential()
 
 
@@ -193,6 +198,7 @@ def make_client(settings: ChatSettings, *, max_retries: int, timeout: float) -> 
     import openai
 
     from workload.model.masking import MaskingTransport
+    from workload.model.retry_notice import AttemptTransport
 
     kwargs = client_kwargs(settings)
     client_type = openai.AzureOpenAI if settings.provider == "azure" else openai.OpenAI
@@ -201,7 +207,10 @@ def make_client(settings: ChatSettings, *, max_retries: int, timeout: float) -> 
         max_retries=max_retries,
         timeout=timeout,
         # A credential the service echoes in an error never reaches the SDK's exception
-        # (nor, through autolog, the trace).
-        http_client=openai.DefaultHttpxClient(transport=MaskingTransport(), timeout=timeout),
+        # (nor, through autolog, the trace); what each attempt met names its retry
+        # (workload.model.retry_notice).
+        http_client=openai.DefaultHttpxClient(
+            transport=AttemptTransport(MaskingTransport()), timeout=timeout
+        ),
     )
     return client

@@ -14,13 +14,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from workload import contract
 from workload.config.auth_mode import AuthMode
 from workload.config.context import use_experiment
 from workload.config.via import Via
 from workload.errors import ServiceError, first_line
 from workload.model.auth import make_client, status_hint
 from workload.model.gateway import GUARDRAIL_REFUSAL, gateway_hint, guardrail_refusal
+from workload.model.masking import mask_secret
 from workload.model.trace_tags import tag_traces
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def _describe(
         text = f"the service answered with a body that is not JSON ({type(err).__name__})"
     else:
         text = f"the chat call failed: {type(err).__name__}"
-    return text.replace(secret, contract.SECRET_MASK) if secret else text
+    return mask_secret(text, secret)
 
 
 def traced_chat(

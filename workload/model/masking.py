@@ -11,16 +11,33 @@ the SDK reads the body. Whatever this request carried (the ``api-key`` header, t
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import httpx2
 
 from workload.contract import SECRET_MASK
 
-__all__ = ["MaskingTransport", "sent_credentials"]
+__all__ = ["MaskingTransport", "mask_secret", "sent_credentials"]
 
 #: Shorter values are not credentials worth masking (and would mangle ordinary text).
 _MIN_SECRET: Final = 8
+
+
+def mask_secret(text: str, secret: str) -> str:
+    """``text`` with ``secret`` replaced by :data:`~workload.contract.SECRET_MASK`.
+
+    A credential of :data:`_MIN_SECRET` characters or more is masked wherever it appears;
+    a shorter one (a placeholder, a key typed for a test) only where it stands alone, so a
+    one-letter key ``k`` leaves "check the key" as it is instead of "chec[secret] the
+    [secret]ey".
+    """
+    if not secret:
+        return text
+    if len(secret) >= _MIN_SECRET:
+        return text.replace(secret, SECRET_MASK)
+    alone = rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
+    return re.sub(alone, lambda _: SECRET_MASK, text)
 
 
 def sent_credentials(request: httpx2.Request) -> list[str]:

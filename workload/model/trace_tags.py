@@ -1,4 +1,4 @@
-"""The tag every model call's trace carries: which way the call went (DESIGN.md).
+"""The tag every model call's trace carries: which way the call went (docs/reference.md).
 
 ``llmops.via`` is ``gateway`` (the stack's serving endpoint) or ``direct`` (Azure
 OpenAI, or a compatible server). The traces keep their shape, so the monitor

@@ -73,13 +73,30 @@ def _ecdf(axes: Any, values: Sequence[float], label: str, color: str) -> None:
     )
 
 
+#: The formats ``--plot`` writes, named by the file's suffix (matplotlib writes each
+#: without a display: PNG, JPEG through Pillow, SVG, PDF).
+PLOT_FORMATS: Final = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "svg": "svg", "pdf": "pdf"}
+
+
+def plot_format(path: str | Path) -> str:
+    """The image format ``path``'s suffix names; ValueError, saying which are known, when
+    it names none (a ``.jpg`` file holding PNG bytes helps nobody)."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in PLOT_FORMATS:
+        named = f"its suffix .{suffix}" if suffix else "it has no suffix"
+        known = ", ".join(f".{s}" for s in PLOT_FORMATS)
+        raise ValueError(f"{named} names no format the plot is written in ({known})")
+    return PLOT_FORMATS[suffix]
+
+
 def plot_drift(
     path: str | Path,
     report: DriftReport,
     baseline: Sequence[TraceRecord],
     recent: Sequence[TraceRecord],
 ) -> Path:
-    """Write the figure as a PNG and return its path."""
+    """Write the figure in the format the file's suffix names (:func:`plot_format`) and
+    return its path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -121,5 +138,5 @@ def plot_drift(
         fontsize=11,
     )
     target = Path(path)
-    figure.savefig(target, format="png")
+    figure.savefig(target, format=plot_format(target))
     return target

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
@@ -245,7 +246,7 @@ def _where(client: MlflowClient) -> str:
 
 
 #: MLflow's error codes for a store that refused the call or could not answer: the service
-#: failed (exit 1), as DESIGN.md says; anything else is the settings' fault (exit 2).
+#: failed (exit 1), as docs/reference.md says; anything else is the settings' fault (exit 2).
 _SERVICE_FAILED: Final = frozenset(
     {"UNAUTHENTICATED", "PERMISSION_DENIED", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
 )
@@ -262,11 +263,27 @@ def _store_error(client: MlflowClient, err: Exception) -> WorkloadError:
     return TrackingStoreError(text)
 
 
+def _sqlite_file_exists(uri: str) -> None:
+    """A ``sqlite:///`` store the monitor reads must exist already: MLflow would create an
+    empty one for a mistyped path, and the monitor would then find no experiment."""
+    if not uri.startswith("sqlite:///"):
+        return
+    raw = uri.removeprefix("sqlite:///").partition("?")[0]
+    if raw in ("", ":memory:") or Path(raw).is_file():
+        return
+    path = Path(raw)
+    raise TrackingStoreError(
+        f"no MLflow store at {path} (MLFLOW_TRACKING_URI={uri}): check the path; "
+        "`chat` and `eval` create the store where they first write"
+    )
+
+
 def connect(tracking_uri: str | None = None) -> MlflowClient:
     """A client of ``tracking_uri``, else of MLflow's own choice (``MLFLOW_TRACKING_URI``)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    _sqlite_file_exists(tracking_uri or mlflow.get_tracking_uri())
     try:
         return mlflow.MlflowClient(tracking_uri=tracking_uri)
     except MlflowException as err:
