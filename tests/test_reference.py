@@ -53,8 +53,6 @@ def test_every_environment_variable_the_workload_reads_is_named() -> None:
         for name, value in vars(contract).items()
         if name.startswith("ENV_") and isinstance(value, str)
     }
-    # The gateway's variables belong to an option this version does not offer yet.
-    named -= {contract.ENV_GATEWAY_ENDPOINT, contract.ENV_GATEWAY_JUDGE_ENDPOINT, contract.ENV_VIA}
     missing = sorted(variable for variable in named if f"`{variable}`" not in _reference())
     assert missing == [], f"the reference names every variable: {missing}"
 
