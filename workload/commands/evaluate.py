@@ -39,9 +39,18 @@ Every request, the judges' included, is paced evenly within --tpm and --rpm
 (tokens counted as Azure counts them at admission: prompt plus max_tokens),
 as Azure evaluates its limits over windows of seconds, not minutes.
 
-Exit status: 0 done, 1 the service refused (401/403/404, at once) or every row
-failed, 2 bad settings or input (nothing sent), 3 a --fail-under gate failed.
+A judge that gives no verdict (its call failed after retries, its answer was
+cut off or unparsable) is a judge error, counted per scorer, never a "no"; a
+pass rate counts the verdicts and the rows whose own call failed. Each rate is
+logged on the run as the metric <scorer>/pass_rate.
+
+Exit status: 0 done, 1 the service refused (401/403/404, at once), every row
+failed or every judge call of a scorer failed (the result is printed first),
+2 bad settings or input (nothing sent), 3 a --fail-under gate failed.
 """
+
+#: Each judge answer's max_tokens: room for the detailed rationale MLflow's prompt asks for.
+JUDGE_MAX_TOKENS: Final = 512
 
 
 _positive = bounded(int, lambda n: n >= 1, "a whole number of at least 1")
@@ -111,9 +120,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--judge-max-tokens",
         type=_positive,
-        default=256,
+        default=JUDGE_MAX_TOKENS,
         metavar="N",
-        help="each judge answer's max_tokens (256)",
+        help=f"each judge answer's max_tokens ({JUDGE_MAX_TOKENS}); an answer cut off there "
+        "is asked again once with four times the room",
     )
     parser.add_argument(
         "--guideline",
@@ -234,7 +244,7 @@ def resolve_budgets(
 
 
 def _table(summary: EvalSummary, gates: list[tuple[str, float]]) -> str:
-    rows = [("scorer", "pass rate", "mean", "n", "gate")]
+    rows = [("scorer", "pass rate", "mean", "n", "judge errors", "gate")]
     for scorer in summary.scorers:
         gate = next((rate for name, rate in gates if name == scorer.name), None)
         rows.append(
@@ -243,6 +253,7 @@ def _table(summary: EvalSummary, gates: list[tuple[str, float]]) -> str:
                 "-" if scorer.pass_rate is None else f"{scorer.pass_rate:.0%}",
                 "-" if scorer.mean is None else f"{scorer.mean:.4g}",
                 str(scorer.n),
+                str(scorer.judge_errors),
                 "-" if gate is None else f">= {gate:.0%}",
             )
         )
@@ -378,6 +389,12 @@ def run(args: argparse.Namespace) -> int:
         print(_table(summary, args.fail_under))
     if summary.errors == summary.rows:
         raise ServiceError(f"every row failed; the last: {summary.last_error}")
+    silent = [s.name for s in summary.scorers if s.judge_errors and not s.verdicts]
+    if silent:
+        raise ServiceError(
+            f"every judge call of {', '.join(silent)} failed (see judge_errors; the judge "
+            "deployment, its limits or --judge-max-tokens)"
+        )
     if failed:
         print(f"gate failed: {'; '.join(failed)}", file=sys.stderr)
         return EXIT_GATE

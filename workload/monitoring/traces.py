@@ -275,6 +275,15 @@ def connect(tracking_uri: str | None = None) -> MlflowClient:
         raise TrackingStoreError(f"cannot use the MLflow tracking store: {reason}") from None
 
 
+#: The tag MLflow puts on a trace a scorer made (``TraceTagKey.SOURCE_SCORER_NAME``).
+SCORER_TRACE_TAG: Final = "mlflow.trace.sourceScorer"
+
+
+def _is_scorer_trace(trace: Trace) -> bool:
+    """A trace MLflow's evaluation made of a scorer's run, not of a chat call."""
+    return SCORER_TRACE_TAG in (trace.info.tags or {})
+
+
 def _records(
     client: MlflowClient, experiment_id: str, order: Order, limit: int | None, page_size: int
 ) -> Iterator[TraceRecord]:
@@ -295,8 +304,9 @@ def _records(
         except MlflowException as err:
             raise _store_error(client, err) from None
         for trace in page:
-            # A trace still being written has no end yet; it joins a later check.
-            if str(trace.info.state) in ("OK", "ERROR"):
+            # A trace still being written has no end yet; it joins a later check. A
+            # scorer's own trace (MLflow tags it when scorer tracing is on) is no chat call.
+            if str(trace.info.state) in ("OK", "ERROR") and not _is_scorer_trace(trace):
                 taken += 1
                 yield record_from_trace(trace)
                 if limit is not None and taken >= limit:
