@@ -46,7 +46,8 @@ punctuation mark and each CJK character one token, 3 a message):
 more than characters / 4 for English, several times more for Japanese;
 ``latency=(low, high)`` answers after a random (seeded) delay in that range;
 ``judge_rationale_words=N`` makes the judge's rationale N words longer, so that a
-low ``max_tokens`` cuts the answer off (``finish_reason`` ``length``).
+low ``max_tokens`` cuts the answer off (``finish_reason`` ``length``);
+``judge_status=503`` answers every judge prompt with that error (an outage).
 
 A request carrying MLflow's Guidelines judge prompt gets MLflow's judge answer,
 ``{"rationale": ..., "result": "yes"|"no"}``, the verdict from ``judge_verdict``
@@ -285,6 +286,7 @@ class FakeAzureOpenAI:
         latency: tuple[float, float] | None = None,
         judge_rationale_words: int = 0,
         unbounded_tokens: int = UNBOUNDED_TOKENS,
+        judge_status: int = 200,
     ) -> None:
         self.api_key = api_key
         self.ad_token = ad_token
@@ -299,6 +301,7 @@ class FakeAzureOpenAI:
         self.latency = latency
         self.judge_rationale_words = judge_rationale_words
         self.unbounded_tokens = unbounded_tokens
+        self.judge_status = judge_status
         self._random = random.Random(0)
         self.requests: list[RecordedRequest] = []
         #: Requests let through by the rate limiter, and the number refused with 429.
@@ -575,6 +578,10 @@ class FakeAzureOpenAI:
                     refund(0)
                     answer = scripted.body if scripted.body is not None else {}
                     return self._send(scripted.status, answer, scripted.headers)
+                messages = body.get("messages") if isinstance(body, dict) else None
+                if fake.judge_status != 200 and is_judge_prompt(messages or []):
+                    refund(0)
+                    return self._send(fake.judge_status, Reply.server_error().body)
                 completion = fake.completion(body if isinstance(body, dict) else {})
                 refund(int(completion["usage"]["total_tokens"]))
                 return self._send(200, completion, scripted.headers if scripted else None)

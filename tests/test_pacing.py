@@ -255,7 +255,7 @@ def test_a_cjk_character_is_at_least_one_token() -> None:
     prompt = "動物についてのジョークを教えてください。"
     assert text_tokens(prompt) >= len(prompt), "every Japanese character counts one token"
     assert text_tokens(prompt) >= 3 * math.ceil(len(prompt) / 4), "not characters / 4"
-    assert text_tokens("你好，世界") == 5
+    assert text_tokens("你好世界") == 4
     assert text_tokens("Tell me a joke.") >= 5
 
 

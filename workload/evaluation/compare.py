@@ -217,6 +217,25 @@ def _verdict(feedback: Any) -> bool | str | None:
     return "skip"
 
 
+def _inputs(request: Any) -> tuple[str | None, str | None]:
+    """The row's prompt and system prompt, from its trace's request.
+
+    A row's trace is the autologged chat call (its request the completion's body:
+    the system and user messages); a trace of MLflow's own predict span would carry
+    the row's inputs (``prompt``, ``system_prompt``) instead.
+    """
+    if not isinstance(request, dict):
+        return None, None
+    if isinstance(request.get("prompt"), str):
+        system = request.get("system_prompt")
+        return request["prompt"], system if isinstance(system, str) else None
+    by_role: dict[str, str] = {}
+    for message in request.get("messages") or []:
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            by_role[str(message.get("role"))] = message["content"]
+    return by_role.get("user"), by_role.get("system")
+
+
 def _row(trace: Trace) -> EvalRowResult | None:
     from mlflow.entities import Feedback
 
@@ -224,7 +243,8 @@ def _row(trace: Trace) -> EvalRowResult | None:
         inputs = json.loads(trace.data.request or "null")
     except (TypeError, ValueError):
         return None
-    if not isinstance(inputs, dict) or not isinstance(inputs.get("prompt"), str):
+    prompt, system = _inputs(inputs)
+    if prompt is None:
         return None
     latest: dict[str, tuple[int, bool | None]] = {}
     for assessment in trace.info.assessments or []:
@@ -236,12 +256,7 @@ def _row(trace: Trace) -> EvalRowResult | None:
         when = assessment.last_update_time_ms or assessment.create_time_ms or 0
         if assessment.name not in latest or when >= latest[assessment.name][0]:
             latest[assessment.name] = (when, verdict if isinstance(verdict, bool) else None)
-    system = inputs.get("system_prompt")
-    return EvalRowResult(
-        inputs["prompt"],
-        system if isinstance(system, str) else None,
-        {name: verdict for name, (_, verdict) in latest.items()},
-    )
+    return EvalRowResult(prompt, system, {name: verdict for name, (_, verdict) in latest.items()})
 
 
 def _traces(client: MlflowClient, experiment_id: str, run_id: str) -> Iterable[Trace]:

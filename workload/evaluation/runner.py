@@ -180,7 +180,9 @@ def _passed(value: Any) -> bool | None:
     return None
 
 
-def _summarise(name: str, values: list[Any], applicable: int, judge_errors: int) -> ScorerSummary:
+def _summarise(
+    name: str, values: list[Any], applicable: int, judge_errors: int = 0
+) -> ScorerSummary:
     numbers = [
         float(v)
         for v in values
