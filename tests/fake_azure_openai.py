@@ -303,6 +303,8 @@ class FakeAzureOpenAI:
         self.unbounded_tokens = unbounded_tokens
         self.judge_status = judge_status
         self._random = random.Random(0)
+        #: The answer times drawn for ``latency``.
+        self.latencies: list[float] = []
         self.requests: list[RecordedRequest] = []
         #: Requests let through by the rate limiter, and the number refused with 429.
         self.admitted: list[Admission] = []
@@ -427,7 +429,9 @@ class FakeAzureOpenAI:
         if self.latency is None:
             return 0.0
         with self._lock:
-            return self._random.uniform(*self.latency)
+            drawn = self._random.uniform(*self.latency)
+            self.latencies.append(drawn)
+            return drawn
 
     def _next(self) -> Reply | None:
         with self._lock:
