@@ -16,6 +16,7 @@ tracing and comparison scenarios, on unlimited fakes, in the third, and then the
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,16 @@ def _verdict(passing: set[str] | None, failing: set[str] | None) -> Any:
         if passing is not None:
             return animal in passing
         return animal not in (failing or set())
+
+    return judge
+
+
+def _numbered(passing: int) -> Any:
+    """A judge passing the rows about animal0 .. animal<passing - 1>."""
+
+    def judge(prompt: str) -> bool:
+        found = re.search(r"joke about animal(\d+)\.", prompt)
+        return found is not None and int(found.group(1)) < passing
 
     return judge
 
@@ -141,6 +152,14 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         api_key=KEY, judge_verdict=_verdict(AFTER_PASSES, None)
     ).start()
     fakes["chat"] = FakeAzureOpenAI(api_key=KEY).start()
+    # The monitor's verdicts: two 23-row runs of one dataset, 22 passing then 16, and between
+    # them a run of another dataset whose every verdict is "no".
+    drift_rows = str(
+        _write(tmp / "drift.jsonl", _rows([f"animal{i}" for i in range(23)], "x")[:23])
+    )
+    fakes["drift_before"] = FakeAzureOpenAI(api_key=KEY, judge_verdict=_numbered(22)).start()
+    fakes["drift_other"] = FakeAzureOpenAI(api_key=KEY, judge_verdict=lambda p: False).start()
+    fakes["drift_after"] = FakeAzureOpenAI(api_key=KEY, judge_verdict=_numbered(16)).start()
     before_rows = str(_write(tmp / "before.jsonl", _rows(ANIMALS, "frogs at night")))
     after_rows = str(_write(tmp / "after.jsonl", _rows(ANIMALS, "lions")))
     retries = ("--max-retries", "1")
@@ -192,6 +211,21 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             store, "compare", fakes["after"], "--tpm", "6000000", "--dataset", after_rows, "--json"
         ),
         "chat": {**_plan(store, "compare", fakes["chat"], "--json"), "command": "chat"},
+        "drift_before": _plan(
+            store, "drift", fakes["drift_before"], "--tpm", "6000000", "--dataset", drift_rows
+        ),
+        "drift_other": _plan(store, "drift", fakes["drift_other"], *unpaced),
+        "drift_after": _plan(
+            store,
+            "drift",
+            fakes["drift_after"],
+            "--tpm",
+            "6000000",
+            "--dataset",
+            drift_rows,
+            "--json",
+        ),
+        "drift_monitor": {**_plan(store, "drift", fakes["chat"], "--json"), "command": "monitor"},
     }
     cwd, env = tmp, {**_clean_env(), "PYTHONPATH": str(PROJECT_DIR)}
     try:
@@ -368,6 +402,59 @@ def test_the_monitor_ignores_a_trace_mlflow_marks_as_a_scorers() -> None:
 
     assert _is_scorer_trace(info({"mlflow.trace.sourceScorer": "guidelines"}))
     assert not _is_scorer_trace(info({}))
+
+
+# --- the monitor's verdicts ------------------------------------------------------------------
+
+
+def test_the_monitor_compares_whole_eval_runs_of_one_dataset_and_flags_a_drop(
+    results: dict[str, Any],
+) -> None:
+    """96 % -> 70 % over two 23-row runs, a run of another dataset between them: the monitor
+    compares the two runs of the newest run's dataset, and the one-sided test flags the drop
+    (two-sided at 0.01 over trace-count windows it went unflagged)."""
+    done = results["results"]
+    monitor = done["drift_monitor"]
+    assert monitor["code"] == 0, monitor["stderr"]
+    report = json.loads(monitor["stdout"])
+    after = json.loads(done["drift_after"]["stdout"])
+    assert report["verdicts"]["recent_run"] == after["run_id"]
+    assert report["verdicts"]["baseline_run"] != after["run_id"]
+    (verdict,) = [m for m in report["metrics"] if m["name"] == "assessment:expectations_guidelines"]
+    assert (verdict["baseline_count"], verdict["recent_count"]) == (23, 23), "whole runs"
+    assert (verdict["baseline"], verdict["recent"]) == (
+        pytest.approx(22 / 23),
+        pytest.approx(16 / 23),
+    ), "the other dataset's run is in neither window"
+    assert verdict["p_value"] == pytest.approx(0.0235, abs=1e-3), "Fisher's exact test, one-sided"
+    assert verdict["drift"] is True and "assessment:expectations_guidelines" in report["drifted"]
+
+
+def test_judge_errors_are_a_metric_of_their_own_and_a_rise_is_flagged() -> None:
+    from workload.monitoring.drift import compare_windows
+    from workload.monitoring.traces import TraceRecord
+
+    def record(index: int, failed: bool) -> TraceRecord:
+        return TraceRecord(
+            f"tr-{index}",
+            index,
+            10.0,
+            1,
+            1,
+            2,
+            5,
+            False,
+            assessments={} if failed else {"guidelines": True},
+            judge_errors=frozenset({"guidelines"}) if failed else frozenset(),
+        )
+
+    old = [record(i, False) for i in range(20)]
+    new = [record(i, i % 2 == 0) for i in range(20)]
+    report = compare_windows(old, new, verdicts=(old, new))
+    (errors,) = [m for m in report.metrics if m.name == "judge_errors:guidelines"]
+    assert (errors.baseline, errors.recent) == (0.0, 0.5) and errors.drift
+    (rate,) = [m for m in report.metrics if m.name == "assessment:guidelines"]
+    assert rate.recent == 1.0 and not rate.drift, "the errors are not counted as 'no'"
 
 
 # --- compare ---------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from workload.evaluation.judges import (
     guidelines_judge,
 )
 from workload.model.paced_client import FATAL_STATUSES, RunControl, Stopped
+from workload.monitoring.traces import EVAL_RUN_NAME
 
 if TYPE_CHECKING:
     import openai
@@ -390,9 +391,7 @@ def run_evaluation(
         with (
             _mlflow_settings(plan.concurrency),
             # Nested under a run the caller (a notebook) has open; else a run of its own.
-            mlflow.start_run(
-                run_name="workload-eval", nested=mlflow.active_run() is not None
-            ) as run,
+            mlflow.start_run(run_name=EVAL_RUN_NAME, nested=mlflow.active_run() is not None) as run,
             # MLflow prints its summary to stdout; stdout is for the table or the JSON.
             contextlib.redirect_stdout(sys.stderr),
         ):

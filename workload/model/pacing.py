@@ -76,9 +76,9 @@ DEFAULT_MAX_COMPLETION_TOKENS: Final = 128_000
 WINDOW_SECONDS: Final = 10.0
 JITTER_MARGIN: Final = 0.03
 
-#: Characters of ASCII words per token in the estimate: tokenizers average about 4 for
-#: English; 3 keeps the estimate above Azure's for short and unusual words.
-_CHARS_PER_TOKEN: Final = 3
+#: ASCII letters per token in the estimate, and digits per token (see :func:`text_tokens`).
+_CHARS_PER_TOKEN: Final = 4
+_DIGITS_PER_TOKEN: Final = 3
 #: Tokens a chat message costs beyond its text (role and separators).
 _TOKENS_PER_MESSAGE: Final = 4
 
@@ -123,34 +123,33 @@ class Budget:
         return self.tokens_per_minute * self.window / 60.0
 
 
-def _is_ascii_word(char: str) -> bool:
-    return char.isascii() and (char.isalnum() or char == "_")
+def _is_word(char: str) -> bool:
+    return char.isascii() and (char.isalpha() or char == "_")
 
 
 def text_tokens(text: str) -> int:
     """An estimate of ``text``'s tokens that stays at or above what Azure counts.
 
-    Runs of ASCII letters and digits cost one token per 3 characters (English
-    averages about 4), any other visible ASCII character (punctuation) one,
+    A run of ASCII letters costs one token per 4 characters (the tokenizers'
+    average for English; common words are one token whatever their length), a
+    run of digits one per 3 (GPT-4o's tokenizer splits numbers into groups of
+    up to three digits), any other visible ASCII character (punctuation) one,
     whitespace nothing of its own, and every non-ASCII character one: a Japanese
-    or Chinese character is at least one token, where characters / 4 would count
-    a quarter of one.
+    or Chinese character is at least one token, where characters / 4 counted a
+    quarter of one.
     """
     tokens = 0
-    run = 0
-    for char in text:
-        if _is_ascii_word(char):
-            run += 1
-            continue
-        if run:
-            tokens += math.ceil(run / _CHARS_PER_TOKEN)
+    kind, run = "", 0
+    for char in text + " ":
+        now = "digit" if char.isascii() and char.isdigit() else "word" if _is_word(char) else ""
+        if now != kind and run:
+            tokens += math.ceil(run / (_DIGITS_PER_TOKEN if kind == "digit" else _CHARS_PER_TOKEN))
             run = 0
-        if char.isspace():
-            continue
-        if char.isascii() or unicodedata.category(char)[0] != "M":  # a combining mark rides along
-            tokens += 1
-    if run:
-        tokens += math.ceil(run / _CHARS_PER_TOKEN)
+        kind = now
+        if now:
+            run += 1
+        elif not char.isspace() and (char.isascii() or unicodedata.category(char)[0] != "M"):
+            tokens += 1  # punctuation, or a non-ASCII character (a combining mark rides along)
     return tokens
 
 
@@ -244,6 +243,32 @@ class Pacer:
             self.requests += 1
             self.tokens += tokens
             return slot
+
+    def postpone(self, slot: float, tokens: int) -> bool:
+        """Move a slot that could not be used on time (no place in flight) to now, if the
+        windows it then falls into still have room for it; False (nothing moved) if not.
+
+        The request keeps its turn: taking a new slot instead would queue it behind every
+        request that reserved meanwhile, whose slots would then find no place either.
+        """
+        with self._lock:
+            now = self._clock()
+            if now <= slot:
+                return True
+            entries = [(t, n) for t, n in self._log if (t, n) != (slot, tokens)]
+            if len(entries) == len(self._log):
+                return False
+            moved = [*entries, (now, tokens)]
+            budget = self.budget
+            anchors = [now, *(t for t, _ in entries if now <= t < now + self._span)]
+            for anchor in anchors:
+                inside = [n for t, n in moved if anchor - self._span < t <= anchor]
+                if len(inside) > 1 and (
+                    len(inside) > budget.window_requests or sum(inside) > budget.window_tokens
+                ):
+                    return False
+            self._log = deque(sorted(moved))
+            return True
 
     def cancel(self, slot: float, tokens: int) -> None:
         """Give back a slot that was not used (its request is sent later, on a new slot)."""
