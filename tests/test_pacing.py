@@ -309,7 +309,7 @@ def test_a_request_bigger_than_a_windows_share_goes_alone_into_an_empty_window()
     pacer = Pacer(Budget("d", 10_000, 60), clock=clock, sleep=clock.sleep)
     span = WINDOW_SECONDS * (1 + JITTER_MARGIN)
     first = pacer.reserve(100)
-    big = pacer.reserve(1_720)  # a judge's retry: four times 320 tokens of room, its prompt
+    big = pacer.reserve(2_500)  # a judge's retry: four times 512 tokens of room, its prompt
     after = pacer.reserve(100)
     assert big - first == pytest.approx(span), "the window before it is empty"
     assert after - big >= span, "nothing joins it in its window"

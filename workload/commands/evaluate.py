@@ -50,9 +50,9 @@ failed or every judge call of a scorer failed (the result is printed first),
 """
 
 #: Each judge answer's max_tokens: room for the detailed rationale MLflow's prompt asks for
-#: (some 240 words), and still two judge calls (prompt about 440 tokens) in one 10 s
-#: window of the lab's 10K TPM (1,667 tokens); a longer answer is retried with 4x the room.
-JUDGE_MAX_TOKENS: Final = 320
+#: (some 380 words); a longer answer is retried once with 4x the room. At the lab's 10K TPM
+#: a judge call (its prompt about 440 tokens) then takes one 10 s window's share to itself.
+JUDGE_MAX_TOKENS: Final = 512
 
 
 _positive = bounded(int, lambda n: n >= 1, "a whole number of at least 1")
