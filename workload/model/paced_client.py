@@ -169,19 +169,20 @@ class PacedTransport(httpx2.BaseTransport):
         slot = self.pacer.reserve(tokens)
         self.control.wait(self.pacer.until(slot))
         if not gate.acquire(blocking=False):
-            # No place when the slot came: the request keeps its turn and leaves as soon as
-            # a place is free, if the windows it then falls into have room for it; else it
-            # takes a new slot (sending late on the old one could overfill a window).
+            # No place when the slot came: the request keeps its turn and waits for one.
             while not gate.acquire(timeout=0.05):
                 self.control.check()
-            if not self.pacer.postpone(slot, tokens):
+        try:
+            # Leaving later than its slot (no place, a thread woken late), the request is
+            # counted where it really goes, if the windows there have room; else it takes a
+            # new slot (sending late on the old one could overfill a window).
+            while not self.pacer.postpone(slot, tokens):
                 self.pacer.cancel(slot, tokens)
-                try:
-                    slot = self.pacer.reserve(tokens)
-                    self.control.wait(self.pacer.until(slot))
-                except BaseException:
-                    gate.release()
-                    raise
+                slot = self.pacer.reserve(tokens)
+                self.control.wait(self.pacer.until(slot))
+        except BaseException:
+            gate.release()
+            raise
         try:
             # Recorded before sending: the span ends when the answer is in.
             _record_wait(request, time.monotonic() - queued)
