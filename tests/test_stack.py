@@ -60,9 +60,12 @@ def test_creates_exactly_the_lab_resources(dev: ProgramRun) -> None:
             # Issue 7: purges the soft-deleted account on destroy (tests/test_purge.py).
             "pulumi-python:dynamic/llmops:DeletedAccountPurge",
         ]
-        # Each module of the workload package and its dataset, uploaded for the jobs.
+        # Each module of the workload package and its datasets, uploaded for the jobs.
         + ["databricks:index/workspaceFile:WorkspaceFile"]
-        * (len([p for p in WORKLOAD_DIR.rglob("*.py") if "__pycache__" not in p.parts]) + 1)
+        * (
+            len([p for p in WORKLOAD_DIR.rglob("*.py") if "__pycache__" not in p.parts])
+            + len(list(WORKLOAD_DIR.rglob("*.jsonl")))
+        )
     ), "one of each resource the lab creates by hand, plus the random draws and the lab's jobs"
     components = sorted(r.type for r in dev.resources if not r.custom)
     assert components == [

@@ -238,7 +238,10 @@ def test_preview_shows_what_is_known_and_leaves_cloud_ids_unknown(run: Run) -> N
     assert is_unknown(env["AZURE_OPENAI_API_KEY"]), "the reference exists once the secret does"
     assert preview.one(SCOPE).inputs["name"] == "llmops"
     modules = [p for p in WORKLOAD_DIR.rglob("*.py") if "__pycache__" not in p.parts]
-    assert len(preview.by_type(FILE)) == len(modules) + 1, "every module and the dataset"
+    datasets = list(WORKLOAD_DIR.rglob("*.jsonl"))
+    assert len(preview.by_type(FILE)) == len(modules) + len(datasets), (
+        "every module and the datasets"
+    )
     assert is_unknown(preview.exports[contract.DATABRICKS_CHAT_JOB_ID].value)
     assert is_unknown(preview.exports[contract.DATABRICKS_MONITOR_JOB_ID].value)
     assert preview.exports[contract.MLFLOW_EXPERIMENT_PATH].value == "/Shared/llmops-lab"
