@@ -399,7 +399,7 @@ def test_at_the_labs_limits_scaled_tenfold_in_time_sliding_windows_see_no_429() 
     of 0.1 to 0.3 s, i.e. 1 to 3 s scaled) refuses anything beyond; the pacer, told the
     same window, sends 60 requests from 8 threads, 4 in flight, without one 429: twice as
     many requests as places, so most find no place when their slot comes and keep their
-    turn until one is free. The jitter margin is scaled too, but not as far: 0.1 s of a
+    turn until one is free. The jitter margin is scaled too, but not as far: 0.2 s of a
     1 s window (the real 0.3 s of 10 s would be 0.03 s here, less than a loaded test
     machine's thread wake-ups)."""
     with FakeAzureOpenAI(
@@ -411,14 +411,14 @@ def test_at_the_labs_limits_scaled_tenfold_in_time_sliding_windows_see_no_429() 
             60,
             concurrency=4,
             threads=8,
-            margin=0.1,
+            margin=0.2,
         )
         assert fake.throttled == 0, "no request was refused"
         assert len(admitted) == 1 + 60
     for i in range(len(admitted) - 10):
         assert admitted[i + 10] - admitted[i] > 1.0, "never 11 requests in a 1 s window"
-    # The floor: 60 requests at 10 a second, the last one answered; the margin costs 10 %.
-    assert 5.9 <= taken <= 5.9 * 1.25 + 0.3, "no slot is wasted when places run out"
+    # The floor: 60 requests at 10 a second, the last one answered; the margin costs 20 %.
+    assert 5.9 <= taken <= 5.9 * 1.35 + 0.3, "no slot is wasted when places run out"
 
 
 def test_the_fake_refuses_the_eleventh_request_of_a_sliding_window() -> None:

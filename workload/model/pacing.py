@@ -205,6 +205,7 @@ class Pacer:
         self._clock = clock
         self._sleep = sleep
         self._span = budget.window * (1.0 + margin)
+        self._late = budget.window * margin / 2
         self._lock = threading.Lock()
         self._next = -math.inf
         self._log: deque[tuple[float, int]] = deque()
@@ -253,7 +254,10 @@ class Pacer:
         """
         with self._lock:
             now = self._clock()
-            if now <= slot:
+            if now <= slot + self._late:
+                # On time, or late by what the jitter margin allows for (a thread woken a
+                # little late): the slot stands. Moving it would put the request into the
+                # window of the next one, placed one window after it, every time.
                 return True
             entries = [(t, n) for t, n in self._log if (t, n) != (slot, tokens)]
             if len(entries) == len(self._log):
