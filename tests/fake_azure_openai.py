@@ -29,6 +29,26 @@ plus ``max_tokens``; when either bucket lacks it, the answer is 429 with
 allowance sent at once is refused; the same requests sent evenly are not.
 ``judge_deployment`` adds a second deployment with its own limits.
 
+A request larger than a window's share (a long ``max_tokens``, or none at all)
+is admitted alone: when the bucket is full it empties it, as Azure admits "an
+unconstrained request" that its reservation alone would exceed (Microsoft Q&A
+1381398, read 2026-12-05). A request without ``max_tokens`` reserves
+``unbounded_tokens`` (the model's context, 128,000 for gpt-4o) until it is
+answered, and then only what it used, as that answer says.
+
+Stricter, as a real service is (options; the defaults keep tests fast):
+``limiter="sliding"`` enforces the limits over sliding windows of ``window``
+seconds (at most ``rpm * window / 60`` requests and ``tpm * window / 60``
+tokens in any window, as the quota page describes Azure's evaluation over
+"1 or 10 seconds"); ``estimate="strict"`` counts the prompt with a formula of
+its own, not the pacer's (an ASCII word one token per 4 characters, each
+punctuation mark and each CJK character one token, 3 a message):
+more than characters / 4 for English, several times more for Japanese;
+``latency=(low, high)`` answers after a random (seeded) delay in that range;
+``judge_rationale_words=N`` makes the judge's rationale N words longer, so that a
+low ``max_tokens`` cuts the answer off (``finish_reason`` ``length``);
+``judge_status=503`` answers every judge prompt with that error (an outage).
+
 A request carrying MLflow's Guidelines judge prompt gets MLflow's judge answer,
 ``{"rationale": ..., "result": "yes"|"no"}``, the verdict from ``judge_verdict``
 (the prompt's text -> pass?). A completion longer than ``max_tokens`` words is
@@ -39,14 +59,16 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import sys
 import threading
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlparse
 
 __all__ = [
@@ -58,6 +80,7 @@ __all__ = [
     "admission_tokens",
     "default_reply_text",
     "is_judge_prompt",
+    "strict_prompt_tokens",
 ]
 
 #: What every completion says, unless ``reply_text`` is given.
@@ -123,15 +146,33 @@ def _tokens(text: str) -> int:
     return max(1, len(text.split()))
 
 
-def admission_tokens(body: dict[str, Any]) -> int:
-    """What the fake, as Azure, counts against TPM when a request arrives."""
+#: What a request without max_tokens reserves by default: gpt-4o's context.
+UNBOUNDED_TOKENS = 128_000
+
+
+def admission_tokens(body: dict[str, Any], unbounded: int = UNBOUNDED_TOKENS) -> int:
+    """What the fake, as Azure, counts against TPM when a request arrives (the simple estimate)."""
     prompt = sum(
         math.ceil(len(str(m.get("content") or "")) / 4) + 4
         for m in body.get("messages") or []
         if isinstance(m, dict)
     )
-    completion = body.get("max_tokens") or body.get("max_completion_tokens") or 4096
+    completion = body.get("max_tokens") or body.get("max_completion_tokens") or unbounded
     return prompt + int(completion)
+
+
+def strict_prompt_tokens(text: str) -> int:
+    """The strict fake's own count of a text: ASCII words by 4 characters, the rest one each."""
+    tokens, run = 0, 0
+    for char in text + " ":
+        if char.isascii() and (char.isalnum() or char == "_"):
+            run += 1
+            continue
+        tokens += math.ceil(run / 4)
+        run = 0
+        if not char.isspace() and unicodedata.category(char)[0] != "M":
+            tokens += 1
+    return tokens
 
 
 def is_judge_prompt(messages: list[dict[str, Any]]) -> bool:
@@ -152,6 +193,37 @@ class Admission:
     judge: bool
 
 
+class _Window:
+    """A sliding window's log: what was admitted in the last ``window`` seconds."""
+
+    def __init__(self, per_minute: int, window: float) -> None:
+        self.capacity = per_minute * window / 60.0
+        self.window = window
+        self.log: deque[list[float]] = deque()  # [time, amount], amount refundable
+
+    def _trim(self, now: float) -> None:
+        while self.log and self.log[0][0] <= now - self.window:
+            self.log.popleft()
+
+    def wait(self, cost: float, now: float) -> float:
+        """Seconds until ``cost`` fits (0 when it fits now; alone, any cost fits)."""
+        self._trim(now)
+        held = sum(amount for _, amount in self.log)
+        if not self.log or held + cost <= self.capacity:
+            return 0.0
+        last = len(self.log) - 1
+        for index, (at, amount) in enumerate(self.log):
+            held -= amount
+            if index == last or held + cost <= self.capacity:
+                return max(0.001, at + self.window - now)
+        return 0.0  # not reached: the last entry always returns
+
+    def charge(self, cost: float, now: float) -> list[float]:
+        entry = [now, cost]
+        self.log.append(entry)
+        return entry
+
+
 class _Bucket:
     """A token bucket: ``capacity`` (the window's allowance), refilled at ``rate`` a second."""
 
@@ -166,14 +238,20 @@ class _Bucket:
         self.stamp = now
 
     def wait(self, cost: float) -> float:
-        """Seconds until ``cost`` fits (0 when it fits now)."""
-        return max(0.0, (cost - self.level) / self.rate)
+        """Seconds until ``cost`` fits (0 when it fits now; a cost above capacity, when full)."""
+        return max(0.0, (min(cost, self.capacity) - self.level) / self.rate)
+
+    def charge(self, cost: float) -> float:
+        """Take ``cost`` (at most what the bucket holds: a big request empties it); the charge."""
+        charged = min(cost, self.level) if cost > self.capacity else cost
+        self.level -= charged
+        return charged
 
 
 @dataclass
 class _Limits:
-    tokens: _Bucket
-    requests: _Bucket
+    tokens: _Bucket | _Window
+    requests: _Bucket | _Window
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -203,6 +281,12 @@ class FakeAzureOpenAI:
         judge_tpm: int | None = None,
         judge_rpm: int | None = None,
         judge_verdict: Callable[[str], bool] = lambda prompt: True,
+        limiter: Literal["bucket", "sliding"] = "bucket",
+        estimate: Literal["simple", "strict"] = "simple",
+        latency: tuple[float, float] | None = None,
+        judge_rationale_words: int = 0,
+        unbounded_tokens: int = UNBOUNDED_TOKENS,
+        judge_status: int = 200,
     ) -> None:
         self.api_key = api_key
         self.ad_token = ad_token
@@ -212,6 +296,15 @@ class FakeAzureOpenAI:
         self.reply_text = reply_text
         self.judge_verdict = judge_verdict
         self.window = window
+        self.limiter = limiter
+        self.estimate = estimate
+        self.latency = latency
+        self.judge_rationale_words = judge_rationale_words
+        self.unbounded_tokens = unbounded_tokens
+        self.judge_status = judge_status
+        self._random = random.Random(0)
+        #: The answer times drawn for ``latency``.
+        self.latencies: list[float] = []
         self.requests: list[RecordedRequest] = []
         #: Requests let through by the rate limiter, and the number refused with 429.
         self.admitted: list[Admission] = []
@@ -243,31 +336,71 @@ class FakeAzureOpenAI:
     def set_limits(self, deployment: str, tpm: int, rpm: int | None = None) -> None:
         """Enforce ``tpm`` (and ``rpm``, else 6 per 1,000 TPM) on ``deployment``, buckets full."""
         requests = rpm if rpm is not None else max(1, tpm * 6 // 1000)
+        kind = _Window if self.limiter == "sliding" else _Bucket
         with self._lock:
-            self._limits[deployment] = _Limits(
-                _Bucket(tpm, self.window), _Bucket(requests, self.window)
-            )
+            self._limits[deployment] = _Limits(kind(tpm, self.window), kind(requests, self.window))
 
-    def _admit(self, deployment: str, body: dict[str, Any]) -> float:
-        """0 when the request is admitted (and charged), else the seconds to wait."""
-        tokens = admission_tokens(body)
+    def admission_tokens(self, body: dict[str, Any]) -> int:
+        """What this fake counts against TPM for ``body`` (its ``estimate``)."""
+        if self.estimate == "simple":
+            return admission_tokens(body, self.unbounded_tokens)
+        prompt = sum(
+            strict_prompt_tokens(str(m.get("content") or "")) + 3
+            for m in body.get("messages") or []
+            if isinstance(m, dict)
+        )
+        completion = body.get("max_tokens") or body.get("max_completion_tokens")
+        return prompt + int(completion or self.unbounded_tokens)
+
+    def _admit(self, deployment: str, body: dict[str, Any]) -> tuple[float, Callable[[int], None]]:
+        """(0, refund) when the request is admitted (and charged), else (seconds to wait, _).
+
+        ``refund(used)``: a request without max_tokens holds its reservation only until
+        it is answered; then what it used counts instead.
+        """
+        tokens = self.admission_tokens(body)
         judge = is_judge_prompt(body.get("messages") or [])
+        unbounded = not (body.get("max_tokens") or body.get("max_completion_tokens"))
+
+        def nothing(used: int) -> None:
+            pass
+
         with self._lock:
             limits = self._limits.get(deployment)
-            if limits is None:
-                self.admitted.append(Admission(deployment, time.monotonic(), tokens, judge))
-                return 0.0
             now = time.monotonic()
-            limits.tokens.refill(now)
-            limits.requests.refill(now)
-            wait = max(limits.tokens.wait(tokens), limits.requests.wait(1))
-            if wait > 0:
-                self.throttled += 1
-                return wait
-            limits.tokens.level -= tokens
-            limits.requests.level -= 1
+            if limits is None:
+                self.admitted.append(Admission(deployment, now, tokens, judge))
+                return 0.0, nothing
+            if isinstance(limits.tokens, _Window) and isinstance(limits.requests, _Window):
+                wait = max(limits.tokens.wait(tokens, now), limits.requests.wait(1, now))
+                if wait > 0:
+                    self.throttled += 1
+                    return wait, nothing
+                entry = limits.tokens.charge(tokens, now)
+                limits.requests.charge(1, now)
+
+                def refund(used: int) -> None:
+                    with self._lock:
+                        entry[1] = min(entry[1], used)
+
+            else:
+                assert isinstance(limits.tokens, _Bucket) and isinstance(limits.requests, _Bucket)
+                limits.tokens.refill(now)
+                limits.requests.refill(now)
+                wait = max(limits.tokens.wait(tokens), limits.requests.wait(1))
+                if wait > 0:
+                    self.throttled += 1
+                    return wait, nothing
+                charged = limits.tokens.charge(tokens)
+                limits.requests.charge(1)
+                bucket = limits.tokens
+
+                def refund(used: int) -> None:
+                    with self._lock:
+                        bucket.level = min(bucket.capacity, bucket.level + max(0, charged - used))
+
             self.admitted.append(Admission(deployment, now, tokens, judge))
-            return 0.0
+            return 0.0, refund if unbounded else nothing
 
     def script(self, *replies: Reply) -> None:
         """Answer the next requests with these replies, in order, then normally again."""
@@ -291,6 +424,15 @@ class FakeAzureOpenAI:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _latency(self) -> float:
+        """The answer's random latency (``latency``), 0 without one."""
+        if self.latency is None:
+            return 0.0
+        with self._lock:
+            drawn = self._random.uniform(*self.latency)
+            self.latencies.append(drawn)
+            return drawn
+
     def _next(self) -> Reply | None:
         with self._lock:
             return self._script.popleft() if self._script else None
@@ -303,6 +445,7 @@ class FakeAzureOpenAI:
             verdict = "yes" if self.judge_verdict(prompt) else "no"
             meets = "meets" if verdict == "yes" else "does not meet"
             rationale = f"Let's think step by step. The response {meets} the guidelines."
+            rationale += " Indeed" * self.judge_rationale_words
             text = json.dumps({"rationale": rationale, "result": verdict})
         else:
             text = self.reply_text(messages)
@@ -428,17 +571,23 @@ class FakeAzureOpenAI:
                 else:
                     return self._send(404, {"error": {"code": "404", "message": "Not found"}})
 
-                wait = fake._admit(deployment, body if isinstance(body, dict) else {})
+                wait, refund = fake._admit(deployment, body if isinstance(body, dict) else {})
                 if wait > 0:
                     limited = Reply.rate_limited(retry_after=str(math.ceil(wait)))
                     headers = {**limited.headers, "retry-after-ms": str(math.ceil(wait * 1000))}
                     return self._send(429, limited.body, headers)
                 scripted = fake._next()
-                time.sleep(fake.delay + (scripted.delay if scripted else 0.0))
+                time.sleep(fake.delay + (scripted.delay if scripted else 0.0) + fake._latency())
                 if scripted is not None and (scripted.status != 200 or scripted.body is not None):
+                    refund(0)
                     answer = scripted.body if scripted.body is not None else {}
                     return self._send(scripted.status, answer, scripted.headers)
+                messages = body.get("messages") if isinstance(body, dict) else None
+                if fake.judge_status != 200 and is_judge_prompt(messages or []):
+                    refund(0)
+                    return self._send(fake.judge_status, Reply.server_error().body)
                 completion = fake.completion(body if isinstance(body, dict) else {})
+                refund(int(completion["usage"]["total_tokens"]))
                 return self._send(200, completion, scripted.headers if scripted else None)
 
         return Handler

@@ -609,9 +609,13 @@ def test_in_entra_mode_the_token_is_masked_in_a_judges_error(
     scenarios: dict[str, Scenario],
 ) -> None:
     judged = scenarios["entra_judge"]
-    assert judged.code == 0, judged.stderr
+    assert judged.code == 1, "every judge call of the scorer failed: the service failed"
+    assert "every judge call of guidelines failed" in judged.stderr
     assert len(judged.fake.requests) == 2, "the row, then its judge"
-    assert _rates(judged.json)["guidelines"] == (0.0, 1), "a judge's failure counts as failed"
+    (guidelines,) = [s for s in judged.json["scorers"] if s["name"] == "guidelines"]
+    assert (guidelines["pass_rate"], guidelines["n"], guidelines["judge_errors"]) == (None, 0, 1), (
+        "a judge's failure is a judge error, in no pass rate"
+    )
     (trace,) = _traces(judged)
     verdict = _feedback(trace, "guidelines")
     assert verdict is not None and verdict.error is not None
@@ -904,7 +908,11 @@ def test_a_judge_answer_out_of_format_is_an_error_not_a_verdict() -> None:
     feedback = scorer.run(inputs={"prompt": "p"}, outputs="r")
     assert feedback.value is None and feedback.error.error_code == "JUDGE_FAILED"
     assert feedback.source.source_type == "LLM_JUDGE"
-    assert _summarise("guidelines", [None, "yes"], 2).pass_rate == 0.5, "counted as failed"
+    assert _summarise("guidelines", [None, "yes"], 2).pass_rate == 0.5, "a failed row fails"
+    errored = _summarise("guidelines", ["yes"], 2, judge_errors=1)
+    assert (errored.pass_rate, errored.n, errored.judge_errors) == (1.0, 1, 1), (
+        "a judge error is in no pass rate"
+    )
 
 
 def test_a_failed_row_is_not_judged_and_counts_as_failed() -> None:

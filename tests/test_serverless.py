@@ -182,6 +182,16 @@ def test_a_key_in_the_environment_wins_and_no_secret_is_read(dbutils: FakeDbutil
     assert dbutils.secrets_read == []
 
 
+@pytest.fixture
+def environ_restored() -> Iterator[None]:
+    """job_entry writes the job's settings into os.environ: put it back for the next test."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.mark.usefixtures("environ_restored")
 def test_a_serverless_jobs_parameters_reach_the_settings(
     dbutils: FakeDbutils, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from workload.commands import chat, evaluate, monitor, submit
+from workload.commands import chat, compare, evaluate, monitor, submit
 from workload.errors import WorkloadError
 
 __all__ = ["build_parser", "main"]
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_parser(subparsers)
     monitor.add_parser(subparsers)
     evaluate.add_parser(subparsers)
+    compare.add_parser(subparsers)
     submit.add_parser(subparsers)
     for command in subparsers.choices.values():
         command.set_defaults(parser=command)  # whose usage an unknown option shows

@@ -45,9 +45,20 @@ one) the rows go to its serving endpoint and the judges to the judge's, with
 your Databricks identity, paced by the gateway's limit
 (databricks_gateway_tokens_per_minute: the per-user limit when set).
 
-Exit status: 0 done, 1 the service refused (401/403/404, at once) or every row
-failed, 2 bad settings or input (nothing sent), 3 a --fail-under gate failed.
+A judge that gives no verdict (its call failed after retries, its answer was
+cut off or unparsable) is a judge error, counted per scorer, never a "no"; a
+pass rate counts the verdicts and the rows whose own call failed. Each rate is
+logged on the run as the metric <scorer>/pass_rate.
+
+Exit status: 0 done, 1 the service refused (401/403/404, at once), every row
+failed or every judge call of a scorer failed (the result is printed first),
+2 bad settings or input (nothing sent), 3 a --fail-under gate failed.
 """
+
+#: Each judge answer's max_tokens: room for the detailed rationale MLflow's prompt asks for
+#: (some 380 words); a longer answer is retried once with 4x the room. At the lab's 10K TPM
+#: a judge call (its prompt about 440 tokens) then takes one 10 s window's share to itself.
+JUDGE_MAX_TOKENS: Final = 512
 
 
 _positive = bounded(int, lambda n: n >= 1, "a whole number of at least 1")
@@ -119,9 +130,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--judge-max-tokens",
         type=_positive,
-        default=256,
+        default=JUDGE_MAX_TOKENS,
         metavar="N",
-        help="each judge answer's max_tokens (256)",
+        help=f"each judge answer's max_tokens ({JUDGE_MAX_TOKENS}); an answer cut off there "
+        "is asked again once with four times the room",
     )
     parser.add_argument(
         "--guideline",
@@ -267,7 +279,7 @@ def resolve_budgets(
 
 
 def _table(summary: EvalSummary, gates: list[tuple[str, float]]) -> str:
-    rows = [("scorer", "pass rate", "mean", "n", "gate")]
+    rows = [("scorer", "pass rate", "mean", "n", "judge errors", "gate")]
     for scorer in summary.scorers:
         gate = next((rate for name, rate in gates if name == scorer.name), None)
         rows.append(
@@ -276,6 +288,7 @@ def _table(summary: EvalSummary, gates: list[tuple[str, float]]) -> str:
                 "-" if scorer.pass_rate is None else f"{scorer.pass_rate:.0%}",
                 "-" if scorer.mean is None else f"{scorer.mean:.4g}",
                 str(scorer.n),
+                str(scorer.judge_errors),
                 "-" if gate is None else f">= {gate:.0%}",
             )
         )
@@ -427,6 +440,12 @@ def run(args: argparse.Namespace) -> int:
         print(_table(summary, args.fail_under))
     if summary.errors == summary.rows:
         raise ServiceError(f"every row failed; the last: {summary.last_error}")
+    silent = [s.name for s in summary.scorers if s.judge_errors and not s.verdicts]
+    if silent:
+        raise ServiceError(
+            f"every judge call of {', '.join(silent)} failed (see judge_errors; the judge "
+            "deployment, its limits or --judge-max-tokens)"
+        )
     if failed:
         print(f"gate failed: {'; '.join(failed)}", file=sys.stderr)
         return EXIT_GATE

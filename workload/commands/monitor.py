@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from workload.commands.arguments import bounded
 from workload.config.context import command_parser
-from workload.monitoring.drift import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, MIN_VALUES
+from workload.monitoring.drift import (
+    DEFAULT_ALPHA,
+    DEFAULT_MIN_EFFECT,
+    DEFAULT_VERDICT_ALPHA,
+    MIN_VALUES,
+)
 
 if TYPE_CHECKING:
     from workload.monitoring.drift import DriftReport, MetricResult
@@ -46,7 +51,12 @@ How the decision is made: a metric drifted when BOTH
      moved by about a fifth, e.g. 500 ms -> 625 ms); for a rate it is
      Cohen's h (0.2 is "small"; 0% -> 5% is 0.45).
 So a tiny shift on thousands of traces is not called drift, nor is a wide
-swing on a handful. Latency is a trace's duration less the time it waited for
+swing on a handful. The verdicts (assessment:<scorer>, judge_errors:<scorer>)
+are compared, when the experiment holds two finished eval runs of the newest
+run's dataset, between those two whole runs instead of the trace windows: a
+pass rate's drop tested one-sided with Fisher's exact test at --verdict-alpha
+({DEFAULT_VERDICT_ALPHA:g}), and each judge's errors as their own metric (a rise
+tested one-sided). Latency is a trace's duration less the time it waited for
 the eval's own rate limiter. Latency and response length count successful
 traces only; a trace without token counts is left out of the token metrics,
 not counted as 0.
@@ -88,6 +98,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=_alpha,
         default=DEFAULT_ALPHA,
         help=f"significance level of each test ({DEFAULT_ALPHA:g})",
+    )
+    parser.add_argument(
+        "--verdict-alpha",
+        metavar="A",
+        type=_alpha,
+        default=DEFAULT_VERDICT_ALPHA,
+        help="significance level of a pass rate's drop between two eval runs "
+        f"({DEFAULT_VERDICT_ALPHA:g}, one-sided)",
     )
     parser.add_argument(
         "--min-effect",
@@ -217,13 +235,20 @@ def run(args: argparse.Namespace) -> int:
     experiment = resolve_context(args, model=False).experiment
 
     from workload.monitoring.drift import compare_windows
-    from workload.monitoring.traces import connect, load_windows
+    from workload.monitoring.traces import connect, load_eval_windows, load_windows
 
+    client = connect()
     windows = load_windows(
-        connect(), experiment, baseline=args.baseline, recent=args.recent, minimum=MIN_VALUES
+        client, experiment, baseline=args.baseline, recent=args.recent, minimum=MIN_VALUES
     )
+    runs = load_eval_windows(client, windows.experiment_id)
     report = compare_windows(
-        windows.baseline, windows.recent, alpha=args.alpha, min_effect=args.min_effect
+        windows.baseline,
+        windows.recent,
+        alpha=args.alpha,
+        min_effect=args.min_effect,
+        verdicts=None if runs is None else (runs.baseline, runs.recent),
+        verdict_alpha=args.verdict_alpha,
     )
     if args.plot:
         from workload.monitoring.drift_plot import plot_drift
@@ -232,10 +257,27 @@ def run(args: argparse.Namespace) -> int:
             plot_drift(args.plot, report, windows.baseline, windows.recent)
         except OSError as err:
             raise SettingsError(f"cannot write --plot {args.plot}: {err.strerror or err}") from None
+    verdict_runs = (
+        None
+        if runs is None
+        else {
+            "dataset": runs.dataset,
+            "baseline_run": runs.baseline_run,
+            "recent_run": runs.recent_run,
+        }
+    )
     if args.json:
-        print(json.dumps(_as_json(windows, report, args.plot), indent=2))
+        print(
+            json.dumps({**_as_json(windows, report, args.plot), "verdicts": verdict_runs}, indent=2)
+        )
     else:
         print(_table(windows, report))
+        if runs is not None:
+            print(
+                f"verdicts (assessment:, judge_errors:): eval run {runs.recent_run} against "
+                f"{runs.baseline_run}, the same dataset ({runs.dataset}); drops tested "
+                f"one-sided at {args.verdict_alpha:g}"
+            )
         if args.plot:
             print(f"plot: {args.plot}")
     return EXIT_DRIFT if args.fail_on_drift and report.drift else 0

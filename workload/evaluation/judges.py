@@ -15,6 +15,13 @@ path, which ``mlflow.openai.autolog()`` does not patch: a judge's call leaves
 no trace in the experiment (the monitor would count it as a chat call), while
 the rows, in other threads of the same evaluation, keep theirs. Autolog is
 never switched off, which would be process-wide.
+
+A judge that cannot give a verdict is a judge error (an assessment with an
+error), never a ``no``: a call that still fails after the client's retries, an
+answer that is not MLflow's judge format, and an answer cut off at
+``max_tokens`` (``finish_reason`` ``length``: MLflow's prompt asks for a
+rationale before the result, so a cut answer is invalid JSON), which is first
+asked again once with :data:`RETRY_ROOM` times the room.
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ if TYPE_CHECKING:
 __all__ = [
     "EXPECTATIONS_GUIDELINES",
     "GUIDELINES",
+    "JUDGE_FAILED",
+    "NO_RESPONSE",
+    "RETRY_ROOM",
     "JudgeClient",
     "guidelines_judge",
     "parse_verdict",
@@ -45,6 +55,13 @@ __all__ = [
 #: MLflow's names: the Guidelines scorer, and ExpectationsGuidelines (each row's guidelines).
 GUIDELINES: Final = "guidelines"
 EXPECTATIONS_GUIDELINES: Final = "expectations_guidelines"
+
+#: Error codes of a judge's assessment: the judge gave no verdict; the row's own call failed.
+JUDGE_FAILED: Final = "JUDGE_FAILED"
+NO_RESPONSE: Final = "NO_RESPONSE"
+
+#: How many times the room a judge answer cut off at its ``max_tokens`` gets on its retry.
+RETRY_ROOM: Final = 4
 
 _FENCE: Final = re.compile(r"^```(?:json)?\s*|\s*```$")
 
@@ -67,8 +84,8 @@ class JudgeClient:
         """The judge's model, as MLflow names one (``azure:/<deployment>``)."""
         return f"azure:/{self.deployment}"
 
-    def ask(self, prompt: str) -> str:
-        """MLflow's judge prompt as one user message; the answer's text."""
+    def ask(self, prompt: str, max_tokens: int | None = None) -> tuple[str, str | None]:
+        """MLflow's judge prompt as one user message; the answer's text and finish reason."""
         import openai
         from openai.types.chat import ChatCompletion
 
@@ -79,7 +96,7 @@ class JudgeClient:
                 body={
                     "model": self.deployment,
                     "messages": [{"role": "user", "content": prompt}],
-                    "max_tokens": self.max_tokens,
+                    "max_tokens": max_tokens or self.max_tokens,
                     "temperature": 0,
                     "response_format": {"type": "json_object"},
                 },
@@ -95,7 +112,25 @@ class JudgeClient:
         if self.on_answer is not None and completion.usage is not None:
             self.on_answer(completion.usage.total_tokens)
         choices = completion.choices
-        return (choices[0].message.content or "") if choices else ""
+        if not choices:
+            return "", None
+        return choices[0].message.content or "", choices[0].finish_reason
+
+    def verdict(self, prompt: str) -> tuple[str, str]:
+        """The judge's ``(result, rationale)``; ValueError when it gives none.
+
+        An answer cut off at the budget is asked again once with more room.
+        """
+        text, reason = self.ask(prompt)
+        if reason == "length":
+            room = self.max_tokens * RETRY_ROOM
+            text, reason = self.ask(prompt, max_tokens=room)
+            if reason == "length":
+                raise ValueError(
+                    f"the judge's answer was cut off at max_tokens {self.max_tokens}, "
+                    f"and again at {room} (raise --judge-max-tokens)"
+                )
+        return parse_verdict(text)
 
 
 def parse_verdict(text: str) -> tuple[str, str]:
@@ -128,7 +163,7 @@ def _feedback(
             name=name,
             source=source,
             error=AssessmentError(
-                error_code="NO_RESPONSE", error_message="the row's call failed; nothing to judge"
+                error_code=NO_RESPONSE, error_message="the row's call failed; nothing to judge"
             ),
             metadata=metadata,
         )
@@ -137,7 +172,7 @@ def _feedback(
         {"request": parse_inputs_to_str(inputs), "response": parse_outputs_to_str(outputs)},
     )
     try:
-        result, rationale = parse_verdict(judge.ask(prompt))
+        result, rationale = judge.verdict(prompt)
     except Stopped:
         raise
     except Exception as err:
@@ -147,7 +182,7 @@ def _feedback(
         return Feedback(
             name=name,
             source=source,
-            error=AssessmentError(error_code="JUDGE_FAILED", error_message=message[:500]),
+            error=AssessmentError(error_code=JUDGE_FAILED, error_message=message[:500]),
             metadata=metadata,
         )
     return Feedback(name=name, value=result, rationale=rationale, source=source, metadata=metadata)

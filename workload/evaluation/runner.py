@@ -12,6 +12,14 @@ MLflow's own pacing, retries and trace-validation call are switched off for
 the evaluation (``MLFLOW_GENAI_EVAL_*`` for this process, restored after):
 the transport paces by tokens as well as requests, the OpenAI SDK retries with
 ``Retry-After``, and a validation call would be one more request than the rows.
+Scorer tracing is pinned off whatever the environment says: a scorer's trace
+in the experiment would read, to the monitor, as one more chat call.
+
+One pass rate everywhere: a yes/no scorer's rate counts its verdicts plus the
+rows whose own call failed (as failed), never its judge errors, and is logged
+on the run as the metric ``<scorer>/pass_rate``; MLflow's own
+``<scorer>/mean`` leaves the failed rows out as well, so it differs from it
+exactly when a row's call failed.
 """
 
 from __future__ import annotations
@@ -32,11 +40,13 @@ from workload.evaluation.dataset import EvalRow
 from workload.evaluation.judges import (
     EXPECTATIONS_GUIDELINES,
     GUIDELINES,
+    NO_RESPONSE,
     JudgeClient,
     guidelines_judge,
 )
 from workload.model.gateway import GUARDRAIL_REFUSAL, guardrail_refusal
 from workload.model.paced_client import FATAL_STATUSES, RunControl, Stopped
+from workload.monitoring.traces import EVAL_RUN_NAME
 
 if TYPE_CHECKING:
     import openai
@@ -47,6 +57,7 @@ if TYPE_CHECKING:
     from workload.progress import Progress
 
 __all__ = [
+    "PASS_RATE_METRIC",
     "REPLY_RECEIVED",
     "WITHIN_BUDGET",
     "EvalPlan",
@@ -67,7 +78,11 @@ _MLFLOW_ENV: Final = {
     "MLFLOW_GENAI_EVAL_PREDICT_RATE_LIMIT": "0",
     "MLFLOW_GENAI_EVAL_SCORER_RATE_LIMIT": "0",
     "MLFLOW_GENAI_EVAL_MAX_RETRIES": "0",
+    "MLFLOW_GENAI_EVAL_ENABLE_SCORER_TRACING": "false",
 }
+
+#: The run's metric holding a scorer's pass rate (the one the table and gates use).
+PASS_RATE_METRIC: Final = "{scorer}/pass_rate"
 
 
 #: What to check when a direct run stops at once (401, 403, 404).
@@ -103,7 +118,12 @@ class ScorerSummary:
     pass_rate: float | None
     mean: float | None
     n: int
-    """Rows counted: every row the scorer applies to, errored rows included (as failed)."""
+    """Rows in the rate: verdicts plus the rows whose own call failed (as failed)."""
+    judge_errors: int = 0
+    """Rows the judge gave no verdict for (its call failed, or its answer was cut off or
+    unparsable): in no rate."""
+    verdicts: int = 0
+    """Rows given a yes/no verdict (the rest of ``n`` failed their own call)."""
 
 
 @dataclass(frozen=True)
@@ -148,12 +168,15 @@ class _Tally:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.values: dict[str, list[Any]] = {}
+        self.judge_errors: dict[str, int] = {}
 
     def record(self, name: str, feedback: Feedback) -> None:
         with self._lock:
-            self.values.setdefault(name, []).append(
-                None if feedback.error is not None else feedback.value
-            )
+            error = feedback.error
+            if error is not None and error.error_code != NO_RESPONSE:
+                self.judge_errors[name] = self.judge_errors.get(name, 0) + 1
+                return
+            self.values.setdefault(name, []).append(None if error is not None else feedback.value)
 
 
 def _passed(value: Any) -> bool | None:
@@ -165,18 +188,23 @@ def _passed(value: Any) -> bool | None:
     return None
 
 
-def _summarise(name: str, values: list[Any], applicable: int) -> ScorerSummary:
+def _summarise(
+    name: str, values: list[Any], applicable: int, judge_errors: int = 0
+) -> ScorerSummary:
     numbers = [
         float(v)
         for v in values
         if isinstance(v, int | float) and not isinstance(v, bool) and _passed(v) is None
     ]
     if numbers and len(numbers) == len([v for v in values if v is not None]):
-        return ScorerSummary(name, None, sum(numbers) / len(numbers), len(numbers))
-    # A yes/no scorer: every row it applies to counts; a row with no verdict (the call
-    # failed, the judge failed) counts as failed.
+        return ScorerSummary(name, None, sum(numbers) / len(numbers), len(numbers), judge_errors)
+    # A yes/no scorer: every row it applies to counts but those its judge gave no verdict
+    # for; a row whose own call failed (or that was never scored) counts as failed.
+    counted = max(applicable - judge_errors, 0)
     passes = sum(1 for v in values if _passed(v))
-    return ScorerSummary(name, passes / applicable if applicable else None, None, applicable)
+    rate = passes / counted if counted else None
+    verdicts = sum(1 for v in values if _passed(v) is not None)
+    return ScorerSummary(name, rate, None, counted, judge_errors, verdicts)
 
 
 def _chat_span_outputs(trace: Trace | None) -> dict[str, Any] | None:
@@ -324,6 +352,21 @@ def _mlflow_settings(concurrency: int) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _summaries(rows: Sequence[EvalRow], plan: EvalPlan, tally: _Tally) -> tuple[ScorerSummary, ...]:
+    applicable = {
+        REPLY_RECEIVED: len(rows),
+        WITHIN_BUDGET: len(rows),
+        EXPECTATIONS_GUIDELINES: sum(1 for row in rows if row.guidelines),
+        GUIDELINES: len(rows),
+    }
+    return tuple(
+        _summarise(
+            name, tally.values.get(name, []), applicable[name], tally.judge_errors.get(name, 0)
+        )
+        for name in scorer_names(rows, plan)
+    )
+
+
 def run_evaluation(
     rows: Sequence[EvalRow],
     plan: EvalPlan,
@@ -360,14 +403,20 @@ def run_evaluation(
         with (
             _mlflow_settings(plan.concurrency),
             # Nested under a run the caller (a notebook) has open; else a run of its own.
-            mlflow.start_run(
-                run_name="workload-eval", nested=mlflow.active_run() is not None
-            ) as run,
+            mlflow.start_run(run_name=EVAL_RUN_NAME, nested=mlflow.active_run() is not None) as run,
             # MLflow prints its summary to stdout; stdout is for the table or the JSON.
             contextlib.redirect_stdout(sys.stderr),
         ):
             mlflow.log_params(plan.params)
             mlflow.genai.evaluate(data=data, predict_fn=predict, scorers=scorers)
+            summaries = _summaries(rows, plan, tally)
+            mlflow.log_metrics(
+                {
+                    PASS_RATE_METRIC.format(scorer=s.name): s.pass_rate
+                    for s in summaries
+                    if s.pass_rate is not None
+                }
+            )
     except Stopped as err:  # the run ended FAILED as the exception left it
         reason = control.stopped or str(err)
         raise ServiceError(f"stopped at once: {reason} ({stop_hint})") from None
@@ -378,16 +427,6 @@ def run_evaluation(
         ) from None
     finally:
         mlflow.flush_trace_async_logging()
-    applicable = {
-        REPLY_RECEIVED: len(rows),
-        WITHIN_BUDGET: len(rows),
-        EXPECTATIONS_GUIDELINES: sum(1 for row in rows if row.guidelines),
-        GUIDELINES: len(rows),
-    }
-    summaries = tuple(
-        _summarise(name, tally.values.get(name, []), applicable[name])
-        for name in scorer_names(rows, plan)
-    )
     distinct = list({id(p): p for p in pacers}.values())
     return EvalSummary(
         run_id=run.info.run_id,

@@ -5,8 +5,13 @@ retry loop, so a retry is paced like a first attempt (Azure counts it like
 one), and the SDK keeps doing what it does well: backing off and honouring
 ``Retry-After`` on 429 and 5xx. The transport adds three things:
 
-* before a request leaves: a place among ``--concurrency`` in flight, then the
-  deployment's next slot (:class:`workload.model.pacing.Pacer`); the time spent waiting
+* before a request leaves: the deployment's next slot
+  (:class:`workload.model.pacing.Pacer`), then, once the slot has come, a place
+  among that deployment's ``--concurrency`` in flight (each deployment has its
+  own places, so rows waiting for the chat deployment never hold back the
+  judge deployment's requests, and a request waiting for its slot holds no
+  place); a request that found no place at its slot gives the slot back and
+  takes a new one once it has a place; the time spent waiting
   for them is added to the request's model span as ``llmops.pacing_wait_ms``
   (:data:`workload.monitoring.traces.PACING_WAIT_MS`), since that span (autolog's, around
   ``chat.completions.create``) is open while the transport waits: the monitor
@@ -55,17 +60,20 @@ class Stopped(BaseException):
 
 @dataclass
 class RunControl:
-    """What every paced request of one run shares: the in-flight cap and the stop flag."""
+    """What every paced request of one run shares: the in-flight caps and the stop flag."""
 
     concurrency: int
+    """Requests in flight per deployment."""
     stopped: str | None = None
     """Why the run stopped (one line), or None while it runs."""
-    _gate: threading.Semaphore = field(init=False, repr=False)
+    _gates: dict[str, threading.Semaphore] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _event: threading.Event = field(default_factory=threading.Event, repr=False)
 
-    def __post_init__(self) -> None:
-        self._gate = threading.Semaphore(self.concurrency)
+    def gate(self, deployment: str) -> threading.Semaphore:
+        """The places in flight of ``deployment`` (made on first use)."""
+        with self._lock:
+            return self._gates.setdefault(deployment, threading.Semaphore(self.concurrency))
 
     def stop(self, reason: str) -> None:
         """Stop the run; the first reason given is kept, and every waiting request wakes."""
@@ -157,10 +165,25 @@ class PacedTransport(httpx2.BaseTransport):
             body = {}
         tokens = admission_tokens(body if isinstance(body, dict) else {})
         queued = time.monotonic()
-        with self.control._gate:
-            self.control.check()
-            slot = self.pacer.reserve(tokens)
-            self.control.wait(self.pacer.until(slot))
+        gate = self.control.gate(self.pacer.budget.deployment)
+        slot = self.pacer.reserve(tokens)
+        self.control.wait(self.pacer.until(slot))
+        if not gate.acquire(blocking=False):
+            # No place when the slot came: the request keeps its turn and waits for one.
+            while not gate.acquire(timeout=0.05):
+                self.control.check()
+        try:
+            # Leaving later than its slot (no place, a thread woken late), the request is
+            # counted where it really goes, if the windows there have room; else it takes a
+            # new slot (sending late on the old one could overfill a window).
+            while not self.pacer.postpone(slot, tokens):
+                self.pacer.cancel(slot, tokens)
+                slot = self.pacer.reserve(tokens)
+                self.control.wait(self.pacer.until(slot))
+        except BaseException:
+            gate.release()
+            raise
+        try:
             # Recorded before sending: the span ends when the answer is in.
             _record_wait(request, time.monotonic() - queued)
             response = self._inner.handle_request(request)
@@ -169,6 +192,8 @@ class PacedTransport(httpx2.BaseTransport):
             except BaseException:
                 response.close()
                 raise
+        finally:
+            gate.release()
         if response.status_code == 429:
             self.pacer.hold_off(_retry_after(response))
         elif response.status_code in FATAL_STATUSES:

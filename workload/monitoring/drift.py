@@ -17,7 +17,14 @@ The traces' assessments (the eval's scorers and LLM judges) are compared the
 same way, one metric each, named ``assessment:<name>``: a yes/no verdict's pass
 rate with Fisher's exact test and Cohen's h, a numeric score as a distribution.
 Only the traces that carry the assessment count, so chat calls never scored
-do not dilute a judge's pass rate.
+do not dilute a judge's pass rate. When the experiment holds two eval runs of
+the newest run's dataset, the verdicts are compared between those two whole
+runs (not windows of trace counts, which mix datasets), a pass rate's drop is
+tested one-sided (Fisher's exact test, "fewer passes lately") at
+``verdict_alpha`` (0.05: whole runs are tens of rows, and only a drop pages
+anyone), and each judge's errors are a metric of their own,
+``judge_errors:<scorer>`` (the share of its rows it gave no verdict for; a rise
+tested one-sided), so judge errors never vanish from the comparison.
 
 Significance alone is not enough: on thousands of traces a 1 % shift is
 "significant" and nobody should be paged for it. Size alone is not enough
@@ -40,8 +47,10 @@ __all__ = [
     "ASSESSMENT_PREFIX",
     "DEFAULT_ALPHA",
     "DEFAULT_MIN_EFFECT",
+    "DEFAULT_VERDICT_ALPHA",
     "DISTRIBUTION_METRICS",
     "ERROR_RATE",
+    "JUDGE_ERRORS_PREFIX",
     "MIN_VALUES",
     "DriftReport",
     "MetricResult",
@@ -53,6 +62,14 @@ __all__ = [
 
 #: Significance level of each test.
 DEFAULT_ALPHA: Final = 0.01
+
+#: Significance level of the one-sided tests on two whole eval runs' verdicts.
+DEFAULT_VERDICT_ALPHA: Final = 0.05
+
+#: The prefix of the metrics counting a judge's errors.
+JUDGE_ERRORS_PREFIX: Final = "judge_errors:"
+
+Alternative = Literal["two-sided", "less", "greater"]
 
 #: Smallest effect size called drift (see the module docstring).
 DEFAULT_MIN_EFFECT: Final = 0.2
@@ -237,8 +254,13 @@ def compare_rates(
     *,
     alpha: float = DEFAULT_ALPHA,
     min_effect: float = DEFAULT_MIN_EFFECT,
+    alternative: Alternative = "two-sided",
 ) -> MetricResult:
-    """Compare how often something happened (True) in two windows, with Fisher's exact test."""
+    """Compare how often something happened (True) in two windows, with Fisher's exact test.
+
+    ``alternative`` "less": only fewer hits lately counts (a pass rate's drop); "greater":
+    only more (errors' rise).
+    """
     _check(alpha, min_effect)
     from scipy import stats
 
@@ -252,7 +274,7 @@ def compare_rates(
         return untested
     # Rows: recent, baseline; so an odds ratio above 1 means more errors lately.
     table = [[new_hits, len(recent) - new_hits], [old_hits, len(baseline) - old_hits]]
-    result = stats.fisher_exact(table)
+    result = stats.fisher_exact(table, alternative=alternative)
     effect = abs(2 * math.asin(math.sqrt(new_rate)) - 2 * math.asin(math.sqrt(old_rate)))
     p_value = float(result.pvalue)
     return replace(
@@ -271,8 +293,14 @@ def compare_windows(
     *,
     alpha: float = DEFAULT_ALPHA,
     min_effect: float = DEFAULT_MIN_EFFECT,
+    verdicts: tuple[Sequence[TraceRecord], Sequence[TraceRecord]] | None = None,
+    verdict_alpha: float = DEFAULT_VERDICT_ALPHA,
 ) -> DriftReport:
-    """Compare every metric of two windows of traces."""
+    """Compare every metric of two windows of traces.
+
+    ``verdicts``: two whole eval runs of one dataset; the assessments are compared between
+    them (pass rates one-sided at ``verdict_alpha``) instead of between the trace windows.
+    """
     results = [
         compare_samples(
             name,
@@ -292,6 +320,10 @@ def compare_windows(
             min_effect=min_effect,
         )
     )
+    if verdicts is not None:
+        baseline, recent = verdicts
+    rate_alpha = alpha if verdicts is None else verdict_alpha
+    drop: Alternative = "two-sided" if verdicts is None else "less"
     names = sorted({name for r in (*baseline, *recent) for name in r.assessments})
     for name in names:
         old = assessment_values(baseline, name)
@@ -303,8 +335,9 @@ def compare_windows(
                     metric,
                     [bool(v) for v in old],
                     [bool(v) for v in new],
-                    alpha=alpha,
+                    alpha=rate_alpha,
                     min_effect=min_effect,
+                    alternative=drop,
                 )
             )
         else:
@@ -317,7 +350,26 @@ def compare_windows(
                     min_effect=min_effect,
                 )
             )
+    judged = sorted({name for r in (*baseline, *recent) for name in r.judge_errors})
+    for name in judged:
+        results.append(
+            compare_rates(
+                JUDGE_ERRORS_PREFIX + name,
+                _judge_error_flags(baseline, name),
+                _judge_error_flags(recent, name),
+                alpha=rate_alpha,
+                min_effect=min_effect,
+                alternative="two-sided" if verdicts is None else "greater",
+            )
+        )
     return DriftReport(tuple(results), alpha=alpha, min_effect=min_effect)
+
+
+def _judge_error_flags(records: Sequence[TraceRecord], name: str) -> list[bool]:
+    """Per trace the judge ``name`` ran on: did it give no verdict?"""
+    return [
+        name in r.judge_errors for r in records if name in r.judge_errors or name in r.assessments
+    ]
 
 
 def assessment_values(records: Sequence[TraceRecord], name: str) -> list[bool | float]:

@@ -44,10 +44,13 @@ if TYPE_CHECKING:
     from mlflow.entities import Span, Trace
 
 __all__ = [
+    "EVAL_RUN_NAME",
     "PACING_WAIT_MS",
+    "EvalWindows",
     "TraceRecord",
     "Windows",
     "connect",
+    "load_eval_windows",
     "load_windows",
     "record_from_trace",
 ]
@@ -86,6 +89,9 @@ class TraceRecord:
     """The trace ended in error (state ERROR)."""
     assessments: Mapping[str, bool | float] = field(default_factory=dict)
     """Feedback by name: verdicts (yes/no, booleans) as bools, numbers as floats."""
+    judge_errors: frozenset[str] = frozenset()
+    """Judges (by scorer name) that gave this trace no verdict: their call failed, or their
+    answer was cut off or unparsable. A row whose own call failed is not one."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,31 @@ def _assessments(trace: Trace) -> dict[str, bool | float]:
     return {name: value for name, (_, value) in latest.items()}
 
 
+#: A judge assessment's error code when the row's own call failed (nothing was judged).
+_NO_RESPONSE: Final = "NO_RESPONSE"
+
+
+def _judge_errors(trace: Trace) -> frozenset[str]:
+    """The scorers whose latest feedback on ``trace`` is a judge's error."""
+    from mlflow.entities import Feedback
+
+    latest: dict[str, tuple[int, bool]] = {}
+    for assessment in getattr(trace.info, "assessments", None) or []:
+        if not isinstance(assessment, Feedback) or assessment.valid is False:
+            continue
+        source = getattr(assessment.source, "source_type", None)
+        error = assessment.error
+        failed = (
+            error is not None
+            and str(source) == "LLM_JUDGE"
+            and getattr(error, "error_code", None) != _NO_RESPONSE
+        )
+        when = assessment.last_update_time_ms or assessment.create_time_ms or 0
+        if assessment.name not in latest or when >= latest[assessment.name][0]:
+            latest[assessment.name] = (when, failed)
+    return frozenset(name for name, (_, failed) in latest.items() if failed)
+
+
 def _model_spans(trace: Trace) -> list[Span]:
     spans = [span for span in trace.data.spans if span.span_type in _MODEL_SPAN_TYPES]
     return sorted(spans, key=lambda span: span.start_time_ns or 0)
@@ -229,6 +260,7 @@ def record_from_trace(trace: Trace) -> TraceRecord:
         response_chars=len(reply) if reply is not None else None,
         error=error,
         assessments=_assessments(trace),
+        judge_errors=_judge_errors(trace),
     )
 
 
@@ -292,6 +324,15 @@ def connect(tracking_uri: str | None = None) -> MlflowClient:
         raise TrackingStoreError(f"cannot use the MLflow tracking store: {reason}") from None
 
 
+#: The tag MLflow puts on a trace a scorer made (``TraceTagKey.SOURCE_SCORER_NAME``).
+SCORER_TRACE_TAG: Final = "mlflow.trace.sourceScorer"
+
+
+def _is_scorer_trace(trace: Trace) -> bool:
+    """A trace MLflow's evaluation made of a scorer's run, not of a chat call."""
+    return SCORER_TRACE_TAG in (trace.info.tags or {})
+
+
 def _records(
     client: MlflowClient, experiment_id: str, order: Order, limit: int | None, page_size: int
 ) -> Iterator[TraceRecord]:
@@ -312,8 +353,9 @@ def _records(
         except MlflowException as err:
             raise _store_error(client, err) from None
         for trace in page:
-            # A trace still being written has no end yet; it joins a later check.
-            if str(trace.info.state) in ("OK", "ERROR"):
+            # A trace still being written has no end yet; it joins a later check. A
+            # scorer's own trace (MLflow tags it when scorer tracing is on) is no chat call.
+            if str(trace.info.state) in ("OK", "ERROR") and not _is_scorer_trace(trace):
                 taken += 1
                 yield record_from_trace(trace)
                 if limit is not None and taken >= limit:
@@ -389,3 +431,71 @@ def load_windows(
             "(let the chat command record more traces first)"
         )
     return Windows(experiment_id, experiment, tuple(old), tuple(new))
+
+
+#: The name ``workload eval`` gives its runs.
+EVAL_RUN_NAME: Final = "workload-eval"
+
+
+@dataclass(frozen=True)
+class EvalWindows:
+    """The verdicts' windows: the traces of two whole eval runs of one dataset."""
+
+    dataset: str
+    baseline_run: str
+    recent_run: str
+    baseline: tuple[TraceRecord, ...]
+    recent: tuple[TraceRecord, ...]
+
+
+def _run_records(client: MlflowClient, experiment_id: str, run_id: str) -> tuple[TraceRecord, ...]:
+    records: list[TraceRecord] = []
+    token: str | None = None
+    while True:
+        page = client.search_traces(
+            locations=[experiment_id], run_id=run_id, max_results=PAGE_SIZE, page_token=token
+        )
+        records.extend(
+            record_from_trace(trace)
+            for trace in page
+            if str(trace.info.state) in ("OK", "ERROR") and not _is_scorer_trace(trace)
+        )
+        token = page.token
+        if not token:
+            break
+    return tuple(sorted(records, key=lambda r: r.timestamp_ms))
+
+
+def load_eval_windows(client: MlflowClient, experiment_id: str) -> EvalWindows | None:
+    """The newest finished eval run and the one before it of the same dataset, or None.
+
+    A judge's pass rate is a property of a dataset: windows of the last N traces would
+    mix eval runs of different datasets (and cut runs in half), so the verdicts are
+    compared between whole runs of the newest run's dataset (the run's ``dataset``
+    parameter) instead.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        runs = client.search_runs(
+            [experiment_id],
+            filter_string=f"attributes.run_name = '{EVAL_RUN_NAME}' "
+            "and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=200,
+        )
+    except MlflowException as err:
+        raise _store_error(client, err) from None
+    if not runs:
+        return None
+    newest = runs[0]
+    dataset = newest.data.params.get("dataset")
+    previous = next((r for r in runs[1:] if r.data.params.get("dataset") == dataset), None)
+    if dataset is None or previous is None:
+        return None
+    try:
+        baseline = _run_records(client, experiment_id, previous.info.run_id)
+        recent = _run_records(client, experiment_id, newest.info.run_id)
+    except MlflowException as err:
+        raise _store_error(client, err) from None
+    return EvalWindows(dataset, previous.info.run_id, newest.info.run_id, baseline, recent)

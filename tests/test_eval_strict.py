@@ -1,0 +1,541 @@
+"""`eval` and `compare` against the fake made stricter, as a real gpt-4o and Azure limiter are.
+
+The stricter fake (``tests/fake_azure_openai.py`` options): limits over sliding
+10-second windows, a token estimate of its own (a CJK character one token,
+English more per character than characters / 4), answers after 1 to 1.5 s,
+judge answers long enough to be cut off at a low ``max_tokens``, judges that
+answer 503. Three child processes run at once (MLflow's start-up costs seconds a
+process): the lab's limits in real time, English with a judge deployment and
+Japanese with judges on the chat deployment, one process each (two rows each,
+so each takes about ten seconds; the window logic over many requests is tested
+with time scaled in ``tests/test_pacing.py``); the judge-error, pass-rate,
+tracing and comparison scenarios, on unlimited fakes, in the third, and then the
+`compare` commands on the runs it made.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from command_runner import run_commands
+from fake_azure_openai import FakeAzureOpenAI, Reply, is_judge_prompt
+from test_eval import KEY, _clean_env, _scenario, _write
+
+from llmops_infra.offline.engine import PROJECT_DIR
+
+JUDGE = "gpt-4o-judge"
+DATASETS = PROJECT_DIR / "workload" / "evaluation" / "datasets"
+
+#: Nine rows with guidelines, the tenth without: the comparison's dataset.
+ANIMALS = ["cats", "dogs", "owls", "bees", "frogs", "fish", "cows", "bats", "yaks"]
+#: The judge's verdicts in the comparison: before, every animal but owls passes; after,
+#: seven of them fail and owls pass: 7 flips down, 1 up.
+BEFORE_FAILS = {"owls"}
+AFTER_PASSES = {"owls", "yaks"}
+
+
+def _rows(animals: list[str], plain: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
+        {
+            "inputs": {"prompt": f"Tell me a joke about {animal}."},
+            "expectations": {"guidelines": [f"The response is a joke about {animal}."]},
+        }
+        for animal in animals
+    ]
+    return [*rows, {"inputs": {"prompt": f"Tell me a joke about {plain}."}}]
+
+
+def _verdict(passing: set[str] | None, failing: set[str] | None) -> Any:
+    def judge(prompt: str) -> bool:
+        animal = next((a for a in ANIMALS if f"joke about {a}" in prompt), "")
+        if passing is not None:
+            return animal in passing
+        return animal not in (failing or set())
+
+    return judge
+
+
+def _numbered(passing: int) -> Any:
+    """A judge passing the rows about animal0 .. animal<passing - 1>."""
+
+    def judge(prompt: str) -> bool:
+        found = re.search(r"joke about animal(\d+)\.", prompt)
+        return found is not None and int(found.group(1)) < passing
+
+    return judge
+
+
+def _plan(
+    store: Path, experiment: str, fake: FakeAzureOpenAI, *args: str, **env: str
+) -> dict[str, Any]:
+    """An ``eval`` scenario for ``run_commands`` (test_eval's scenario, as plain data)."""
+    scenario = _scenario(store, experiment, fake, *args, **env)
+    return {"command": "eval", "args": scenario.args, "env": scenario.env}
+
+
+def _strict(**options: Any) -> FakeAzureOpenAI:
+    """The lab's limits (10K TPM, 60 RPM) over sliding 10 s windows, answers in 1-1.5 s."""
+    return FakeAzureOpenAI(
+        api_key=KEY,
+        tpm=10_000,
+        limiter="sliding",
+        estimate="strict",
+        latency=(1.0, 1.5),
+        **options,
+    ).start()
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from mlflow import MlflowClient
+
+    tmp = tmp_path_factory.mktemp("strict")
+    template = tmp / "template.db"
+    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+    stores = {name: tmp / name for name in ("english", "japanese", "judges")}
+    for store in stores.values():
+        store.mkdir()
+        shutil.copyfile(template, store / "mlflow.db")
+    two = _write(tmp / "two.jsonl", _rows(["cats", "dogs"], "owls")[:2])
+    japanese = DATASETS / "lab_prompts_ja.jsonl"
+    ja_two = _write(
+        tmp / "ja.jsonl", [json.loads(x) for x in japanese.read_text().splitlines()[:2]]
+    )
+    small = ("--max-tokens", "64", "--judge-max-tokens", "200", "--json")
+    fakes: dict[str, FakeAzureOpenAI] = {
+        "english": _strict(judge_deployment=JUDGE, judge_tpm=10_000, judge_rationale_words=30),
+        "japanese": _strict(judge_rationale_words=30),
+    }
+    lab = {
+        "english": {
+            "english": _plan(
+                stores["english"],
+                "english",
+                fakes["english"],
+                "--dataset",
+                str(two),
+                "--tpm",
+                "10000",
+                "--judge-tpm",
+                "10000",
+                *small,
+                LLMOPS_JUDGE_DEPLOYMENT=JUDGE,
+            )
+        },
+        "japanese": {
+            "japanese": _plan(
+                stores["japanese"], "japanese", fakes["japanese"], "--dataset", str(ja_two), *small
+            )
+        },
+    }
+    # The judge scenarios: unlimited fakes, each its own experiment in one store.
+    store = stores["judges"]
+    three = str(_write(tmp / "three.jsonl", _rows(["cats", "dogs", "bees"], "owls")[:3]))
+    unpaced = ("--tpm", "6000000", "--dataset", three, "--json")
+    fakes["outage"] = FakeAzureOpenAI(api_key=KEY, judge_status=503).start()
+    fakes["truncated"] = FakeAzureOpenAI(api_key=KEY, judge_rationale_words=400).start()
+    fakes["retried"] = FakeAzureOpenAI(api_key=KEY, judge_rationale_words=100).start()
+    fakes["row_failed"] = FakeAzureOpenAI(api_key=KEY).start()
+    fakes["row_failed"].script(Reply.server_error(500), Reply.server_error(500))
+    fakes["tracing"] = FakeAzureOpenAI(api_key=KEY).start()
+    fakes["before"] = FakeAzureOpenAI(
+        api_key=KEY, judge_verdict=_verdict(None, BEFORE_FAILS)
+    ).start()
+    fakes["after"] = FakeAzureOpenAI(
+        api_key=KEY, judge_verdict=_verdict(AFTER_PASSES, None)
+    ).start()
+    fakes["chat"] = FakeAzureOpenAI(api_key=KEY).start()
+    # The monitor's verdicts: two 23-row runs of one dataset, 22 passing then 16, and between
+    # them a run of another dataset whose every verdict is "no".
+    drift_rows = str(
+        _write(tmp / "drift.jsonl", _rows([f"animal{i}" for i in range(23)], "x")[:23])
+    )
+    fakes["drift_before"] = FakeAzureOpenAI(api_key=KEY, judge_verdict=_numbered(22)).start()
+    fakes["drift_other"] = FakeAzureOpenAI(api_key=KEY, judge_verdict=lambda p: False).start()
+    fakes["drift_after"] = FakeAzureOpenAI(api_key=KEY, judge_verdict=_numbered(16)).start()
+    before_rows = str(_write(tmp / "before.jsonl", _rows(ANIMALS, "frogs at night")))
+    after_rows = str(_write(tmp / "after.jsonl", _rows(ANIMALS, "lions")))
+    retries = ("--max-retries", "1")
+    judges = {
+        "outage": _plan(store, "outage", fakes["outage"], *unpaced, *retries),
+        "outage_gated": _plan(
+            store,
+            "outage_gated",
+            fakes["outage"],
+            *unpaced,
+            *retries,
+            "--fail-under",
+            "expectations_guidelines=0.8",
+        ),
+        "truncated": _plan(
+            store, "truncated", fakes["truncated"], *unpaced, "--judge-max-tokens", "50"
+        ),
+        "retried": _plan(store, "retried", fakes["retried"], *unpaced, "--judge-max-tokens", "50"),
+        # The first row's call fails twice (and so for good); the others pass their judge.
+        "row_failed": _plan(
+            store,
+            "row_failed",
+            fakes["row_failed"],
+            *unpaced,
+            *retries,
+            "--concurrency",
+            "1",
+            "--fail-under",
+            "expectations_guidelines=0.6",
+        ),
+        "tracing": _plan(
+            store,
+            "tracing",
+            fakes["tracing"],
+            *unpaced,
+            MLFLOW_GENAI_EVAL_ENABLE_SCORER_TRACING="true",
+        ),
+        "before": _plan(
+            store,
+            "compare",
+            fakes["before"],
+            "--tpm",
+            "6000000",
+            "--dataset",
+            before_rows,
+            "--json",
+        ),
+        "after": _plan(
+            store, "compare", fakes["after"], "--tpm", "6000000", "--dataset", after_rows, "--json"
+        ),
+        "chat": {**_plan(store, "compare", fakes["chat"], "--json"), "command": "chat"},
+        "drift_before": _plan(
+            store, "drift", fakes["drift_before"], "--tpm", "6000000", "--dataset", drift_rows
+        ),
+        "drift_other": _plan(store, "drift", fakes["drift_other"], *unpaced),
+        "drift_after": _plan(
+            store,
+            "drift",
+            fakes["drift_after"],
+            "--tpm",
+            "6000000",
+            "--dataset",
+            drift_rows,
+            "--json",
+        ),
+        "drift_monitor": {**_plan(store, "drift", fakes["chat"], "--json"), "command": "monitor"},
+    }
+    cwd, env = tmp, {**_clean_env(), "PYTHONPATH": str(PROJECT_DIR)}
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            futures = [
+                pool.submit(run_commands, plan, cwd=cwd, env=env)
+                for plan in (lab["english"], lab["japanese"], judges)
+            ]
+            done: dict[str, Any] = {}
+            for future in futures:
+                done.update(future.result()[0])
+        run_a = json.loads(done["before"]["stdout"])["run_id"]
+        run_b = json.loads(done["after"]["stdout"])["run_id"]
+        chat_run = json.loads(done["chat"]["stdout"])["run_id"]
+        compare_env = _plan(store, "compare", fakes["chat"])["env"]
+
+        def compare(*args: str) -> dict[str, Any]:
+            return {"command": "compare", "args": list(args), "env": compare_env}
+
+        compared, _ = run_commands(
+            {
+                "table": compare(run_a, run_b),
+                "default_alpha": compare(run_a, run_b, "--json", "--fail-on-regression"),
+                "alpha_0.1": compare(
+                    run_a, run_b, "--json", "--fail-on-regression", "--alpha", "0.1"
+                ),
+                "not_eval": compare(run_a, chat_run, "--json"),
+                "same_run": compare(run_a, run_a, "--json", "--fail-on-regression"),
+            },
+            cwd=cwd,
+            env=env,
+        )
+        done.update({f"compare_{name}": result for name, result in compared.items()})
+        yield {"results": done, "fakes": fakes, "stores": stores}
+    finally:
+        for fake in fakes.values():
+            fake.stop()
+
+
+def _scorer(stdout: str, name: str) -> dict[str, Any]:
+    (scorer,) = [s for s in json.loads(stdout)["scorers"] if s["name"] == name]
+    return scorer
+
+
+def _client(store: Path) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+
+
+# --- the lab's limits ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["english", "japanese"])
+def test_at_the_labs_limits_an_eval_with_judges_draws_no_429(
+    results: dict[str, Any], name: str
+) -> None:
+    """10K TPM and 60 RPM over sliding 10 s windows, the fake's own estimate (a Japanese
+    character one token), answers of 1 to 1.5 s: every row and judge admitted at once."""
+    result, fake = results["results"][name], results["fakes"][name]
+    assert result["code"] == 0, result["stderr"]
+    summary = json.loads(result["stdout"])
+    assert fake.throttled == 0 and summary["throttled"] == 0, "no 429 at all"
+    judged = [a for a in fake.admitted if a.judge]
+    assert len(judged) == 2 and len(fake.admitted) == 4, "two rows, two judges, once each"
+    rate = _scorer(result["stdout"], "expectations_guidelines")
+    assert (rate["pass_rate"], rate["n"], rate["judge_errors"]) == (1.0, 2, 0)
+
+
+# --- judge errors ----------------------------------------------------------------------------
+
+
+def test_judges_answering_503_exit_1_with_their_errors_counted(results: dict[str, Any]) -> None:
+    outage = results["results"]["outage"]
+    assert outage["code"] == 1, "a service that fails after retries exits 1"
+    summary = json.loads(outage["stdout"])
+    assert summary["errors"] == 0, "the rows themselves succeeded"
+    rate = _scorer(outage["stdout"], "expectations_guidelines")
+    assert (rate["pass_rate"], rate["n"], rate["judge_errors"]) == (None, 0, 3), (
+        "no judge error is a 'no'"
+    )
+    assert "every judge call of expectations_guidelines failed" in outage["stderr"]
+
+
+def test_an_outage_under_a_gate_is_an_error_not_a_failed_gate(results: dict[str, Any]) -> None:
+    gated = results["results"]["outage_gated"]
+    assert gated["code"] == 1, "exit 1 (the service failed), not 3 (a gate failed)"
+    assert json.loads(gated["stdout"])["scorers"], "the JSON is printed all the same"
+
+
+def test_a_truncated_judge_answer_is_retried_once_then_a_judge_error(
+    results: dict[str, Any],
+) -> None:
+    result, fake = results["results"]["truncated"], results["fakes"]["truncated"]
+    budgets = [r.body["max_tokens"] for r in fake.requests if is_judge_prompt(r.body["messages"])]
+    assert sorted(budgets) == [50, 50, 50, 200, 200, 200], "each judge asked twice, with 4x room"
+    rate = _scorer(result["stdout"], "expectations_guidelines")
+    assert (rate["pass_rate"], rate["judge_errors"]) == (None, 3), "cut off: no verdict"
+    assert result["code"] == 1
+    (experiment,) = [
+        e
+        for e in _client(results["stores"]["judges"]).search_experiments()
+        if e.name == "truncated"
+    ]
+    traces = _client(results["stores"]["judges"]).search_traces(
+        locations=[experiment.experiment_id]
+    )
+    errors = [
+        a.error.error_message
+        for t in traces
+        for a in t.info.assessments
+        if a.name == "expectations_guidelines" and a.error is not None
+    ]
+    assert len(errors) == 3 and all("cut off at max_tokens 50" in e for e in errors)
+
+
+def test_a_judge_answer_cut_off_once_is_judged_on_its_retry(results: dict[str, Any]) -> None:
+    result = results["results"]["retried"]
+    assert result["code"] == 0, result["stderr"]
+    rate = _scorer(result["stdout"], "expectations_guidelines")
+    assert (rate["pass_rate"], rate["n"], rate["judge_errors"]) == (1.0, 3, 0)
+
+
+def test_the_logged_pass_rate_is_the_jsons_and_counts_a_failed_row_as_failed(
+    results: dict[str, Any],
+) -> None:
+    """The first row's call failed: the pass rate is 2/3 (the gate at 0.6 holds), MLflow's own
+    ``/mean`` leaves that row out (1.0); the run logs the command's rate as ``/pass_rate``."""
+    result = results["results"]["row_failed"]
+    assert result["code"] == 0, result["stderr"]
+    summary = json.loads(result["stdout"])
+    assert summary["errors"] == 1 and summary["passed"] is True
+    rate = _scorer(result["stdout"], "expectations_guidelines")
+    assert (rate["pass_rate"], rate["n"], rate["judge_errors"]) == (pytest.approx(2 / 3), 3, 0)
+    metrics = _client(results["stores"]["judges"]).get_run(summary["run_id"]).data.metrics
+    for scorer in summary["scorers"]:
+        assert metrics[f"{scorer['name']}/pass_rate"] == pytest.approx(scorer["pass_rate"])
+    assert metrics["expectations_guidelines/mean"] == pytest.approx(1.0), (
+        "MLflow's mean differs exactly by the failed row, as the docs say"
+    )
+
+
+def test_with_scorer_tracing_on_the_experiment_holds_only_the_rows_traces(
+    results: dict[str, Any],
+) -> None:
+    result = results["results"]["tracing"]
+    assert result["code"] == 0, result["stderr"]
+    client = _client(results["stores"]["judges"])
+    (experiment,) = [e for e in client.search_experiments() if e.name == "tracing"]
+    traces = client.search_traces(locations=[experiment.experiment_id])
+    assert len(traces) == 3, "three rows, three traces; no scorer's"
+    assert not any("mlflow.trace.sourceScorer" in t.info.tags for t in traces)
+
+
+def test_the_monitor_ignores_a_trace_mlflow_marks_as_a_scorers() -> None:
+    from mlflow.entities import TraceInfo, TraceLocation, TraceState
+
+    from workload.monitoring.traces import _is_scorer_trace
+
+    def info(tags: dict[str, str]) -> Any:
+        return type(
+            "T",
+            (),
+            {
+                "info": TraceInfo(
+                    trace_id="tr-1",
+                    trace_location=TraceLocation.from_experiment_id("1"),
+                    request_time=0,
+                    state=TraceState.OK,
+                    tags=tags,
+                )
+            },
+        )()
+
+    assert _is_scorer_trace(info({"mlflow.trace.sourceScorer": "guidelines"}))
+    assert not _is_scorer_trace(info({}))
+
+
+# --- the monitor's verdicts ------------------------------------------------------------------
+
+
+def test_the_monitor_compares_whole_eval_runs_of_one_dataset_and_flags_a_drop(
+    results: dict[str, Any],
+) -> None:
+    """96 % -> 70 % over two 23-row runs, a run of another dataset between them: the monitor
+    compares the two runs of the newest run's dataset, and the one-sided test flags the drop
+    (two-sided at 0.01 over trace-count windows it went unflagged)."""
+    done = results["results"]
+    monitor = done["drift_monitor"]
+    assert monitor["code"] == 0, monitor["stderr"]
+    report = json.loads(monitor["stdout"])
+    after = json.loads(done["drift_after"]["stdout"])
+    assert report["verdicts"]["recent_run"] == after["run_id"]
+    assert report["verdicts"]["baseline_run"] != after["run_id"]
+    (verdict,) = [m for m in report["metrics"] if m["name"] == "assessment:expectations_guidelines"]
+    assert (verdict["baseline_count"], verdict["recent_count"]) == (23, 23), "whole runs"
+    assert (verdict["baseline"], verdict["recent"]) == (
+        pytest.approx(22 / 23),
+        pytest.approx(16 / 23),
+    ), "the other dataset's run is in neither window"
+    assert verdict["p_value"] == pytest.approx(0.0235, abs=1e-3), "Fisher's exact test, one-sided"
+    assert verdict["drift"] is True and "assessment:expectations_guidelines" in report["drifted"]
+
+
+def test_judge_errors_are_a_metric_of_their_own_and_a_rise_is_flagged() -> None:
+    from workload.monitoring.drift import compare_windows
+    from workload.monitoring.traces import TraceRecord
+
+    def record(index: int, failed: bool) -> TraceRecord:
+        return TraceRecord(
+            f"tr-{index}",
+            index,
+            10.0,
+            1,
+            1,
+            2,
+            5,
+            False,
+            assessments={} if failed else {"guidelines": True},
+            judge_errors=frozenset({"guidelines"}) if failed else frozenset(),
+        )
+
+    old = [record(i, False) for i in range(20)]
+    new = [record(i, i % 2 == 0) for i in range(20)]
+    report = compare_windows(old, new, verdicts=(old, new))
+    (errors,) = [m for m in report.metrics if m.name == "judge_errors:guidelines"]
+    assert (errors.baseline, errors.recent) == (0.0, 0.5) and errors.drift
+    (rate,) = [m for m in report.metrics if m.name == "assessment:guidelines"]
+    assert rate.recent == 1.0 and not rate.drift, "the errors are not counted as 'no'"
+
+
+# --- compare ---------------------------------------------------------------------------------
+
+
+def test_compare_reports_the_flipped_rows_and_mcnemars_exact_p_value(
+    results: dict[str, Any],
+) -> None:
+    """Seven rows went from pass to fail, one from fail to pass: McNemar's exact two-sided
+    p-value is 2 * P(X <= 1) for X ~ Binomial(8, 1/2) = 2 * (1 + 8) / 256 = 0.0703125."""
+    result = results["results"]["compare_default_alpha"]
+    assert result["code"] == 0, "p = 0.07 is no regression at alpha 0.05: " + result["stderr"]
+    summary = json.loads(result["stdout"])
+    judged = next(s for s in summary["scorers"] if s["name"] == "expectations_guidelines")
+    assert judged["p_value"] == pytest.approx(2 * (1 + 8) / 256)
+    assert (judged["pass_rate_a"], judged["pass_rate_b"]) == (
+        pytest.approx(8 / 9),
+        pytest.approx(2 / 9),
+    )
+    assert judged["regressed"] is False
+    flipped = {
+        (f["prompt"], f["a"], f["b"])
+        for f in summary["flipped"]
+        if f["scorer"] == "expectations_guidelines"
+    }
+    down = {a for a in ANIMALS if a not in BEFORE_FAILS and a not in AFTER_PASSES}
+    assert flipped == {(f"Tell me a joke about {a}.", True, False) for a in down} | {
+        ("Tell me a joke about owls.", False, True)
+    }
+    code = next(s for s in summary["scorers"] if s["name"] == "reply_received")
+    assert (code["p_value"], code["regressed"]) == (1.0, False), "no flip, no change"
+
+
+def test_compare_exits_3_on_a_regression_at_the_given_alpha(results: dict[str, Any]) -> None:
+    result = results["results"]["compare_alpha_0.1"]
+    assert result["code"] == 3, result["stderr"]
+    summary = json.loads(result["stdout"])
+    assert summary["regressed"] is True
+    assert "regression: expectations_guidelines" in result["stderr"]
+
+
+def test_compare_lists_unpaired_rows_of_each_run(results: dict[str, Any]) -> None:
+    summary = json.loads(results["results"]["compare_default_alpha"]["stdout"])
+    assert summary["paired"] == 9
+    assert {(u["run"], u["prompt"]) for u in summary["unpaired"]} == {
+        ("a", "Tell me a joke about frogs at night."),
+        ("b", "Tell me a joke about lions."),
+    }
+
+
+def test_compare_prints_a_table_with_the_flips(results: dict[str, Any]) -> None:
+    result = results["results"]["compare_table"]
+    assert result["code"] == 0, result["stderr"]
+    assert "expectations_guidelines" in result["stdout"]
+    assert (
+        "0.0703" in result["stdout"]
+        and "only in run B: 'Tell me a joke about lions.'" in (result["stdout"])
+    )
+
+
+def test_compare_refuses_a_run_that_is_not_an_eval_run(results: dict[str, Any]) -> None:
+    result = results["results"]["compare_not_eval"]
+    assert result["code"] == 2
+    assert "is not an eval run" in result["stderr"] and result["stdout"] == ""
+
+
+def test_a_run_compared_with_itself_has_no_flip_and_no_regression(
+    results: dict[str, Any],
+) -> None:
+    result = results["results"]["compare_same_run"]
+    assert result["code"] == 0
+    summary = json.loads(result["stdout"])
+    assert summary["flipped"] == [] and all(s["p_value"] == 1.0 for s in summary["scorers"])
+
+
+def test_mcnemar_matches_a_hand_computation() -> None:
+    from workload.evaluation.compare import mcnemar_exact
+
+    # 6 flips one way, none the other: 2 * (1/2)^6.
+    assert mcnemar_exact(6, 0) == pytest.approx(2 / 64)
+    assert mcnemar_exact(0, 6) == pytest.approx(2 / 64)
+    # 3 and 2: every outcome is at least as likely as this one's; p is 1.
+    assert mcnemar_exact(3, 2) == pytest.approx(1.0)
+    assert mcnemar_exact(0, 0) == 1.0
