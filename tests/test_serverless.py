@@ -125,6 +125,17 @@ def test_keyless_serverless_jobs_name_their_service_credential(run: Run) -> None
     assert contract.ENV_API_KEY_SECRET not in settings and contract.ENV_API_KEY not in settings
 
 
+def test_serverless_jobs_through_the_gateway_name_the_endpoints_and_no_secret(run: Run) -> None:
+    both = run({**SERVERLESS, "gateway": "true", "judgeModel": "gpt-4o-mini"})
+    for job in both.by_type(JOB):
+        settings = _settings(job.inputs["tasks"][0]["pythonWheelTask"]["parameters"])
+        assert settings[contract.ENV_GATEWAY_ENDPOINT] == "llmops-gpt-4o"
+        assert settings[contract.ENV_GATEWAY_JUDGE_ENDPOINT] == "llmops-gpt-4o-mini"
+        assert contract.ENV_API_KEY_SECRET not in settings, "only the endpoint reads the key"
+        assert contract.ENV_API_KEY not in settings
+        assert "{{secrets/" not in json.dumps(job.inputs)
+
+
 def test_outputs_say_serverless_and_no_cluster(serverless: ProgramRun, dev: ProgramRun) -> None:
     assert serverless.exports["databricks_compute"].value == "serverless"
     assert serverless.exports["databricks_cluster_id"].value == ""

@@ -70,13 +70,15 @@ def serverless_settings(
     has no Spark to resolve a secret reference, and the key itself must never sit in
     a job's definition, so in key mode the job names the secret
     (``LLMOPS_API_KEY_SECRET=<scope>/<key>``) and the workload reads it at run time.
+    In gateway mode the job calls the serving endpoint with its own identity and is told
+    of no secret at all: only the endpoint reads the key.
     """
     settings = {
         name: pulumi.Output.from_input(value)
         for name, value in cluster_env.items()
         if name != contract.ENV_API_KEY
     }
-    if key_secret is not None:
+    if key_secret is not None and contract.ENV_GATEWAY_ENDPOINT not in cluster_env:
         settings[contract.ENV_API_KEY_SECRET] = pulumi.Output.concat(
             key_secret.scope, "/", key_secret.key
         )
