@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -140,6 +141,36 @@ def test_success_follows_the_run_and_prints_its_output_and_page(
         f"run {RUN_ID} TERMINATED",
     ], "each state change once, on stderr"
     assert f"run {RUN_ID}: {URL}" in err, "the page is shown as soon as it is known"
+
+
+def test_a_serverless_run_that_retried_shows_its_states_and_its_last_attempts_output(
+    sdk: MagicMock, outputs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs = _jobs(sdk)
+    retried = [
+        RunTask(task_key="chat", run_id=TASK_RUN_ID, attempt_number=0),
+        RunTask(task_key="chat", run_id=TASK_RUN_ID + 1, attempt_number=1),
+    ]
+    jobs.get_run.side_effect = [
+        _run("QUEUED", "Waiting for serverless compute"),
+        _run("RUNNING", "In run"),
+        _run("WAITING_FOR_RETRY", "Task chat failed; retrying"),
+        dataclasses.replace(_run("RUNNING", "In run"), tasks=retried),
+        dataclasses.replace(_run("TERMINATED", "", "SUCCESS"), tasks=retried),
+    ]
+    jobs.get_run_output.return_value = RunOutput(logs=REPLY + "\n")
+
+    assert _submit(outputs) == 0
+    jobs.get_run_output.assert_called_once_with(TASK_RUN_ID + 1)
+    err = capsys.readouterr().err
+    progress = [line for line in err.splitlines() if line.startswith(f"run {RUN_ID} ")]
+    assert progress == [
+        f"run {RUN_ID} QUEUED: Waiting for serverless compute",
+        f"run {RUN_ID} RUNNING: In run",
+        f"run {RUN_ID} WAITING_FOR_RETRY: Task chat failed; retrying",
+        f"run {RUN_ID} RUNNING: In run",
+        f"run {RUN_ID} TERMINATED",
+    ], "a serverless run's states, as a cluster's, each change once"
 
 
 def test_monitor_job_is_started_by_its_own_id(sdk: MagicMock, outputs: Path) -> None:

@@ -1,6 +1,10 @@
-"""``python -m workload submit``: run the lab's job on the cluster, follow it, show its result.
+"""``python -m workload submit``: run one of the lab's jobs, follow it, show its result.
 
-``pulumi up`` creates three jobs on the lab's cluster (``llmops_infra/stack/lab_jobs.py``):
+``pulumi up`` creates three jobs (``llmops_infra/stack/lab_jobs.py``), on the lab's
+cluster or on serverless compute (``llmops:compute serverless``, the
+``databricks_compute`` output): the same Jobs API follows both, states and all (a
+serverless run queues for seconds rather than waiting minutes for a cluster, and may
+retry its task: the output shown is the last attempt's):
 ``chat`` runs ``workload chat``, ``monitor`` runs ``workload monitor --fail-on-drift``,
 ``eval`` runs ``workload eval`` on the shipped prompt set.
 This command starts one through the Databricks SDK for Python, reports each
@@ -75,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """Register the sub-command."""
     parser = subparsers.add_parser(
         "submit",
-        help="run the chat, monitor or eval job on the lab's cluster and wait for its result",
+        help="run the chat, monitor or eval job (on the cluster or serverless) and wait for it",
         description="Start one of the stack's Databricks jobs, follow it, print its output.",
     )
     add_source_arguments(parser, experiment=False)
@@ -155,8 +159,11 @@ def follow_run(
             )
         sleep(poll_seconds)
 
-    # A job run's output is its task's; this job has one task.
-    task_run_id = current.tasks[0].run_id if current.tasks and current.tasks[0].run_id else run_id
+    # A job run's output is its task's; this job has one task, which a serverless run may
+    # have retried: each attempt is listed, and the last one is the result.
+    attempts = [task for task in current.tasks or [] if task.run_id]
+    last = max(attempts, key=lambda task: task.attempt_number or 0, default=None)
+    task_run_id = last.run_id if last is not None and last.run_id else run_id
     try:
         output = client.jobs.get_run_output(task_run_id)
         logs, error = output.logs or "", output.error or ""
