@@ -500,22 +500,42 @@ def preload_program() -> None:
     gc.freeze()
 
 
+#: How long a forked run may take (a run takes a few seconds) before it counts as stuck.
+_CHILD_SECONDS: Final = 90.0
+
+
 def run_program_isolated(config: Mapping[str, str], **kwargs: Any) -> ProgramRun:
     """:func:`run_program` in a forked child, leaving this process's runtime untouched.
 
     Call :func:`preload_program` in the parent first, so that no child imports anything.
+
+    A fork copies only the thread that forks: a lock another thread of the parent held at
+    that moment stays held in the child for good (Python's ``os.fork`` documentation warns
+    of it; the test processes run servers and pytest-xdist's own threads). Seen once in
+    several hundred runs: a child waiting forever on its first invoke. So a child that
+    has not answered in :data:`_CHILD_SECONDS` is ended and the run forked once more; a
+    second stuck child is an error, never a silent pass.
     """
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(sender, dict(config), kwargs))
-    child.start()
-    sender.close()
-    try:
-        status, payload = receiver.recv()
-    except EOFError:
+    for attempt in (1, 2):
+        context = multiprocessing.get_context("fork")
+        receiver, sender = context.Pipe(duplex=False)
+        child = context.Process(target=_child, args=(sender, dict(config), kwargs))
+        child.start()
+        sender.close()
+        if not receiver.poll(_CHILD_SECONDS):
+            child.kill()
+            child.join()
+            receiver.close()
+            if attempt == 1:
+                continue
+            raise RuntimeError(f"the program's process was stuck twice ({_CHILD_SECONDS:g} s)")
+        try:
+            status, payload = receiver.recv()
+        except EOFError:
+            child.join()
+            raise RuntimeError(f"the program's process died (exit code {child.exitcode})") from None
         child.join()
-        raise RuntimeError(f"the program's process died (exit code {child.exitcode})") from None
-    child.join()
+        break
     if status == "failed":
         message, registered, types = payload
         raise ProgramFailed(message, registered=registered, types=types)
