@@ -68,7 +68,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import parse_qs, urlparse
 
 __all__ = [
@@ -263,7 +263,47 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class FakeAzureOpenAI:
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 in a background thread: the fakes' shared start and stop.
+
+    A subclass calls :meth:`_serve` with its request handler in ``__init__``.
+    """
+
+    _server: ThreadingHTTPServer
+    _thread: threading.Thread
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        # A short poll keeps stop() quick (shutdown waits for the loop to look again).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def _address(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Self:
+        """Serve in a background thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class FakeAzureOpenAI(LoopbackServer):
     """The fake server; start it with ``with`` or :meth:`start`."""
 
     def __init__(
@@ -315,18 +355,12 @@ class FakeAzureOpenAI:
             if name is not None and t is not None:
                 self.set_limits(name, t, r)
         self._script: deque[Reply] = deque()
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        # A short poll keeps stop() quick (shutdown waits for the loop to look again).
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self._serve(self._handler())
 
     @property
     def endpoint(self) -> str:
         """The Azure-style endpoint, like ``https://<name>.openai.azure.com/``."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"{self._address}/"
 
     @property
     def base_url(self) -> str:
@@ -406,23 +440,6 @@ class FakeAzureOpenAI:
         """Answer the next requests with these replies, in order, then normally again."""
         with self._lock:
             self._script.extend(replies)
-
-    def start(self) -> FakeAzureOpenAI:
-        """Serve in a background thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._thread.is_alive():
-            self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeAzureOpenAI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _latency(self) -> float:
         """The answer's random latency (``latency``), 0 without one."""

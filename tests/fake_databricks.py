@@ -42,10 +42,10 @@ import urllib.error
 import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from fake_azure_openai import FakeAzureOpenAI, Reply
+from fake_azure_openai import FakeAzureOpenAI, LoopbackServer, Reply
 
 __all__ = ["FakeDatabricks", "GatewayRequest"]
 
@@ -92,7 +92,7 @@ class _UserBucket:
         return max(0.0, -self.level / (self.per_minute / 60.0))
 
 
-class FakeDatabricks:
+class FakeDatabricks(LoopbackServer):
     """The fake workspace; start it with ``with`` or :meth:`start`."""
 
     def __init__(
@@ -120,17 +120,12 @@ class FakeDatabricks:
         self._debts: dict[tuple[str, str], int] = {}
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self._serve(self._handler())
 
     @property
     def host(self) -> str:
         """The workspace URL, like ``https://adb-<id>.<n>.azuredatabricks.net``."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._address
 
     def add_endpoint(self, name: str, deployment: str) -> None:
         """Serve ``deployment`` of the upstream as endpoint ``name``."""
@@ -156,23 +151,6 @@ class FakeDatabricks:
         """Answer the next admitted requests with these replies, in order, then normally."""
         with self._lock:
             self._script.extend(replies)
-
-    def start(self) -> FakeDatabricks:
-        """Serve in a background thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._thread.is_alive():
-            self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeDatabricks:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _bucket(self, user: str, endpoint: str) -> _UserBucket:
         assert self.user_tpm is not None
