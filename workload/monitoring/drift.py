@@ -207,11 +207,24 @@ def compare_samples(
         result = stats.ks_2samp(old, new)
     scale = max(statistics.fmean(abs(v) for v in old), statistics.fmean(abs(v) for v in new))
     effect = float(stats.wasserstein_distance(old, new)) / scale if scale else 0.0
-    p_value = float(result.pvalue)
+    return _tested(
+        untested, effect, float(result.statistic), float(result.pvalue), alpha, min_effect
+    )
+
+
+def _tested(
+    untested: MetricResult,
+    effect: float,
+    statistic: float | None,
+    p_value: float,
+    alpha: float,
+    min_effect: float,
+) -> MetricResult:
+    """A metric's result once tested: drift needs both the test and the effect-size floor."""
     return replace(
         untested,
         effect=effect,
-        statistic=float(result.statistic),
+        statistic=statistic,
         p_value=p_value,
         drift=p_value < alpha and effect >= min_effect,
         note="",
@@ -276,14 +289,8 @@ def compare_rates(
     table = [[new_hits, len(recent) - new_hits], [old_hits, len(baseline) - old_hits]]
     result = stats.fisher_exact(table, alternative=alternative)
     effect = abs(2 * math.asin(math.sqrt(new_rate)) - 2 * math.asin(math.sqrt(old_rate)))
-    p_value = float(result.pvalue)
-    return replace(
-        untested,
-        effect=effect,
-        statistic=_finite(result.statistic),
-        p_value=p_value,
-        drift=p_value < alpha and effect >= min_effect,
-        note="",
+    return _tested(
+        untested, effect, _finite(result.statistic), float(result.pvalue), alpha, min_effect
     )
 
 
