@@ -263,6 +263,23 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """A request handler that answers JSON (or text) and logs nothing: the fakes' shared part."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output clean
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class LoopbackServer:
     """An HTTP server on 127.0.0.1 in a background thread: the fakes' shared start and stop.
 
@@ -499,20 +516,7 @@ class FakeAzureOpenAI(LoopbackServer):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # keep test output clean
-
-            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def _keyless_denial(self) -> tuple[int, dict[str, Any]] | None:
                 """Azure's answer to a keyless account's request, None when it may pass."""
                 if self.headers.get("api-key") is not None:

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from fake_azure_openai import FakeAzureOpenAI, LoopbackServer, Reply
+from fake_azure_openai import FakeAzureOpenAI, JsonHandler, LoopbackServer, Reply
 
 __all__ = ["FakeDatabricks", "GatewayRequest"]
 
@@ -203,20 +203,7 @@ class FakeDatabricks(LoopbackServer):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def _error(self, status: int, code: str, message: str, **headers: str) -> None:
                 # Databricks' REST error shape.
                 self._send(status, {"error_code": code, "message": message}, headers)
