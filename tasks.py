@@ -31,7 +31,13 @@ def _install(requirements: str) -> None:
 
     With ``LLMOPS_VENV_CACHE=DIR`` (CI sets it), the environment lives in DIR,
     keyed by the requirements files' content, and ./.venv links to it: a clean
-    clone on the same machine then installs nothing.
+    clone on the same machine then installs nothing. Everything is installed
+    through the environment's real path, never through the link, so the console
+    scripts it holds (pytest, zizmor, ...) name an interpreter that outlives the
+    clone that made them.
+
+    uv makes the environment and installs the pins (seconds where pip takes
+    minutes); pip does when uv cannot be had (``LLMOPS_INSTALLER=pip`` asks for it).
     """
     if sys.version_info < (3, 11):  # noqa: UP036 (the check is for users on an older Python)
         sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
@@ -39,29 +45,92 @@ def _install(requirements: str) -> None:
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
     cache = os.environ.get("LLMOPS_VENV_CACHE")
     if cache and not VENV.exists():
-        target = Path(cache).expanduser() / f"venv-{digest[:16]}"
+        target = Path(cache).expanduser().resolve() / f"venv-{digest[:16]}"
         target.parent.mkdir(parents=True, exist_ok=True)
         VENV.symlink_to(target, target_is_directory=True)
         requirements = "requirements-dev.txt"  # the superset, so one cached env serves all
-    stamp = VENV / f".installed-{requirements}"
+    real = VENV.resolve()
+    python = real / PYTHON.relative_to(VENV)
+    stamp = real / f".installed-{requirements}"
     if stamp.exists() and stamp.read_text() == digest:
         return
-    if not PYTHON.exists():
-        print(f"creating {VENV}", file=sys.stderr)
-        venv.create(VENV.resolve(), with_pip=True)
-    print(f"installing {requirements} into {VENV} (a few minutes the first time)", file=sys.stderr)
-    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-    _pip_with_progress(["install", "-r", str(ROOT / requirements)])
+    uv = None if os.environ.get("LLMOPS_INSTALLER") == "pip" else _uv()
+    if uv:
+        if not python.exists():
+            print(f"creating {VENV} (uv)", file=sys.stderr)
+            # --seed: pip inside too, for `pulumi install` (Pulumi.yaml's toolchain is pip).
+            subprocess.run(
+                [*uv, "venv", "--quiet", "--seed", "--python", sys.executable, str(real)],
+                check=True,
+            )
+        print(f"installing {requirements} into {VENV} (uv)", file=sys.stderr)
+        subprocess.run(
+            [*uv, "pip", "install", "--python", str(python), "-r", str(ROOT / requirements)],
+            check=True,
+        )
+    else:
+        if not python.exists():
+            print(f"creating {VENV}", file=sys.stderr)
+            venv.create(real, with_pip=True)
+        print(f"installing {requirements} into {VENV} (pip: a few minutes)", file=sys.stderr)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True
+        )
+        _pip_with_progress(python, ["install", "-r", str(ROOT / requirements)])
     stamp.write_text(digest)
 
 
-def _pip_with_progress(args: list[str]) -> None:
+def _uv_pin() -> str:
+    """The uv version requirements.txt pins: the one place the project states it."""
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line.replace(" ", "").startswith("uv=="):
+            return line.split("==", 1)[1].split("#", 1)[0].strip()
+    raise SystemExit("requirements.txt pins no uv (a line uv==VERSION)")
+
+
+def _uv() -> list[str] | None:
+    """The uv to install with: the pinned one, fetched with pip into the user's cache once.
+
+    A uv of another version on PATH is not used: the pins resolve the same with any
+    uv, but one version everywhere keeps a failure reproducible. None when pip cannot
+    fetch it (no index, say): the install then falls back on pip.
+    """
+    version = _uv_pin()
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    tools = home / "llmops-databricks" / f"uv-{version}"
+    binary = tools / "bin" / ("uv.exe" if os.name == "nt" else "uv")
+    if not binary.exists():
+        print(f"fetching uv {version} with pip into {tools}", file=sys.stderr)
+        fetched = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+                str(tools),
+                f"uv=={version}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        if fetched.returncode != 0 or not binary.exists():
+            last = (fetched.stdout.strip().splitlines() or ["(no output)"])[-1]
+            print(f"uv could not be fetched ({last}); installing with pip", file=sys.stderr)
+            return None
+    return [str(binary)]
+
+
+def _pip_with_progress(python: Path, args: list[str]) -> None:
     """Run pip, showing one short line per package it fetches, so a first install of a few
     minutes is seen to move; all that pip said only when it fails."""
     kept: list[str] = []
     fetched = 0
     with subprocess.Popen(
-        [str(PYTHON), "-m", "pip", *args, "--progress-bar", "off"],
+        [str(python), "-m", "pip", *args, "--progress-bar", "off"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -85,7 +154,8 @@ def _run(*args: str) -> int:
 
 
 def _tool(name: str, *args: str) -> int:
-    """A command-line tool installed into the virtualenv (zizmor is a binary, not a module)."""
+    """A binary installed into the virtualenv (zizmor: no module to run with ``python -m``;
+    being no script, it names no interpreter that could be gone)."""
     script = PYTHON.parent / (f"{name}.exe" if os.name == "nt" else name)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
     return subprocess.run([str(script), *args], cwd=ROOT, env=env).returncode
@@ -100,8 +170,8 @@ def _lint_workflows() -> int:
     workflows = [str(p.relative_to(ROOT)) for p in sorted(WORKFLOWS.glob("*.y*ml"))]
     if not workflows:
         return 0
-    return _tool("zizmor", "--offline", "--no-progress", *workflows) or _tool(
-        "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows
+    return _tool("zizmor", "--offline", "--no-progress", *workflows) or _run(
+        "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows
     )
 
 
