@@ -67,13 +67,13 @@ if args[:2] == ["stack", "init"] and not os.environ.get("PULUMI_CONFIG_PASSPHRAS
 _PYTHON3: Final = """#!/bin/sh
 if [ "$1" = tasks.py ]; then
   shift
-  printf '%s\\n' "$@" > "$FAKE_PULUMI_LOG.tasks"
-  exec {python} -c 'import sys, pathlib, tasks
+  printf '%s\\n' "$@" > "$FAKE_TASKS_LOG"
+  exec "{python}" -c 'import sys, pathlib, tasks
 tasks._install = lambda requirements: None
 tasks.PYTHON = pathlib.Path(sys.executable)
 sys.exit(tasks.main(sys.argv[1:]))' "$@"
 fi
-exec {python} "$@"
+exec "{python}" "$@"
 """
 
 _EXPRESSION: Final = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
@@ -129,6 +129,10 @@ def _uses(action: str) -> Callable[[Mapping[str, Any]], bool]:
     return lambda step: str(step.get("uses", "")).startswith(f"{action}@")
 
 
+def _has_id(step_id: str) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda step: step.get("id") == step_id
+
+
 def _runs(command: str) -> Callable[[Mapping[str, Any]], bool]:
     return lambda step: command in step.get("run", "")
 
@@ -161,6 +165,7 @@ class Runner:
             (fakes / tool).write_text(text.format(python=sys.executable))
             (fakes / tool).chmod(0o755)
         self.log = tmp / "pulumi-calls.jsonl"
+        self.tasks_log = tmp / "tasks-args.txt"
         self.output = tmp / "github-output"
         self.base = {
             "PATH": f"{fakes}{os.pathsep}/usr/bin{os.pathsep}/bin",
@@ -171,6 +176,7 @@ class Runner:
             "RUNNER_TEMP": str(self.temp),
             "GITHUB_OUTPUT": str(self.output),
             "FAKE_PULUMI_LOG": str(self.log),
+            "FAKE_TASKS_LOG": str(self.tasks_log),
         }
         if self.job.get("permissions", {}).get("id-token") == "write":
             # What GitHub gives a job that may ask for an OIDC token (nothing asks here).
@@ -265,7 +271,7 @@ def test_the_deploy_job_runs_here_through_its_stack_with_the_plan_up_gets(
     assert not _failed(done, runner), _failed(done, runner)
     plan = done[one(runner.steps, _is_plan)]
     assert "Plan for stack" in plan.stdout
-    planned_args = (tmp_path / "pulumi-calls.jsonl.tasks").read_text().splitlines()
+    planned_args = runner.tasks_log.read_text().splitlines()
     assert planned_args[0] == "plan"
     pairs = planned_args[1:]
     assert pairs[0::2] == ["--config"] * (len(pairs) // 2), pairs
@@ -300,7 +306,7 @@ def test_the_pulumi_cli_is_the_version_requirements_txt_pins_for_the_sdk(tmp_pat
     cli = runner.steps[one(runner.steps, _uses("pulumi/actions"))]["with"]["pulumi-version"]
     # The steps it reads, run here as GitHub would (they read requirements.txt).
     for step_id in re.findall(r"steps\.([\w-]+)\.outputs", str(cli)):
-        done = runner.run(one(runner.steps, lambda s, i=step_id: s.get("id") == i))
+        done = runner.run(one(runner.steps, _has_id(step_id)))
         assert done.returncode == 0, done.stderr
     assert substitute(str(cli), runner.contexts) == sdk.removeprefix("==")
 
