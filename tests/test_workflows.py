@@ -276,7 +276,7 @@ def test_the_deploy_job_runs_here_through_its_stack_with_the_plan_up_gets(
     pairs = planned_args[1:]
     assert pairs[0::2] == ["--config"] * (len(pairs) // 2), pairs
     planned = dict(pair.split("=", 1) for pair in pairs[1::2])
-    assert planned == _configured(runner)
+    assert planned == _configured(runner), "the plan is of the configuration up gets"
     assert planned["llmops:authMode"] == mode
     if mode == "entra":
         assert planned["llmops:serviceCredential"] == VARS["LLMOPS_SERVICE_CREDENTIAL"]
@@ -308,7 +308,9 @@ def test_the_pulumi_cli_is_the_version_requirements_txt_pins_for_the_sdk(tmp_pat
     for step_id in re.findall(r"steps\.([\w-]+)\.outputs", str(cli)):
         done = runner.run(one(runner.steps, _has_id(step_id)))
         assert done.returncode == 0, done.stderr
-    assert substitute(str(cli), runner.contexts) == sdk.removeprefix("==")
+    assert substitute(str(cli), runner.contexts) == sdk.removeprefix("=="), (
+        "the Pulumi CLI is the version of the SDK that requirements.txt pins"
+    )
 
 
 def _uses_the_stack(step: Mapping[str, Any]) -> bool:
@@ -331,7 +333,7 @@ def test_eval_signs_in_to_the_azure_cli_right_before_it_runs() -> None:
     steps = workflow("deploy.yml")["jobs"]["deploy"]["steps"]
     evaluation = one(steps, _runs("workload eval"))
     login = steps[evaluation - 1]
-    assert _uses("azure/login")(login)
+    assert _uses("azure/login")(login), "the Azure CLI signs in right before eval"
     assert login["with"] == {
         "client-id": "${{ vars.AZURE_CLIENT_ID }}",
         "tenant-id": "${{ vars.AZURE_TENANT_ID }}",
@@ -346,7 +348,9 @@ def test_preflight_signs_in_with_a_fresh_runner_token_not_the_cli_login(tmp_path
 
     runner = _deploy("key", tmp_path)
     env = runner.env(runner.steps[one(runner.steps, _runs("llmops_infra preflight"))])
-    assert isinstance(credentials.credential(env=env), ClientAssertionCredential)
+    assert isinstance(credentials.credential(env=env), ClientAssertionCredential), (
+        "preflight asks the runner for GitHub's token itself (docs/ci.md)"
+    )
 
 
 def test_ci_caches_the_pip_downloads_of_every_requirements_file() -> None:
@@ -355,7 +359,7 @@ def test_ci_caches_the_pip_downloads_of_every_requirements_file() -> None:
         for step in job["steps"]:
             if _uses("actions/setup-python")(step):
                 given = step.get("with", {})
-                assert given.get("cache") == "pip"
+                assert given.get("cache") == "pip", "setup-python keeps pip's downloads"
                 patterns = str(given.get("cache-dependency-path", "")).split()
                 covered = {p.name for pattern in patterns for p in ROOT.glob(pattern)}
                 assert covered == set(files), (patterns, files)
