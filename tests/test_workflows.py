@@ -353,13 +353,21 @@ def test_preflight_signs_in_with_a_fresh_runner_token_not_the_cli_login(tmp_path
     )
 
 
-def test_ci_caches_the_pip_downloads_of_every_requirements_file() -> None:
+def test_ci_caches_the_uv_downloads_of_every_requirements_file() -> None:
+    """tasks.py installs with uv: each job that runs it keeps uv's cache, keyed by the
+    content of every requirements file, so a change to one of them is a new key."""
     files = sorted(p.name for p in ROOT.glob("requirements*.txt"))
-    for job in workflow("ci.yml")["jobs"].values():
-        for step in job["steps"]:
-            if _uses("actions/setup-python")(step):
-                given = step.get("with", {})
-                assert given.get("cache") == "pip", "setup-python keeps pip's downloads"
-                patterns = str(given.get("cache-dependency-path", "")).split()
-                covered = {p.name for pattern in patterns for p in ROOT.glob(pattern)}
-                assert covered == set(files), (patterns, files)
+    for name, job in workflow("ci.yml")["jobs"].items():
+        if not any(
+            "tasks.py" in str(s.get("run", "")) or ".ci/run" in str(s.get("run", ""))
+            for s in job["steps"]
+        ):
+            continue
+        caches = [s.get("with", {}) for s in job["steps"] if _uses("actions/cache")(s)]
+        assert caches, f"job {name} keeps uv's download cache"
+        (given,) = caches
+        assert "~/.cache/uv" in str(given.get("path", "")).split(), f"job {name}: uv's cache"
+        key = str(given.get("key", ""))
+        patterns = re.findall(r"hashFiles\('([^']+)'\)", key)
+        covered = {p.name for pattern in patterns for p in ROOT.glob(pattern)}
+        assert covered == set(files), f"job {name}: the key hashes every requirements file"
