@@ -17,6 +17,7 @@ from plan_runs import start_in_fork
 from llmops_infra.offline.engine import PROJECT_DIR, ProgramFailed, ProgramRun, Secret
 from llmops_infra.offline.policy_check import PolicyAnalyzer
 from llmops_infra.stack import region_features
+from llmops_infra.stack.gateway import endpoint_name, inference_table_prefix
 
 SERVING = "databricks:index/modelServing:ModelServing"
 PERMISSIONS = "databricks:index/permissions:Permissions"
@@ -178,6 +179,22 @@ def test_usage_tracking_always_table_and_guardrails_only_when_set(
             "input": {"pii": {"behavior": "BLOCK"}, "safety": True},
             "output": {"pii": {"behavior": "BLOCK"}},
         }, "PII blocked both ways, safety on input; no deprecated keyword or topic lists"
+
+
+@pytest.mark.parametrize(
+    ("deployment", "prefix"),
+    [
+        ("gpt-4o", "llmops_gpt_4o"),
+        ("GPT-4o-Prod", "llmops_gpt_4o_prod"),
+        ("My_Chat", "llmops_my_chat"),
+    ],
+)
+def test_the_table_prefix_is_spelled_as_unity_catalog_keeps_names(
+    deployment: str, prefix: str
+) -> None:
+    # Unity Catalog stores every object name in lower case: a prefix sent in capitals would
+    # never be what Databricks reads back.
+    assert inference_table_prefix(endpoint_name(deployment)) == prefix
 
 
 def test_everyone_in_the_workspace_may_query_each_endpoint(full: ProgramRun) -> None:

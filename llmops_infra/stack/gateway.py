@@ -81,8 +81,10 @@ def endpoint_name(deployment: str, key: str = "deploymentName") -> str:
 
 
 def inference_table_prefix(endpoint: str) -> str:
-    """The endpoint's table prefix: its name in Unity Catalog's spelling (no dashes)."""
-    return endpoint.replace("-", "_")
+    """The endpoint's table prefix: its name in Unity Catalog's spelling, no dashes and lower
+    case (Unity Catalog stores all object names in lower case: Microsoft Learn, "Unity
+    Catalog requirements and limitations", read 2026-12-07)."""
+    return endpoint.replace("-", "_").lower()
 
 
 @dataclass(frozen=True)
