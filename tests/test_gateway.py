@@ -17,6 +17,7 @@ from plan_runs import start_in_fork
 from llmops_infra.offline.engine import PROJECT_DIR, ProgramFailed, ProgramRun, Secret
 from llmops_infra.offline.policy_check import PolicyAnalyzer
 from llmops_infra.stack import region_features
+from llmops_infra.stack.gateway import endpoint_name, inference_table_prefix
 
 SERVING = "databricks:index/modelServing:ModelServing"
 PERMISSIONS = "databricks:index/permissions:Permissions"
@@ -180,6 +181,22 @@ def test_usage_tracking_always_table_and_guardrails_only_when_set(
         }, "PII blocked both ways, safety on input; no deprecated keyword or topic lists"
 
 
+@pytest.mark.parametrize(
+    ("deployment", "prefix"),
+    [
+        ("gpt-4o", "llmops_gpt_4o"),
+        ("GPT-4o-Prod", "llmops_gpt_4o_prod"),
+        ("My_Chat", "llmops_my_chat"),
+    ],
+)
+def test_the_table_prefix_is_spelled_as_unity_catalog_keeps_names(
+    deployment: str, prefix: str
+) -> None:
+    # Unity Catalog stores every object name in lower case: a prefix sent in capitals would
+    # never be what Databricks reads back.
+    assert inference_table_prefix(endpoint_name(deployment)) == prefix
+
+
 def test_everyone_in_the_workspace_may_query_each_endpoint(full: ProgramRun) -> None:
     endpoints = {r.name: r for r in full.by_type(SERVING)}
     grants = {r.name: r for r in full.by_type(PERMISSIONS)}
@@ -271,6 +288,94 @@ def test_a_second_up_of_the_full_gateway_changes_nothing(run: Run, full: Program
     assert {k: v.value for k, v in full.exports.items()} == {
         k: v.value for k, v in second.exports.items()
     }
+
+
+def test_a_second_up_of_the_full_gateway_calls_no_api(run: Run, full: ProgramRun) -> None:
+    # What the program sends against what the provider reads back, as the Terraform-based
+    # provider diffs them (llmops_infra/offline/replay.py).
+    second = run(FULL, seed="another-machine", state=full)
+    steps = {r.name: (r.change, r.diff) for r in second.resources if r.change != "same"}
+    assert steps == {}, "nothing differs from what the providers read back"
+
+
+WITHOUT_TABLE = {k: v for k, v in FULL.items() if k != "inferenceTable"}
+
+
+@pytest.fixture(scope="module")
+def table_taken_out(run: Run, full: ProgramRun) -> tuple[ProgramRun, ProgramRun]:
+    """``llmops:inferenceTable`` removed from a deployed stack that had it, then one more up."""
+    removed = run(WITHOUT_TABLE, seed="another-machine", state=full)
+    return removed, run(WITHOUT_TABLE, seed="a-third-machine", state=removed)
+
+
+def test_a_table_taken_out_of_the_configuration_is_kept_without_a_diff(
+    table_taken_out: tuple[ProgramRun, ProgramRun],
+) -> None:
+    # Databricks keeps the table (the provider cannot send enabled = false, issue #5504) and
+    # reads it back: a program that stopped sending it would diff, and call the API in vain,
+    # on this up and every later one.
+    for run_ in table_taken_out:
+        steps = {r.name: (r.change, r.diff) for r in run_.by_type(SERVING)}
+        assert steps == {
+            "databricks-gateway-chat": ("same", ()),
+            "databricks-gateway-judge": ("same", ()),
+        }
+        for serving in run_.by_type(SERVING):
+            table = serving.inputs["aiGateway"]["inferenceTableConfig"]
+            assert (table["catalogName"], table["enabled"]) == ("main", True), "as last sent"
+
+
+def test_a_table_added_to_a_deployed_gateway_is_sent(run: Run, plain: ProgramRun) -> None:
+    added = run(
+        {"gateway": "true", "region": "eastus2", "inferenceTable": "main.llmops"},
+        seed="another-machine",
+        state=plain,
+    )
+    (serving,) = added.by_type(SERVING)
+    assert (serving.change, serving.diff) == ("update", ("aiGateway.inferenceTableConfig",))
+    table = serving.outputs["aiGateway"]["inferenceTableConfig"]
+    assert (table["catalogName"], table["tableNamePrefix"], table["enabled"]) == (
+        "main",
+        "llmops_gpt_4o",
+        True,
+    ), "Databricks holds the table the program sent"
+
+
+def _worded(run: ProgramRun, description: str) -> ProgramRun:
+    """The run as a stack deployed by a program that worded the endpoints' description so."""
+
+    def reworded(props: dict[str, Any]) -> dict[str, Any]:
+        return {**props, "description": description}
+
+    resources = [
+        dataclasses.replace(r, inputs=reworded(r.inputs), outputs=reworded(r.outputs))
+        if r.type == SERVING
+        else r
+        for r in run.resources
+    ]
+    return dataclasses.replace(run, resources=resources)
+
+
+def test_a_reworded_description_replaces_the_endpoint_once(run: Run, plain: ProgramRun) -> None:
+    # The provider neither updates a description nor replaces for it: an update would leave
+    # the old wording in place and diff on every later up.
+    config = {"gateway": "true", "region": "eastus2"}
+    reworded = run(config, seed="another-machine", state=_worded(plain, "an older wording"))
+    (serving,) = reworded.by_type(SERVING)
+    assert (serving.change, serving.diff) == ("replace", ("description",))
+    assert serving.options.delete_before_replace, "the new endpoint takes the same name"
+    after = run(config, seed="a-third-machine", state=reworded)
+    assert [(r.change, r.diff) for r in after.by_type(SERVING)] == [("same", ())]
+
+
+def test_the_description_names_only_what_names_the_endpoint(full: ProgramRun) -> None:
+    # Its one variable part is the deployment, which is also in the endpoint's name (a change
+    # replaces the endpoint anyway); the wording is pinned: a new one replaces every endpoint.
+    for serving in full.by_type(SERVING):
+        deployment = azure(serving.inputs)["openaiDeploymentName"]
+        assert serving.inputs["description"] == (
+            f"Azure OpenAI deployment {deployment} behind AI Gateway (LLMOps lab, llmops:gateway)."
+        )
 
 
 def test_each_endpoint_states_what_databricks_would_fill_in(full: ProgramRun) -> None:

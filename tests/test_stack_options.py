@@ -426,6 +426,10 @@ def test_a_second_up_with_nothing_changed_changes_nothing(run: Run, config: dict
     assert set(after) == set(before), "the same resources"
     changed = [urn for urn in before if before[urn] != after[urn]]
     assert not changed, f"inputs that would change on a second up: {changed}"
+    steps = {r.name: (r.change, r.diff) for r in second.resources if r.change != "same"}
+    assert steps == {}, (
+        "no diff against what each provider holds (a Terraform-based one reads back)"
+    )
     assert {k: v.value for k, v in first.exports.items()} == {
         k: v.value for k, v in second.exports.items()
     }

@@ -8,7 +8,8 @@ from the inputs the program really sent, so a wrong wiring shows up as a wrong
 value instead of a silent ``None``. In preview mode, values that only the cloud
 knows at creation are *unknown*, as ``pulumi preview`` shows them, and a lookup
 through a provider whose settings are still unknown answers empty, as the engine
-does. Given an earlier run's state, resources answer from it: a second ``up``.
+does. Given an earlier run's state, resources answer from it: a second ``up``, replayed
+by :mod:`.replay` (each resource's step, its diff, and what its provider then holds).
 :func:`match_previous_state` replays the engine's alias rule, so a test can prove
 that stacks deployed before keep their resources.
 
@@ -43,6 +44,7 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from llmops_infra.offline import replay
 from llmops_infra.offline.resource_types import (
     FAKE_SUBSCRIPTION_ID,
     FAKE_USER,
@@ -133,7 +135,15 @@ class RecordedResource:
     aliases: tuple[AliasSpec, ...]
     """Earlier identities the program declared (``ResourceOptions.aliases``)."""
     inputs: dict[str, Any]
+    """What the stack records as sent (``ignore_changes`` applied, as the engine does)."""
     outputs: dict[str, Any]
+    """What the provider holds: for a Terraform-based one, what it reads back."""
+    change: replay.Change = "create"
+    """What this ``up`` does to it, against the earlier run's state (``create`` without one)."""
+    diff: tuple[str, ...] = ()
+    """The property paths that differ from that state (see :mod:`.replay`)."""
+    options: replay.Options = field(default_factory=replay.Options)
+    """The resource options the program set that a replay honours."""
 
 
 @dataclass(frozen=True)
@@ -224,11 +234,12 @@ class ProviderMocks(pulumi_mocks.Mocks):
     """Answers as azure-native, databricks and random would, from :mod:`.resource_types`.
 
     With ``state`` (an earlier run of the same stack), a resource that the earlier
-    run created answers with the id and outputs recorded then, as the engine does
-    for a resource already in the stack's state: a second ``up``. Inputs that
-    changed since are an update: they are laid over those outputs, and a property
-    the program no longer sends keeps its value, as azure-native leaves a removed
-    property as it is in Azure (pulumi-azure-native#2507).
+    run created answers with the id recorded then and what its provider holds after
+    this run's step (:mod:`.replay`, which the monitor plays first): unchanged when
+    nothing differs; after an update, what the provider reads back (a Terraform-based
+    type's rule), or the sent inputs laid over the old outputs, a property the program
+    no longer sends keeping its value, as azure-native leaves a removed property as it
+    is in Azure (pulumi-azure-native#2507); a replacement answers as a new resource.
     """
 
     def __init__(
@@ -247,6 +258,29 @@ class ProviderMocks(pulumi_mocks.Mocks):
         # Stands in for the provider's own randomness: stable for one stack, different across.
         self._seed = seed if seed is not None else stack
         self._state = {(r.type, r.name): r for r in state.resources} if state else {}
+        self.steps: dict[tuple[str, str], tuple[replay.Options, replay.Step]] = {}
+        """Each resource's step, played by the monitor before it asks :meth:`new_resource`."""
+
+    def previous(self, type_: str, name: str) -> RecordedResource | None:
+        """The resource as the earlier run's state holds it, if it does."""
+        return self._state.get((type_, name))
+
+    def play(
+        self, previous: RecordedResource, sent: dict[str, Any], options: replay.Options
+    ) -> replay.Step:
+        """The step of a resource the state holds, given the inputs as recorded."""
+        known = _TYPES.get(previous.type)
+        played = replay.step(
+            sent,
+            earlier_inputs=previous.inputs,
+            held=previous.outputs,
+            options=options,
+            reads_back=known.reads_back if known else None,
+            computed=known.computed if known else frozenset(),
+            replaced_by=known.replaced_by if known else (),
+        )
+        self.steps[(previous.type, previous.name)] = (options, played)
+        return played
 
     def rng(self, name: str) -> random.Random:
         digest = hashlib.sha256(f"{self._seed}/{name}".encode()).digest()
@@ -272,7 +306,12 @@ class ProviderMocks(pulumi_mocks.Mocks):
             )
         previous = self._state.get((args.typ, args.name))
         if previous is not None:
-            return previous.id, _overlay(_wire(previous.outputs), inputs)
+            options, played = self.steps[(args.typ, args.name)]
+            inputs = replay.ignore(inputs, _wire(previous.inputs), options.ignore_changes)
+            if played.change != "replace":
+                if played.held is not None:
+                    return previous.id, _wire(played.held)
+                return previous.id, replay.overlay(_wire(previous.outputs), inputs)
         resource_id, computed = known.answer(self, args.name, inputs)
         return (UNKNOWN if self.preview else resource_id), {**inputs, **computed}
 
@@ -289,16 +328,6 @@ class ProviderMocks(pulumi_mocks.Mocks):
 
 _TYPES: Final = {t.token: t for t in RESOURCE_TYPES}
 _FUNCTIONS: Final = {f.token: f for f in FUNCTIONS}
-
-
-def _overlay(outputs: Any, inputs: Any) -> Any:
-    """Outputs after an update: the sent inputs over the old outputs, objects merged key by key."""
-    if isinstance(outputs, Mapping) and isinstance(inputs, Mapping):
-        merged = dict(outputs)
-        for key, value in inputs.items():
-            merged[key] = _overlay(outputs.get(key), value)
-        return merged
-    return inputs
 
 
 def _wire(value: Any) -> Any:
@@ -323,24 +352,42 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         self.invokes: list[RecordedInvoke] = []
 
     def RegisterResource(self, request: Any) -> Any:
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        inputs = _plain(rpc.deserialize_properties(request.object, keep_unknowns=True))
+        options = replay.Options(
+            ignore_changes=tuple(request.ignoreChanges),
+            replace_on_changes=tuple(request.replaceOnChanges),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+        )
+        change: replay.Change = "create"
+        diff: tuple[str, ...] = ()
+        previous = self.mocks.previous(request.type, request.name)
+        if previous is not None and request.custom:
+            played = self.mocks.play(previous, inputs, options)
+            inputs, change, diff = played.inputs, played.change, played.diff
+        elif previous is not None:
+            change = "same"  # a component: nothing of its own to change
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-        if request.type != "pulumi:pulumi:Stack":
-            registration = self.resources[response.urn]
-            self.recorded.append(
-                RecordedResource(
-                    urn=response.urn,
-                    id=_plain(registration.id),
-                    type=request.type,
-                    name=request.name,
-                    custom=bool(request.custom),
-                    parent=request.parent,
-                    provider=request.provider,
-                    dependencies=tuple(request.dependencies),
-                    aliases=tuple(_alias(a) for a in request.aliases),
-                    inputs=_plain(rpc.deserialize_properties(request.object, keep_unknowns=True)),
-                    outputs=_plain(registration.state),
-                )
+        registration = self.resources[response.urn]
+        self.recorded.append(
+            RecordedResource(
+                urn=response.urn,
+                id=_plain(registration.id),
+                type=request.type,
+                name=request.name,
+                custom=bool(request.custom),
+                parent=request.parent,
+                provider=request.provider,
+                dependencies=tuple(request.dependencies),
+                aliases=tuple(_alias(a) for a in request.aliases),
+                inputs=inputs,
+                outputs=_plain(registration.state),
+                change=change,
+                diff=diff,
+                options=options,
             )
+        )
         return response
 
     def Invoke(self, request: Any) -> Any:

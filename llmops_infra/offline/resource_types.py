@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from llmops_infra.azure_api.clients import deleted_account_path
+from llmops_infra.offline.replay import ReadBack
 
 __all__ = [
     "FAKE_SUBSCRIPTION_ID",
@@ -112,6 +113,16 @@ class ResourceType:
     """How the provider answers a create; None for a component (nothing to answer)."""
     provisioning_seconds: float = 0.0
     """Typical time to create one (BENCHMARKS.md, "Provisioning figures", has sources)."""
+    reads_back: ReadBack | None = None
+    """For a provider that diffs what the program sends against what it reads back (the
+    Terraform-based ones), what it holds after an update: ``(held, sent) -> held``. None:
+    a replay compares with the earlier inputs and lays the sent ones over what was held
+    (azure-native's way; :mod:`.replay`)."""
+    computed: frozenset[str] = frozenset()
+    """With ``reads_back``: the paths the provider fills in itself (Terraform's ``Computed``),
+    which the program may leave out without a diff."""
+    replaced_by: tuple[str, ...] = ()
+    """The inputs whose change the provider makes a replacement (Terraform's ``ForceNew``)."""
 
 
 @dataclass(frozen=True)
@@ -306,25 +317,59 @@ def _served_entities(config: Mapping[str, Any]) -> dict[str, Any]:
     return echoed
 
 
-def _serving_endpoint(
-    cloud: Cloud, name: str, inputs: dict[str, Any]
-) -> tuple[str, dict[str, Any]]:
-    endpoint = inputs["name"]
+def _serving_settings(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The endpoint's ``config`` and ``aiGateway`` as Databricks returns them."""
+    held: dict[str, Any] = {}
     gateway = dict(inputs.get("aiGateway") or {})
     if gateway.get("rateLimits"):
         # A limit without a key is the endpoint's (the provider's documented default).
         gateway["rateLimits"] = [{"key": "endpoint", **limit} for limit in gateway["rateLimits"]]
+    if inputs.get("config"):
+        held["config"] = _served_entities(inputs["config"])
+    if gateway:
+        held["aiGateway"] = gateway
+    return held
+
+
+def _serving_endpoint(
+    cloud: Cloud, name: str, inputs: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    endpoint = inputs["name"]
     outputs: dict[str, Any] = {
         "servingEndpointId": cloud.later(f"{cloud.rng(name).randrange(16**32):032x}"),
         # Relative to the workspace's host, as for clusters and jobs.
         "endpointUrl": cloud.later(f"/serving-endpoints/{endpoint}/invocations"),
+        **_serving_settings(inputs),
     }
-    if inputs.get("config"):
-        outputs["config"] = _served_entities(inputs["config"])
-    if gateway:
-        outputs["aiGateway"] = gateway
     # The resource's id is the endpoint's name.
     return endpoint, outputs
+
+
+_TABLE: Final = "aiGateway.inferenceTableConfig"
+
+
+def _serving_updated(held: Mapping[str, Any], sent: Mapping[str, Any]) -> dict[str, Any]:
+    """What an endpoint holds after the provider's update.
+
+    terraform-provider-databricks, ``serving/resource_model_serving.go`` (read 2026-12-07):
+    an update calls the config, tags and AI Gateway APIs only, so the ``description`` stays
+    as created. It builds the AI Gateway request with ``GetOk`` (``common/reflect_resource.go``),
+    which skips a false ``enabled``, and sets no ``ForceSendFields``: an inference table the
+    endpoint has is never turned off, whether the block is left out or sent disabled
+    (issue #5504), and the provider reads it back.
+    """
+    after: dict[str, Any] = {
+        **sent,
+        **{key: held[key] for key in ("servingEndpointId", "endpointUrl") if key in held},
+        **_serving_settings(sent),
+    }
+    after.pop("description", None)
+    if "description" in held:
+        after["description"] = held["description"]
+    table = field(_TABLE)(held)
+    if table and not (field(_TABLE)(after) or {}).get("enabled"):
+        after["aiGateway"] = {**(after.get("aiGateway") or {}), "inferenceTableConfig": table}
+    return after
 
 
 def _permissions(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -761,6 +806,20 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         answer=_serving_endpoint,
         # An external model has no compute to provision: the endpoint is READY in seconds.
         provisioning_seconds=10.0,
+        reads_back=_serving_updated,
+        # terraform-provider-databricks, serving/resource_model_serving.go: the schema's
+        # Computed paths and outputs; ``name`` is ForceNew. Nothing under ai_gateway is computed.
+        computed=frozenset(
+            {
+                "servingEndpointId",
+                "endpointUrl",
+                "config",
+                "config.trafficConfig",
+                "config.servedEntities.name",
+                "config.servedEntities.workloadType",
+            }
+        ),
+        replaced_by=("name",),
     ),
     ResourceType(
         "databricks:index/permissions:Permissions",

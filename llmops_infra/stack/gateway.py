@@ -19,10 +19,17 @@ Sources (read 2026-12-05):
   Unity Catalog; the keyword and topic guardrails are deprecated.
 - databricks/terraform-provider-databricks issue #5504 (2026-03-21): an enabled
   ``ai_gateway.inference_table_config`` is not disabled by setting ``enabled = false``.
-  The stack therefore sends no AI Gateway block it might later want to take back, and
-  states every value Databricks would otherwise fill in (the served entity's name, the
-  traffic route, the inference table's prefix), so what Databricks returns is what the
-  program sends and a second ``pulumi up`` shows no diff.
+  Its source (``serving/resource_model_serving.go``, ``common/reflect_resource.go``, read
+  2026-12-07) says why: the request is built with ``GetOk``, which skips a false value,
+  without ``ForceSendFields``, so ``enabled = false`` never reaches Databricks. An update
+  calls the config, tags and AI Gateway APIs only: a changed ``description`` is never sent,
+  and ``name`` is the one argument that forces a replacement.
+
+The provider reads the whole endpoint back and diffs what the program sends against it
+(nothing under ``ai_gateway`` is computed), so the stack states every value Databricks would
+otherwise fill in (the served entity's name, the traffic route, the inference table's
+prefix), keeps sending an inference table it once sent (Databricks keeps it), and replaces
+an endpoint whose description changes: a second ``pulumi up`` shows no diff.
 """
 
 from __future__ import annotations
@@ -55,6 +62,8 @@ _API_TYPE: Final = "azure"  # key (access token) validation; ``azuread`` is Entr
 #: Every user of the workspace may call the endpoints; none sees the key.
 _USERS_GROUP: Final = "users"
 _CAN_QUERY: Final = "CAN_QUERY"
+#: Where the endpoint's inference table is, as Pulumi names the path (``ignore_changes``).
+_TABLE_PATH: Final = "aiGateway.inferenceTableConfig"
 
 
 #: A serving endpoint's (and a served entity's) name: letters, digits, dashes, underscores
@@ -81,8 +90,10 @@ def endpoint_name(deployment: str, key: str = "deploymentName") -> str:
 
 
 def inference_table_prefix(endpoint: str) -> str:
-    """The endpoint's table prefix: its name in Unity Catalog's spelling (no dashes)."""
-    return endpoint.replace("-", "_")
+    """The endpoint's table prefix: its name in Unity Catalog's spelling, no dashes and lower
+    case (Unity Catalog stores all object names in lower case: Microsoft Learn, "Unity
+    Catalog requirements and limitations", read 2026-12-07)."""
+    return endpoint.replace("-", "_").lower()
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,14 @@ def _rate_limits(target: GatewayDeployment) -> list[databricks.ModelServingAiGat
     return limits
 
 
+def _description(deployment: str) -> str:
+    """The endpoint's description. The provider never updates one (it is sent at creation
+    only), so its one variable part is the deployment, which names the endpoint too: a new
+    deployment is a new endpoint anyway. A new wording replaces every endpoint
+    (``replace_on_changes``); existing stacks hold this one."""
+    return f"Azure OpenAI deployment {deployment} behind AI Gateway (LLMOps lab, llmops:gateway)."
+
+
 def _guardrails() -> databricks.ModelServingAiGatewayGuardrailsArgs:
     """PII blocked both ways, the safety filter on requests (no keyword or topic lists:
     Databricks deprecates them)."""
@@ -195,10 +214,7 @@ class LabGateway(pulumi.ComponentResource):
         serving = databricks.ModelServing(
             name,
             name=endpoint,
-            description=(
-                f"Azure OpenAI deployment {target.deployment} behind AI Gateway "
-                "(LLMOps lab, llmops:gateway)."
-            ),
+            description=_description(target.deployment),
             config=databricks.ModelServingConfigArgs(
                 served_entities=[
                     databricks.ModelServingConfigServedEntityArgs(
@@ -245,7 +261,18 @@ class LabGateway(pulumi.ComponentResource):
                 ),
                 guardrails=_guardrails() if args.guardrails else None,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.key_secret]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[args.key_secret],
+                # Without llmops:inferenceTable, send the table as the stack last sent it:
+                # none for a stack that never had one; for one that had it, the table
+                # Databricks keeps and reads back (the provider cannot send it disabled).
+                ignore_changes=[_TABLE_PATH] if args.inference_table is None else [],
+                # The provider leaves a changed description as it was: replace instead of
+                # diffing on every up, the old endpoint first (the new one takes its name).
+                replace_on_changes=["description"],
+                delete_before_replace=True,
+            ),
         )
         databricks.Permissions(
             f"{name}-permissions",
