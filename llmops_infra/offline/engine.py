@@ -8,7 +8,8 @@ from the inputs the program really sent, so a wrong wiring shows up as a wrong
 value instead of a silent ``None``. In preview mode, values that only the cloud
 knows at creation are *unknown*, as ``pulumi preview`` shows them, and a lookup
 through a provider whose settings are still unknown answers empty, as the engine
-does. Given an earlier run's state, resources answer from it: a second ``up``.
+does. Given an earlier run's state, resources answer from it: a second ``up`` (where
+properties under ``ignore_changes`` keep the state's inputs, as the engine keeps them).
 :func:`match_previous_state` replays the engine's alias rule, so a test can prove
 that stacks deployed before keep their resources.
 
@@ -248,6 +249,10 @@ class ProviderMocks(pulumi_mocks.Mocks):
         self._seed = seed if seed is not None else stack
         self._state = {(r.type, r.name): r for r in state.resources} if state else {}
 
+    def previous(self, type_: str, name: str) -> RecordedResource | None:
+        """The resource as the earlier run left it in the state, if it created it."""
+        return self._state.get((type_, name))
+
     def rng(self, name: str) -> random.Random:
         digest = hashlib.sha256(f"{self._seed}/{name}".encode()).digest()
         return random.Random(int.from_bytes(digest[:8], "big"))
@@ -323,6 +328,9 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         self.invokes: list[RecordedInvoke] = []
 
     def RegisterResource(self, request: Any) -> Any:
+        previous = self.mocks.previous(request.type, request.name)
+        if previous is not None and request.ignoreChanges:
+            _keep_ignored(request.object, previous.inputs, request.ignoreChanges)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             registration = self.resources[response.urn]
@@ -371,6 +379,26 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             if resource.urn == provider_urn:
                 return _has_unknown(resource.inputs)
         return False
+
+
+def _keep_ignored(sent: Any, old: Mapping[str, Any], ignored: Iterable[str]) -> None:
+    """Apply ``ignore_changes`` to an update, as the engine does: each ignored property keeps
+    its input in the state, whatever the program sends now (its old value, or absent when
+    the state has none). So a resource diffs, and is replaced or not, on those inputs.
+
+    ``sent`` is the registration's properties (a protobuf ``Struct``). Only whole top-level
+    properties are modelled; a nested path (``a.b``, ``a[0]``) is refused, not half-done.
+    """
+    for name in ignored:
+        if not name.isidentifier():
+            raise NotImplementedError(
+                f"the offline engine applies ignore_changes to top-level properties only, "
+                f"not {name!r}"
+            )
+        if name in old:
+            sent[name] = _wire(old[name])
+        elif name in sent:
+            del sent[name]
 
 
 def _has_unknown(value: Any) -> bool:
