@@ -12,9 +12,10 @@ that day, nor on 2026-12-07 (the search tool gives only the page's opening).
 
 Serverless jobs follow, until Learn's table is read, the lab publisher's own list: the
 serverless edition's setup script (below, beside the cells). AI Guardrails are offered only
-in the regions with Foundation Model APIs pay-per-token (Databricks' AI Gateway page, as
-issue 30 quotes it: https://learn.microsoft.com/azure/databricks/ai-gateway/), whose column
-of the Learn table was not read: no guardrail cell is recorded.
+in the regions with Foundation Model APIs pay-per-token (Databricks' AI Gateway page,
+https://learn.microsoft.com/azure/databricks/ai-gateway/, as the project's review quoted it;
+its text could not be read here), whose column of the Learn table was not read either: no
+guardrail cell is recorded.
 
 So each cell is one of three things, and none is guessed: offered (read, with the check
 mark: :data:`REGION_FEATURES`), lacking (read, empty: a region in :data:`READ_CELLS` for
@@ -104,8 +105,8 @@ _SERVERLESS: Final = (
 )  # fmt: skip
 
 # Off that list, and read as lacking: the lab's one region the list leaves out. Other
-# regions off the list stay not confirmed: a secondary source's silence was weighed only
-# for the lab's own regions (DESIGN.md, "Databricks features by region").
+# regions off the list stay not confirmed: a secondary source's silence is taken as "no"
+# only for the lab's own four regions, the default draw.
 _NO_SERVERLESS: Final = ("switzerlandwest",)
 
 # "Model serving feature availability" (core Model Serving, external models, and the
