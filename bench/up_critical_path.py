@@ -145,14 +145,6 @@ def _child(conn: Any, scale: float, overrides: dict[str, str]) -> None:
     try:
         from llmops_infra.offline import engine as mock_engine
         from llmops_infra.offline.stack_files import read_stack_config
-        from llmops_infra.stack import region_features
-
-        if overrides.get("compute") == "serverless":
-            # The region table records no region with serverless jobs yet (its serverless
-            # table was not readable): measure as if the pinned region offered them.
-            table = dict(region_features.REGION_FEATURES)
-            table[overrides["region"]] = frozenset({"serverless_jobs"})
-            region_features.REGION_FEATURES = table  # type: ignore[misc]
 
         lock = threading.Lock()
         timeline: list[tuple[str, float, float]] = []

@@ -121,11 +121,14 @@ def test_an_unpinned_plan_names_the_allowed_regions_the_options_cannot_use(
     assert code == 0, err
     assert "The options cannot use " in out
     line = next(line for line in out.splitlines() if line.startswith("The options cannot use "))
-    assert "switzerlandwest (no system tables)" in line, "the one cell read and empty"
+    assert "switzerlandwest (no system tables, serverless jobs)" in line, "the cells read empty"
     assert "eastus2" not in line, "a cell nobody read is not held against a region"
-    assert "preflight --pin" in line
+    assert "a first draw leaves them out" in line and "preflight --pin" in line
+    # The draw the program makes, and the plan's summary, leave switzerlandwest out.
+    assert "draws one of: eastus2, northcentralus, swedencentral\n" in out
+    assert "in a region drawn at random once from eastus2, northcentralus, swedencentral\n" in out
     unsure = next(line for line in out.splitlines() if line.startswith("Not confirmed"))
-    assert "eastus2 (Model Serving, external models, serverless jobs)" in unsure
+    assert "eastus2 (Model Serving, external models)" in unsure
     assert "feature-region-support" in unsure
     assert "The options cannot use" not in plans["text"][1], "nothing to say without options"
 

@@ -712,14 +712,38 @@ def test_pin_exits_1_writing_nothing_when_no_region_offers_the_options_features(
 def test_a_cell_nobody_read_is_said_and_not_held_against_the_region(
     azure: FakeArm, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The table as shipped: serverless jobs were not read for any region.
-    assert (
-        run("--config", "llmops:region=swedencentral", "--config", "llmops:compute=serverless") == 0
-    )
+    # The table as shipped: AI Guardrails (pay-per-token) were not read for any region.
+    args = ["--config", "llmops:region=swedencentral", "--config", "llmops:gateway=true"]
+    assert run(*args, "--config", "llmops:gatewayGuardrails=true") == 0
     out = capsys.readouterr().out
     assert "DOES NOT FIT" not in out
     unsure = next(line for line in out.splitlines() if line.startswith("Not confirmed"))
-    assert "swedencentral (serverless jobs)" in unsure and "feature-region-support" in unsure
+    assert "swedencentral (Model Serving, external models, AI Guardrails)" in unsure
+    assert "feature-region-support" in unsure
+
+
+def test_unpinned_the_draw_never_lands_where_a_databricks_feature_is_lacking(
+    azure: FakeArm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The table as shipped: switzerlandwest lacks serverless jobs, so the program's draw
+    # leaves it out; of the others, eastus2 is the one short of quota.
+    assert run("--config", "llmops:compute=serverless") == 0
+    out = capsys.readouterr().out
+    advice = out.split("the random draw may still land where it does not:\n")[1]
+    assert advice.startswith("  eastus2 has 0 free for gpt-4o"), advice
+    assert "switzerlandwest" not in advice, "never drawn: not among the draw's risks"
+    assert "switzerlandwest lacks serverless jobs" in out, "still named below the table"
+
+
+def test_unpinned_with_no_region_offering_the_options_nothing_fits(
+    azure: FakeArm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The program stops before anything when no allowed region can be drawn.
+    args = ["--config", "llmops:compute=serverless"]
+    assert run(*args, "--config", 'llmops:allowedRegions=["switzerlandwest"]') == 1
+    out = capsys.readouterr().out
+    assert "DOES NOT FIT: the stack's deployments do not fit in any allowed region:" in out
+    assert "switzerlandwest does not offer serverless jobs on Azure Databricks" in out
 
 
 def test_no_subscription_names_every_way_to_give_one(

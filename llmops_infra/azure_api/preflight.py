@@ -35,6 +35,7 @@ from llmops_infra.azure_api.clients import purge_command
 from llmops_infra.stack.region_features import (
     FEATURE_LABELS,
     Feature,
+    draw_candidates,
     feature_keys,
     missing_features,
     unconfirmed_features,
@@ -345,7 +346,13 @@ def report(
     """Print the table and the advice; the exit status (0 the stack fits, 1 it does not)."""
     _table(regions, settings, out)
     fitting = [r.region for r in regions if r.fits]
-    candidates = [r for r in regions if settings.region in (None, r.region)]
+    if settings.region is not None:
+        candidates = [r for r in regions if r.region == settings.region]
+    else:
+        # The draw leaves out the regions without a Databricks feature the options use;
+        # with none left, every region is short.
+        drawable = draw_candidates(settings)
+        candidates = [r for r in regions if r.region in drawable] or list(regions)
     short = [r for r in candidates if not r.fits]
     deleted = [d for r in candidates for d in r.deleted]
     print(file=out)

@@ -17,6 +17,7 @@ from llmops_infra.offline.resource_types import RESOURCE_TYPES
 from llmops_infra.stack.config import NAMESPACE, LlmopsConfig, parse_config
 from llmops_infra.stack.region_features import (
     FEATURE_LABELS,
+    draw_candidates,
     needed_features,
     unconfirmed_features,
     unusable_regions,
@@ -143,7 +144,8 @@ def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
     region: dict[str, Any] = (
         {"pinned": True, "value": settings.region, "candidates": [settings.region]}
         if settings.region is not None
-        else {"pinned": False, "value": None, "candidates": list(settings.allowed_regions)}
+        # The regions the program's first draw picks from (region_features.draw_candidates).
+        else {"pinned": False, "value": None, "candidates": list(draw_candidates(settings))}
     )
     # The options' Databricks features, per allowed region (a pinned one stops the program).
     region["unusable"] = {
@@ -242,8 +244,9 @@ def to_text(plan: Plan) -> str:
         if unusable:
             lacks = "; ".join(f"{name} (no {', '.join(f)})" for name, f in unusable.items())
             lines.append(
-                f"The options cannot use {lacks}: `up` stops right after a draw lands there, "
-                "so pin a region that offers them with `python -m llmops_infra preflight --pin`."
+                f"The options cannot use {lacks}: a first draw leaves them out, and a stack "
+                "that drew one before keeps it and stops at `up`; pin a region that offers "
+                "them with `python -m llmops_infra preflight --pin`."
             )
     unconfirmed = plan.region.get("unconfirmed") or {}
     if unconfirmed:

@@ -60,7 +60,7 @@ class LlmopsConfig:
     """
 
     allowed_regions: tuple[str, ...]
-    """Regions the one-time random draw picks from."""
+    """Regions the one-time random draw picks from (those offering what the options need)."""
     region: str | None
     """A pinned region (one of ``allowed_regions``), or None to draw at random."""
     deployment_name: str

@@ -47,7 +47,12 @@ from llmops_infra.stack.lab_environment import (
     pinned_requirements,
 )
 from llmops_infra.stack.lab_jobs import ClusterCompute, LabJobs, LabJobsArgs, ServerlessCompute
-from llmops_infra.stack.region_features import region_problem, region_warning
+from llmops_infra.stack.region_features import (
+    draw_candidates,
+    draw_problem,
+    region_problem,
+    region_warning,
+)
 from llmops_infra.stack.workload_wheel import WheelBuildError, build_wheel, dependency_names
 from llmops_infra.stack.workspace import DatabricksWorkspace, DatabricksWorkspaceArgs
 from workload import contract
@@ -77,10 +82,21 @@ def name_base(project: str, stack: str) -> str:
 
 
 def _usable(config: LlmopsConfig, region: str) -> str:
-    """The drawn region, or stop: every Azure and Databricks resource waits for this."""
+    """The drawn region, or stop: every Azure and Databricks resource waits for this.
+
+    A deployed stack keeps the region it drew even when the options or ``allowedRegions``
+    changed since, so an option added later that the region lacks stops here, before
+    anything changes.
+    """
     problem = region_problem(config, region)
     if problem is not None:
         raise pulumi.RunError(f"the drawn {problem}")
+    if region not in config.allowed_regions:
+        pulumi.log.warn(
+            f"the stack keeps the region it drew, {region}, which llmops:allowedRegions no "
+            "longer lists: the draw is made once and never moves a deployed stack. To move "
+            "it, set llmops:region (every region-bound resource is then replaced)"
+        )
     if warning := region_warning(config, region):
         pulumi.log.warn(warning)
     return region
@@ -121,6 +137,9 @@ def deploy(config: LlmopsConfig) -> None:
         raise pulumi.RunError(problem)
     if config.region is not None and (warning := region_warning(config, config.region)):
         pulumi.log.warn(warning)
+    if config.region is None and (problem := draw_problem(config)):
+        # No allowed region offers what the options need: nothing to draw from.
+        raise pulumi.RunError(problem)
     # Gateway mode: the endpoints' names come from the configured deployment names (checked
     # before anything is created), so the cluster need not wait for the endpoints.
     chat_endpoint = endpoint_name(config.deployment_name) if config.gateway else ""
@@ -138,10 +157,17 @@ def deploy(config: LlmopsConfig) -> None:
     if config.region is not None:
         region: pulumi.Output[str] = pulumi.Output.from_input(config.region)
     else:
-        # [リージョン]: drawn at random once, then kept in state for the stack's life.
-        # The draw's inputs never depend on the options: changing them would redraw the
+        # [リージョン]: drawn at random once, then kept in state for the stack's life, among
+        # the allowed regions that offer what the options need when it is first made (the
+        # lab's four, as before, when no option needs what one of them lacks). Its inputs'
+        # later changes (options, allowedRegions) are ignored: a new list would redraw the
         # region and replace every resource of a deployed stack.
-        draw = random.RandomShuffle("region", inputs=list(config.allowed_regions), result_count=1)
+        draw = random.RandomShuffle(
+            "region",
+            inputs=list(draw_candidates(config)),
+            result_count=1,
+            opts=pulumi.ResourceOptions(ignore_changes=["inputs"]),
+        )
         region = draw.results.apply(lambda results: _usable(config, results[0]))
 
     group = resources.ResourceGroup(

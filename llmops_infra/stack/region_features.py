@@ -7,18 +7,27 @@ table; the "System tables availability" table was read whole up to ``westindia``
 same page's zh-cn copy (https://learn.microsoft.com/zh-cn/azure/databricks/resources/feature-region-support,
 region names and check marks are not translated). The "Serverless availability" and
 "Model serving feature availability" tables (serverless compute for notebooks and jobs;
-core Model Serving, external models) could not be read that day.
+core Model Serving, Foundation Model API pay-per-token, external models) could not be read
+that day, nor on 2026-12-07 (the search tool gives only the page's opening).
+
+Serverless jobs follow, until Learn's table is read, the lab publisher's own list: the
+serverless edition's setup script (below, beside the cells). AI Guardrails are offered only
+in the regions with Foundation Model APIs pay-per-token (Databricks' AI Gateway page,
+https://learn.microsoft.com/azure/databricks/ai-gateway/, as the project's review quoted it;
+its text could not be read here), whose column of the Learn table was not read either: no
+guardrail cell is recorded.
 
 So each cell is one of three things, and none is guessed: offered (read, with the check
 mark: :data:`REGION_FEATURES`), lacking (read, empty: a region in :data:`READ_CELLS` for
 that feature but not offering it), or not confirmed (not read). A lacking feature stops
-the program; one not confirmed does not (refusing the gateway and serverless compute in
-every region because a page could not be read would serve nobody): the program warns,
-naming the page to check, and ``plan`` and ``preflight`` say so beside the region. Adding
-a table's cells here turns those warnings into the rule.
+the program and keeps a region out of a first draw; one not confirmed does neither
+(refusing the gateway everywhere because a page could not be read would serve nobody): the
+program warns, naming the page to check, and ``plan`` and ``preflight`` say so beside the
+region. Adding a table's cells here turns those warnings into the rule.
 
 One table for everything that asks: the program (a pinned region before anything is
-registered, a drawn one right after the draw), ``plan`` and ``preflight``.
+registered, the regions a first draw picks from, a drawn one right after the draw),
+``plan`` and ``preflight``.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ __all__ = [
     "READ_CELLS",
     "REGION_FEATURES",
     "Feature",
+    "draw_candidates",
+    "draw_problem",
     "feature_keys",
     "missing_features",
     "needed_features",
@@ -44,7 +55,9 @@ __all__ = [
     "unusable_regions",
 ]
 
-Feature = Literal["model_serving", "external_models", "system_tables", "serverless_jobs"]
+Feature = Literal[
+    "model_serving", "external_models", "system_tables", "ai_guardrails", "serverless_jobs"
+]
 
 #: How messages and docs name each feature.
 FEATURE_LABELS: Final[Mapping[Feature, str]] = MappingProxyType(
@@ -52,6 +65,7 @@ FEATURE_LABELS: Final[Mapping[Feature, str]] = MappingProxyType(
         "model_serving": "Model Serving",
         "external_models": "external models",
         "system_tables": "system tables",
+        "ai_guardrails": "AI Guardrails",
         "serverless_jobs": "serverless jobs",
     }
 )
@@ -70,18 +84,47 @@ _SYSTEM_TABLES: Final = (
     "westeurope",
 )  # fmt: skip
 
-# "Serverless availability" (serverless compute for notebooks and jobs) and "Model serving
-# feature availability" (core Model Serving, external models): not read (see the module
-# docstring), so no region is listed for serverless_jobs, model_serving or external_models.
-
 # Read, and empty: these regions lack system tables.
 _NO_SYSTEM_TABLES: Final = (
     "chinaeast2", "chinaeast3", "chinanorth2", "chinanorth3", "switzerlandwest", "westindia",
 )  # fmt: skip
 
-#: Region -> the features of :data:`Feature` it offers, as read (a check mark).
+# Serverless compute for notebooks and jobs: Learn's "Serverless availability" table was not
+# read. Until it is, the rule is the lab publisher's own list, in the setup script of the
+# serverless edition of these labs: MicrosoftLearning/mslearn-databricks,
+# setup-serverless.ps1 at commit 2076e18a4b713a0cc3afbb173606c7e6cd46c3d6, "These regions
+# support Serverless compute for notebooks, jobs, pipelines, and SQL warehouses". Every
+# region below is on that list, as written there.
+_SERVERLESS: Final = (
+    "australiaeast", "australiasoutheast", "brazilsouth", "canadacentral", "canadaeast",
+    "centralindia", "centralus", "eastasia", "eastus", "eastus2", "francecentral",
+    "japaneast", "koreacentral", "mexicocentral", "northcentralus", "northeurope",
+    "norwayeast", "southafricanorth", "southcentralus", "southeastasia", "swedencentral",
+    "switzerlandnorth", "uaenorth", "uksouth", "westcentralus", "westeurope", "westus",
+    "westus2", "westus3",
+)  # fmt: skip
+
+# Off that list, and read as lacking: the lab's one region the list leaves out. Other
+# regions off the list stay not confirmed: a secondary source's silence is taken as "no"
+# only for the lab's own four regions, the default draw.
+_NO_SERVERLESS: Final = ("switzerlandwest",)
+
+# "Model serving feature availability" (core Model Serving, external models, and the
+# Foundation Model API pay-per-token column AI Guardrails follow): not read, so no region is
+# listed for model_serving, external_models or ai_guardrails.
+
+# Feature -> the regions read to offer it.
+_OFFERED: Final[Mapping[Feature, tuple[str, ...]]] = {
+    "system_tables": _SYSTEM_TABLES,
+    "serverless_jobs": _SERVERLESS,
+}
+
+#: Region -> the features of :data:`Feature` it offers, as read (a check mark, or on a list).
 REGION_FEATURES: Final[Mapping[str, frozenset[Feature]]] = MappingProxyType(
-    {region: frozenset({"system_tables"}) for region in _SYSTEM_TABLES}
+    {
+        region: frozenset(f for f, regions in _OFFERED.items() if region in regions)
+        for region in sorted({r for regions in _OFFERED.values() for r in regions})
+    }
 )
 
 #: Feature -> the regions whose cell for it was read (with a check mark or empty). A
@@ -91,7 +134,8 @@ READ_CELLS: Final[Mapping[Feature, frozenset[str]]] = MappingProxyType(
         "system_tables": frozenset(_SYSTEM_TABLES + _NO_SYSTEM_TABLES),
         "model_serving": frozenset(),
         "external_models": frozenset(),
-        "serverless_jobs": frozenset(),
+        "ai_guardrails": frozenset(),
+        "serverless_jobs": frozenset(_SERVERLESS + _NO_SERVERLESS),
     }
 )
 
@@ -126,6 +170,9 @@ def feature_keys(config: LlmopsConfig) -> dict[Feature, str]:
         # writes to system.serving.endpoint_usage, a system table.
         for feature in ("model_serving", "external_models", "system_tables"):
             keys[feature] = "llmops:gateway=true"
+    if config.gateway_guardrails:
+        # AI Guardrails run only where Foundation Model APIs pay-per-token do (AI Gateway page).
+        keys["ai_guardrails"] = "llmops:gatewayGuardrails=true"
     if config.compute == "serverless":
         keys["serverless_jobs"] = "llmops:compute=serverless"
     return keys
@@ -146,8 +193,8 @@ def region_problem(config: LlmopsConfig, region: str) -> str | None:
     verb = "needs" if len(needs) == 1 else "need"
     return (
         f"region {region} does not offer {', '.join(FEATURE_LABELS[f] for f in missing)}, "
-        f'which {" and ".join(needs)} {verb} (Microsoft Learn, "Features with limited regional '
-        'availability"; the table is llmops_infra/stack/region_features.py): run '
+        f"which {' and '.join(needs)} {verb} (the table of features by region, with its "
+        "sources: llmops_infra/stack/region_features.py): run "
         "`python -m llmops_infra preflight --pin` to pin an allowed region that offers them, "
         "or turn the option off"
     )
@@ -176,3 +223,32 @@ def unusable_regions(config: LlmopsConfig) -> dict[str, tuple[Feature, ...]]:
         for region in config.allowed_regions
         if (missing := missing_features(region, needed))
     }
+
+
+def draw_candidates(config: LlmopsConfig) -> tuple[str, ...]:
+    """The allowed regions a first draw picks from, in their order: every one that is not
+    read to lack a feature the configuration needs. A cell not confirmed keeps its region
+    in, as it does not stop ``up`` either; with no option that any allowed region lacks,
+    this is ``allowedRegions`` itself (the lab's draw, unchanged)."""
+    unusable = unusable_regions(config)
+    return tuple(region for region in config.allowed_regions if region not in unusable)
+
+
+def draw_problem(config: LlmopsConfig) -> str | None:
+    """Why no region can be drawn (every allowed region lacks something the configuration
+    needs), in one line, or None when one can."""
+    if draw_candidates(config):
+        return None
+    unusable = unusable_regions(config)
+    keys = feature_keys(config)
+    needs = sorted({keys[feature] for missing in unusable.values() for feature in missing})
+    lacks = "; ".join(
+        f"{region} lacks {', '.join(FEATURE_LABELS[f] for f in missing)}"
+        for region, missing in unusable.items()
+    )
+    return (
+        f"no region of llmops:allowedRegions offers what {' and '.join(needs)} "
+        f"{'needs' if len(needs) == 1 else 'need'} on Azure Databricks ({lacks}; the table "
+        "is llmops_infra/stack/region_features.py): add a region that offers it to "
+        "llmops:allowedRegions, or turn the option off"
+    )
