@@ -85,6 +85,28 @@ def test_tree_shows_every_resource_with_the_labs_settings(
     ), "the count is what the plan lists, plus the stack itself, as Pulumi counts"
 
 
+def test_the_plan_shows_the_stacks_tags_where_they_land(
+    plans: dict[str, tuple[int, str, str]],
+) -> None:
+    # Pulumi.dev.yaml sets two tags.
+    dev = {"purpose": "llmops-lab", "stack": "dev"}
+    out = plans["text"][1]
+    assert out.splitlines()[1] == (
+        "Tags (llmops:tags) on the Azure resources and the cluster: purpose=llmops-lab, stack=dev"
+    ), "the text plan says which tags the stack puts on its resources"
+    plan = json.loads(plans["json1"][1])
+    assert plan["tags"] == dev
+    tagged = [r for r in plan["resources"] if "tags" in r["inputs"]]
+    assert {r["type"] for r in tagged} >= {
+        "azure-native:resources:ResourceGroup",
+        "azure-native:cognitiveservices:Account",
+        "azure-native:databricks:Workspace",
+    }
+    assert all(r["inputs"]["tags"] == dev for r in tagged), "what the line says is what is sent"
+    (cluster,) = [r for r in plan["resources"] if r["type"] == "databricks:index/cluster:Cluster"]
+    assert dev.items() <= cluster["inputs"]["customTags"].items()
+
+
 def test_cloud_values_are_unknown_and_secrets_masked(
     plans: dict[str, tuple[int, str, str]],
 ) -> None:
