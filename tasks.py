@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -148,17 +149,31 @@ def _pip_with_progress(python: Path, args: list[str]) -> None:
         raise subprocess.CalledProcessError(pip.returncode, pip.args)
 
 
-def _run(*args: str) -> int:
+def _call(command: list[str]) -> int:
+    """Run ``command`` here, without the Pulumi CLI's variables, and pass SIGTERM on to it.
+
+    Python's default for SIGTERM ends this process at once and leaves the command running
+    with no parent (``timeout``, a CI's cancel and ``kill`` send SIGTERM to this process
+    alone): the command gets it instead, ends what it started, and its status is ours.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-    return subprocess.run([str(PYTHON), *args], cwd=ROOT, env=env).returncode
+    with subprocess.Popen(command, cwd=ROOT, env=env) as child:
+        previous = signal.signal(signal.SIGTERM, lambda signum, _: child.send_signal(signum))
+        try:
+            return child.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(*args: str) -> int:
+    return _call([str(PYTHON), *args])
 
 
 def _tool(name: str, *args: str) -> int:
     """A binary installed into the virtualenv (zizmor: no module to run with ``python -m``;
     being no script, it names no interpreter that could be gone)."""
     script = PYTHON.parent / (f"{name}.exe" if os.name == "nt" else name)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-    return subprocess.run([str(script), *args], cwd=ROOT, env=env).returncode
+    return _call([str(script), *args])
 
 
 def _lint_workflows() -> int:

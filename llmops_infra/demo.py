@@ -12,8 +12,9 @@ The fake is the tests' own (one fake, so the demo shows what the tests prove); i
 with them in ``tests/``, and the demo, which runs from a clone (``python3 tasks.py demo``),
 imports it from there. It runs in this process, in a thread; every command is a child
 process, ended (and waited for) when the demo stops, whether it finished, failed or was
-interrupted. Nothing leaves the machine: the fake listens on 127.0.0.1 and the key the
-commands send it is a made-up one.
+interrupted (Ctrl-C) or ended (SIGTERM, as ``timeout`` and a CI's cancel send it).
+Nothing leaves the machine: the fake listens on 127.0.0.1 and the key the commands send
+it is a made-up one.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -195,6 +198,33 @@ class _Failed(Exception):
     """A command of the demo failed; its own error line was printed above."""
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived: the demo unwinds as on Ctrl-C, ending each command on its way out."""
+
+
+@contextmanager
+def _unwinding_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` while the block runs.
+
+    Python's default for SIGTERM ends the process at once, without ``finally``: the
+    command running then would go on alone, its parent gone. A second SIGTERM is ignored,
+    so it cannot cut short the ending of the commands (bounded: see :func:`_child`).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread; a caller elsewhere keeps its own
+        return
+
+    def terminated(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def _child(cmd: Sequence[str], cwd: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     """A child process whose stdout is captured, always gone when the block is left."""
@@ -281,6 +311,15 @@ def run(args: argparse.Namespace) -> int:
             f"the monitor compares two windows of at least {MIN_VALUES}: make them "
             f"{2 * MIN_VALUES} or more"
         )
+    try:
+        with _unwinding_on_sigterm():
+            return _run(args)
+    except _Terminated:
+        print("terminated: the demo and its commands have ended", file=sys.stderr)
+        return 128 + signal.SIGTERM
+
+
+def _run(args: argparse.Namespace) -> int:
     folder: Path = args.dir.resolve()
     started = time.monotonic()
     fakes = _fake_module()

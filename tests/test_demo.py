@@ -94,20 +94,83 @@ def test_demo_leaves_traces_judged_eval_and_plot_and_no_process(tmp_path: Path) 
     assert verdicts == {"yes", "no"}, "the canned judge refuses the joke about dogs"
 
 
+def _command_line(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""  # gone meanwhile
+
+
+def _wait_for_command(pgid: int, words: str, timeout: float = 180.0) -> None:
+    """Until a process of group ``pgid`` runs ``words`` (bounded: fails after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(words in _command_line(pid) for pid in _group_members(pgid)):
+            return
+        if not _group_members(pgid):
+            pytest.fail(f"the demo ended before `{words}` started")
+        time.sleep(0.1)
+    pytest.fail(f"`{words}` did not start within {timeout:.0f} s")
+
+
+def _start_in_background(folder: Path, command: list[str]) -> subprocess.Popen[bytes]:
+    """``command`` in its own session (its group found afterwards), its output into files."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AZURE_"))}
+    with (folder / "stdout.txt").open("wb") as out, (folder / "stderr.txt").open("wb") as err:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True
+        )
+
+
+def _signalled(started: subprocess.Popen[bytes], sent: signal.Signals) -> int:
+    """Once the first command runs, ``sent`` to ``started`` alone (not to its group, as
+    ``kill PID`` and a CI's cancel send it): its exit status, once it and every process it
+    started have ended."""
+    try:
+        _wait_for_command(started.pid, "-m workload chat")
+        started.send_signal(sent)
+        code = started.wait(timeout=120)
+        left = [_command_line(pid) for pid in _group_members(started.pid)]
+        assert left == [], f"every process it started has ended: {left}"
+        return code
+    finally:
+        if _group_members(started.pid):
+            os.killpg(started.pid, signal.SIGKILL)
+        started.wait(timeout=60)
+
+
+_DEMO_ARGS = ["--chats", "1", "--rows", "9"]
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds processes in /proc")
-def test_interrupted_demo_leaves_no_process(tmp_path: Path) -> None:
-    demo = _start(tmp_path)
-    assert demo.stdout is not None
-    deadline = time.monotonic() + 60
-    for line in demo.stdout:  # the first command is running once its line is out
-        if line.startswith("$ python -m workload chat") or time.monotonic() > deadline:
-            break
-    time.sleep(1.0)
-    assert len(_group_members(demo.pid)) >= 2, "the demo and its command"
-    demo.send_signal(signal.SIGINT)  # the demo alone, not its command: it must end it
-    assert demo.wait(timeout=60) != 0
-    demo.stdout.close()
-    assert _group_members(demo.pid) == [], "the interrupted demo ended its command too"
+@pytest.mark.parametrize(
+    ("sent", "status", "said"),
+    [
+        (signal.SIGINT, 130, "interrupted"),  # Ctrl-C
+        (signal.SIGTERM, 143, "terminated: the demo and its commands have ended"),
+    ],
+)
+def test_a_demo_interrupted_or_terminated_ends_its_command(
+    tmp_path: Path, sent: signal.Signals, status: int, said: str
+) -> None:
+    demo = _start_in_background(tmp_path, [*DEMO, "--dir", str(tmp_path), *_DEMO_ARGS])
+    assert _signalled(demo, sent) == status
+    assert (tmp_path / "stderr.txt").read_text().splitlines()[-1] == said
+
+
+#: ``python3 tasks.py ARGS`` with its install left out: this test's environment is installed.
+_TASKS = [
+    sys.executable,
+    "-c",
+    "import sys, tasks; tasks._install = lambda requirements: None; "
+    "sys.exit(tasks.main(sys.argv[1:]))",
+]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds processes in /proc")
+def test_a_terminated_tasks_py_demo_ends_the_demo_and_its_command(tmp_path: Path) -> None:
+    tasks = _start_in_background(tmp_path, [*_TASKS, "demo", "--dir", str(tmp_path), *_DEMO_ARGS])
+    assert _signalled(tasks, signal.SIGTERM) == 143, "the demo's status: it ended on SIGTERM"
 
 
 def test_too_few_traces_for_the_monitor_is_refused_before_anything_starts(tmp_path: Path) -> None:

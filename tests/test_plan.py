@@ -37,7 +37,9 @@ def plans(run: object) -> dict[str, tuple[int, str, str]]:
         "options": start_in_fork(
             "--config", "llmops:gateway=true", "--config", "llmops:compute=serverless"
         ),
-        "typo": start_in_fork("--config", "llmops:capacty=20", "--json"),
+        "typo": start_in_fork(
+            "--config", "llmops:capacty=20", "--config", "lmops:capacity=20", "--json"
+        ),
     }
     return {name: plan.result() for name, plan in started.items()}
 
@@ -81,6 +83,28 @@ def test_tree_shows_every_resource_with_the_labs_settings(
         f"{len(plan['resources']) + 1} resources to create in a region drawn at random once from "
         "eastus2, northcentralus, swedencentral, switzerlandwest"
     ), "the count is what the plan lists, plus the stack itself, as Pulumi counts"
+
+
+def test_the_plan_shows_the_stacks_tags_where_they_land(
+    plans: dict[str, tuple[int, str, str]],
+) -> None:
+    # Pulumi.dev.yaml sets two tags.
+    dev = {"purpose": "llmops-lab", "stack": "dev"}
+    out = plans["text"][1]
+    assert out.splitlines()[1] == (
+        "Tags (llmops:tags) on the Azure resources and the cluster: purpose=llmops-lab, stack=dev"
+    ), "the text plan says which tags the stack puts on its resources"
+    plan = json.loads(plans["json1"][1])
+    assert plan["tags"] == dev
+    tagged = [r for r in plan["resources"] if "tags" in r["inputs"]]
+    assert {r["type"] for r in tagged} >= {
+        "azure-native:resources:ResourceGroup",
+        "azure-native:cognitiveservices:Account",
+        "azure-native:databricks:Workspace",
+    }
+    assert all(r["inputs"]["tags"] == dev for r in tagged), "what the line says is what is sent"
+    (cluster,) = [r for r in plan["resources"] if r["type"] == "databricks:index/cluster:Cluster"]
+    assert dev.items() <= cluster["inputs"]["customTags"].items()
 
 
 def test_cloud_values_are_unknown_and_secrets_masked(
@@ -214,17 +238,19 @@ def test_bad_configuration_stops_the_command_as_a_process(args: list[str], needl
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
-def test_a_key_pulumi_yaml_does_not_declare_is_named_with_the_closest(
+def test_a_key_nothing_reads_is_named_with_the_closest_declared_key(
     plans: dict[str, tuple[int, str, str]],
 ) -> None:
     code, out, err = plans["typo"]
     assert code == 0, "the program warns, as in `pulumi up`, and goes on"
     assert err.splitlines() == [
         "warning: llmops:capacty is not a key Pulumi.yaml declares, so it changes nothing "
-        "(did you mean llmops:capacity?)"
+        "(did you mean llmops:capacity?)",
+        "warning: lmops:capacity is in no namespace this stack reads (llmops, pulumi, "
+        "azure-native, databricks, random), so it changes nothing (did you mean llmops:capacity?)",
     ]
     (deployment,) = [r for r in json.loads(out)["resources"] if r["name"] == "openai-deployment"]
-    assert deployment["inputs"]["sku"]["capacity"] == 10, "the misspelt key changed nothing"
+    assert deployment["inputs"]["sku"]["capacity"] == 10, "the misspelt keys changed nothing"
 
 
 def test_plan_page_excerpt_is_what_the_plan_prints(plans: dict[str, tuple[int, str, str]]) -> None:

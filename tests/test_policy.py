@@ -20,8 +20,9 @@ import pytest
 from plan_runs import start_in_fork, start_process
 
 from llmops_infra.offline.engine import PROJECT_DIR, ProgramRun, RecordedResource, Secret
-from llmops_infra.offline.plan_policy import resource_of
+from llmops_infra.offline.plan_policy import resource_of, with_violations_text
 from llmops_infra.offline.policy_check import PolicyAnalyzer, PolicyPackError, Violation
+from llmops_infra.offline.policy_config import Level
 
 Run = Callable[..., ProgramRun]
 
@@ -359,8 +360,22 @@ def test_plan_shows_a_violation_under_its_resource_and_exits_3(
     block = "\n".join(lines[start:end])
     assert "[mandatory] deployment-capacity-cap: capacity 100 (100K TPM)" in block
     assert "[advisory] deployment-pinned-version:" in block
-    assert "Policies (llmops-guardrails): 1 mandatory, 2 advisory violations" in lines
+    assert "Policies (llmops-guardrails): 1 mandatory violation, 2 advisory violations" in lines
     assert lines[-2].endswith("switzerlandwest"), "the plan's own closing lines stay last"
+
+
+@pytest.mark.parametrize(
+    ("levels", "summary"),
+    [
+        (["mandatory", "advisory"], "1 mandatory violation, 1 advisory violation"),
+        (["advisory"], "0 mandatory violations, 1 advisory violation"),
+        (["mandatory", "mandatory", "advisory"], "2 mandatory violations, 1 advisory violation"),
+    ],
+)
+def test_the_summary_counts_each_level_with_its_own_noun(levels: list[Level], summary: str) -> None:
+    violations = [Violation(f"p{i}", level, "m", "d", "", "pack") for i, level in enumerate(levels)]
+    text = with_violations_text("Plan\n\n3 resources to create", [], "pack", violations)
+    assert f"Policies (pack): {summary}" in text.splitlines()
 
 
 def test_plan_json_carries_the_violations(plans: dict[str, tuple[int, str, str]]) -> None:
@@ -378,7 +393,7 @@ def test_plan_config_file_and_no_policy_let_the_stack_pass(
 ) -> None:
     code, out, err = plans["raised"]
     assert code == 0, err
-    assert "Policies (llmops-guardrails): 0 mandatory, 2 advisory violations" in out
+    assert "Policies (llmops-guardrails): 0 mandatory violations, 2 advisory violations" in out
     code, out, err = plans["skipped"]
     assert code == 0, err
     assert "Policies" not in out and "[advisory]" not in out

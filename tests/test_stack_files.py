@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from llmops_infra.errors import ConfigError
+from llmops_infra.offline.resource_types import RESOURCE_TYPES
 from llmops_infra.offline.stack_files import parse_overrides, read_stack_config
+from llmops_infra.stack.config import PROVIDER_NAMESPACES, undeclared_keys
 from workload.contract import PROJECT_DIR
 
 
@@ -78,3 +80,43 @@ def test_overrides_are_strings_unless_json_like_pulumi_config_set_json() -> None
     }
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["capacity"])
+
+
+@pytest.mark.parametrize(
+    ("key", "warning"),
+    [
+        (
+            "lmops:capacity",
+            "lmops:capacity is in no namespace this stack reads (llmops, pulumi, azure-native, "
+            "databricks, random), so it changes nothing (did you mean llmops:capacity?)",
+        ),
+        (
+            "llmops:capacty",
+            "llmops:capacty is not a key Pulumi.yaml declares, so it changes nothing "
+            "(did you mean llmops:capacity?)",
+        ),
+        (
+            "mystack:owner",
+            "mystack:owner is in no namespace this stack reads (llmops, pulumi, azure-native, "
+            "databricks, random), so it changes nothing (the stack's own keys are llmops:..., "
+            "docs/configuration.md lists them)",
+        ),
+    ],
+)
+def test_a_key_nothing_reads_is_named_with_the_closest_declared_key(key: str, warning: str) -> None:
+    assert undeclared_keys([key, "llmops:capacity"]) == [warning]
+
+
+def test_keys_of_pulumi_and_of_the_providers_are_theirs_to_check() -> None:
+    keys = ["azure-native:location", "databricks:host", "random:anything", "pulumi:tags"]
+    assert undeclared_keys(keys) == []
+
+
+def test_the_provider_namespaces_are_those_of_the_stacks_resource_types() -> None:
+    # The catalog of types the program registers names each provider by its token's package.
+    used = {t.token.split(":", 1)[0] for t in RESOURCE_TYPES} - {
+        "llmops",
+        "pulumi",
+        "pulumi-python",
+    }
+    assert used == set(PROVIDER_NAMESPACES) == {"azure-native", "databricks", "random"}

@@ -112,6 +112,25 @@ def test_every_dependency_is_pinned_in_requirements_at_a_version_it_accepts() ->
     assert "hatchling==" in (PROJECT_DIR / "requirements.txt").read_text(), "backend pinned"
 
 
+@pytest.mark.parametrize(
+    "built",
+    [
+        "dist/llmops_workload-0.1.0-py3-none-any.whl",  # where README.md's `pip wheel` writes
+        "build/workload-wheel/0123456789abcdef/llmops_workload-0.1.0-py3-none-any.whl",  # `up`
+    ],
+)
+def test_a_built_wheel_is_ignored_by_git(built: str) -> None:
+    if not (PROJECT_DIR / ".git").exists():
+        pytest.skip("not a git checkout: nothing to ignore")
+    done = subprocess.run(
+        ["git", "check-ignore", "--quiet", "--no-index", built],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"git ignores {built}: a build never shows as a change"
+
+
 def test_the_installed_wheel_gives_the_workload_command_outside_the_project(
     tmp_path: Path,
 ) -> None:

@@ -57,6 +57,9 @@ class Plan:
     """The registrations as the engine recorded them (``RecordedResource``), for the policies."""
     warnings: tuple[str, ...] = ()
     """What the program warned, as ``pulumi up`` would show it (an undeclared key, say)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """The stack's tags (``llmops:tags``), which the program puts on the Azure resources and
+    the cluster."""
 
 
 def _display(value: Any) -> Any:
@@ -172,6 +175,7 @@ def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
         to_create=len(run.resources) + 1,  # Pulumi counts the stack itself too
         recorded=tuple(run.resources),
         warnings=tuple(run.warnings),
+        tags=dict(sorted(settings.tags.items())),
     )
 
 
@@ -180,6 +184,7 @@ def to_json(plan: Plan) -> str:
     return json.dumps(
         {
             "stack": plan.stack,
+            "tags": dict(plan.tags),
             "region": plan.region,
             "resources": plan.resources,
             "outputs": plan.outputs,
@@ -205,11 +210,19 @@ def _format(value: Any) -> str:
     return str(value)
 
 
+def _tags_line(tags: Mapping[str, str]) -> str:
+    if not tags:
+        return f"Tags ({NAMESPACE}:tags): none"
+    shown = ", ".join(f"{key}={value}" for key, value in tags.items())
+    return f"Tags ({NAMESPACE}:tags) on the Azure resources and the cluster: {shown}"
+
+
 def to_text(plan: Plan) -> str:
     """The plan as a tree of resources, nested as Pulumi nests them, for a person."""
     lines = [
         f"Plan for stack '{plan.stack}' (offline preview: nothing is created; "
         f"{KNOWN_AFTER_UP} marks values only Azure or Databricks know)",
+        _tags_line(plan.tags),
         "",
         f"pulumi:pulumi:Stack  llmops-{plan.stack}",
     ]

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmops_infra.offline.policy_check import PolicyAnalyzer
 
 __all__ = ["add_parser", "run"]
 
@@ -65,25 +70,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {problem.message}", file=sys.stderr)
         return 2
 
-    if args.no_policy:
-        result = plan.make_plan(config, stack=args.stack)
-        if isinstance(result, plan.PlanError):
-            print(f"error: {result.message}", file=sys.stderr)
-            return 2
-        for line in result.warnings:  # as `pulumi up` shows the program's warnings
-            print(f"warning: {line}", file=sys.stderr)
-        print(plan.to_json(result) if args.json else plan.to_text(result))
-        return 0
+    analyzing: AbstractContextManager[PolicyAnalyzer | None] = nullcontext(None)
+    if not args.no_policy:
+        from llmops_infra.offline.policy_check import PolicyAnalyzer
+        from llmops_infra.offline.policy_config import load_pack_config
 
-    from llmops_infra.offline import plan_policy
-    from llmops_infra.offline.policy_check import PolicyAnalyzer
-    from llmops_infra.offline.policy_config import load_pack_config
-
-    pack_config = load_pack_config(args.policy_pack_config) if args.policy_pack_config else {}
-    # The pack's process imports while the program runs (two cores, half the wait).
-    with PolicyAnalyzer(
-        args.policy_pack or PROJECT_DIR / "policy", stack=args.stack, config=config
-    ) as analyzer:
+        pack_config = load_pack_config(args.policy_pack_config) if args.policy_pack_config else {}
+        # The pack's process imports while the program runs (two cores, half the wait).
+        analyzing = PolicyAnalyzer(
+            args.policy_pack or PROJECT_DIR / "policy", stack=args.stack, config=config
+        )
+    with analyzing as analyzer:
         result = plan.make_plan(config, stack=args.stack)
         if isinstance(result, plan.PlanError):
             print(f"error: {result.message}", file=sys.stderr)
@@ -91,8 +88,13 @@ def run(args: argparse.Namespace) -> int:
         for line in result.warnings:  # as `pulumi up` shows the program's warnings
             print(f"warning: {line}", file=sys.stderr)
         text = plan.to_json(result) if args.json else plan.to_text(result)
+        if analyzer is None:
+            print(text)
+            return 0
         violations = analyzer.analyze(result.recorded, pack_config)
         pack = analyzer.info()["name"]
+    from llmops_infra.offline import plan_policy
+
     # The interpreter is named when it is not the pack's own virtualenv's: its packages
     # (pulumi-policy's version) decide what the pack does.
     python = {"python": analyzer.python, "why": analyzer.substitute} if analyzer.substitute else {}

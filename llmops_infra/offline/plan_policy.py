@@ -36,14 +36,18 @@ def _line(violation: Violation) -> str:
     return f"[{violation.level}] {violation.policy}: {violation.message}"
 
 
+def _counted(count: int, level: str) -> str:
+    """``1 mandatory violation``, ``2 advisory violations``: each count with its own noun."""
+    return f"{count} {level} violation{'' if count == 1 else 's'}"
+
+
 def _summary(pack: str, violations: Sequence[Violation]) -> list[str]:
     mandatory = sum(v.level in ("mandatory", "remediate") for v in violations)
     advisory = len(violations) - mandatory
     if not violations:
         return [f"Policies ({pack}): no violations"]
     lines = [
-        f"Policies ({pack}): {mandatory} mandatory, {advisory} advisory "
-        f"violation{'s' if len(violations) != 1 else ''}"
+        f"Policies ({pack}): {_counted(mandatory, 'mandatory')}, {_counted(advisory, 'advisory')}"
     ]
     if mandatory:
         lines.append(

@@ -28,6 +28,7 @@ from workload.contract import PROJECT_DIR
 
 __all__ = [
     "NAMESPACE",
+    "PROVIDER_NAMESPACES",
     "RULES",
     "AuthMode",
     "Compute",
@@ -141,9 +142,17 @@ def declarations() -> dict[str, Declaration]:
     return found
 
 
+#: The namespaces of the provider SDKs the program uses (each SDK's ``pulumi-plugin.json``
+#: names its own); their keys are the providers' to check, never ours.
+PROVIDER_NAMESPACES: Final = ("azure-native", "databricks", "random")
+#: Pulumi's own namespace (``pulumi:tags``, ``pulumi:disable-default-providers``).
+_PULUMI_NAMESPACE: Final = "pulumi"
+
+
 def undeclared_keys(keys: Iterable[str]) -> list[str]:
-    """One line for each ``llmops:`` key among ``keys`` that ``Pulumi.yaml`` does not
-    declare, naming the closest declared key.
+    """One line for each key among ``keys`` that nothing reads, naming the closest
+    declared key: an ``llmops:`` key that ``Pulumi.yaml`` does not declare, or a key in a
+    namespace that is neither ours, Pulumi's nor a provider's (``lmops:capacity``).
 
     The Pulumi CLI passes such a key to the program without a word, and the program never
     reads it: ``llmops:capacty=20`` leaves the capacity at 10 in silence. The program
@@ -151,18 +160,32 @@ def undeclared_keys(keys: Iterable[str]) -> list[str]:
     ``Pulumi.yaml``, so a key added there is known here at once.
     """
     declared = declarations()
+    known = (NAMESPACE, _PULUMI_NAMESPACE, *PROVIDER_NAMESPACES)
     lines = []
     for full in sorted(set(keys)):
         namespace, _, name = full.partition(":")
-        if namespace != NAMESPACE or name in declared:
-            continue
-        close = difflib.get_close_matches(name, list(declared), n=1, cutoff=0.6)
-        hint = (
-            f"did you mean {NAMESPACE}:{close[0]}?"
-            if close
-            else "docs/configuration.md lists every key"
-        )
-        lines.append(f"{full} is not a key Pulumi.yaml declares, so it changes nothing ({hint})")
+        if namespace == NAMESPACE and name not in declared:
+            close = difflib.get_close_matches(name, list(declared), n=1, cutoff=0.6)
+            hint = (
+                f"did you mean {NAMESPACE}:{close[0]}?"
+                if close
+                else "docs/configuration.md lists every key"
+            )
+            lines.append(
+                f"{full} is not a key Pulumi.yaml declares, so it changes nothing ({hint})"
+            )
+        elif namespace not in known:
+            qualified = [f"{NAMESPACE}:{key}" for key in declared]
+            close = difflib.get_close_matches(full, qualified, n=1, cutoff=0.6)
+            hint = (
+                f"did you mean {close[0]}?"
+                if close
+                else f"the stack's own keys are {NAMESPACE}:..., docs/configuration.md lists them"
+            )
+            lines.append(
+                f"{full} is in no namespace this stack reads ({', '.join(known)}), "
+                f"so it changes nothing ({hint})"
+            )
     return lines
 
 
