@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 from workload.config.context import use_experiment
 from workload.config.defaults import LAB_SYSTEM_PROMPT
 from workload.errors import ServiceError, first_line
-from workload.evaluation.dataset import EvalRow
+from workload.evaluation.dataset import ROW_KEY_TAG, EvalRow
 from workload.evaluation.judges import (
     EXPECTATIONS_GUIDELINES,
     GUIDELINES,
@@ -398,7 +398,8 @@ def run_evaluation(
         if plan.guidelines:
             scorers.append(guidelines_judge(judge, guidelines=plan.guidelines, record=tally.record))
     predict = _Rows(chat_client, plan, control, progress, secret)
-    data = [row.as_record() for row in rows]
+    # Each row's trace is tagged with the row's key, so compare pairs rows as the dataset had them.
+    data = [{**row.as_record(), "tags": {ROW_KEY_TAG: row.key}} for row in rows]
     try:
         with (
             _mlflow_settings(plan.concurrency),
