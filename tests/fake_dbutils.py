@@ -21,7 +21,14 @@ from typing import Any
 
 from azure.core.credentials import AccessToken
 
-__all__ = ["MODULE", "FakeDbutils", "FakeServiceCredential", "as_module", "install"]
+__all__ = [
+    "MODULE",
+    "FakeDbutils",
+    "FakeServiceCredential",
+    "RemoteDbutils",
+    "as_module",
+    "install",
+]
 
 #: Where the workload imports ``dbutils`` from.
 MODULE = "databricks.sdk.runtime"
@@ -80,7 +87,29 @@ class FakeDbutils:
         self.secrets = _Secrets(self)
 
 
-def as_module(dbutils: FakeDbutils) -> types.ModuleType:
+class RemoteDbutils:
+    """``dbutils`` as the Databricks SDK gives it off a cluster (serverless compute): its
+    ``RemoteDbUtils`` raises ValueError for any utility without a cluster id, and marks
+    ``credentials.getServiceCredentialsProvider`` unsupported (``databricks/sdk/dbutils.py``).
+    """
+
+    def __init__(self, *, cluster_id: str = "") -> None:
+        self._cluster_id = cluster_id
+
+    def __getattr__(self, util: str) -> Any:
+        if not self._cluster_id:
+            raise ValueError("cluster_id is required in the configuration")
+        return _UnsupportedCredentials()
+
+
+class _UnsupportedCredentials:
+    def __getattr__(self, method: str) -> Any:
+        raise ValueError(
+            f"Method 'credentials.{method}' is not supported in the SDK version of DBUtils"
+        )
+
+
+def as_module(dbutils: FakeDbutils | RemoteDbutils) -> types.ModuleType:
     """A module holding ``dbutils``, to put in ``sys.modules`` under :data:`MODULE`
     (``monkeypatch.setitem`` in a test, which puts the real one back)."""
     module = types.ModuleType(MODULE)

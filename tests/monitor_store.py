@@ -19,7 +19,8 @@ MLflow takes about a tenth of a second to record each trace and its run):
   and the calls four times slower; the prompts do not change;
 * ``steady``, 24 traces: all drawn from the same distributions;
 * ``errors``, 32 traces: like steady, but half of the newest 16 calls failed;
-* ``few``, 6 traces: too few to compare.
+* ``few``, 6 traces: too few to compare;
+* ``one``, 1 trace: what a first chat call leaves.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def _experiments() -> dict[str, list[TraceSpec]]:
         for i in range(16)
     ]
     few = [_calm(rng) for _ in range(6)]
-    return {"drifting": drifting, "steady": steady, "errors": errors, "few": few}
+    one = [_calm(rng)]
+    return {"drifting": drifting, "steady": steady, "errors": errors, "few": few, "one": one}
 
 
 EXPERIMENTS: Final = _experiments()

@@ -31,7 +31,7 @@ from azure.core.credentials import AccessTokenInfo
 from azure.core.exceptions import ClientAuthenticationError
 from command_runner import run_commands
 from fake_azure_openai import JOKE, FakeAzureOpenAI, RecordedRequest, Reply
-from fake_dbutils import MODULE, FakeDbutils, as_module
+from fake_dbutils import MODULE, FakeDbutils, RemoteDbutils, as_module
 from pytest_mock import MockerFixture
 
 from llmops_infra.offline.engine import PROJECT_DIR
@@ -346,6 +346,34 @@ def test_a_runtime_without_service_credentials_exits_2(
     assert code == 2 and err.count("\n") == 1
     assert "Databricks Runtime 16.2 or later" in err
     assert keyless.requests == []
+
+
+@pytest.mark.parametrize(
+    ("cluster_id", "raised"),
+    [
+        ("", "cluster_id is required in the configuration"),
+        ("0101-serverless", "is not supported in the SDK version of DBUtils"),
+    ],
+)
+def test_on_serverless_a_dbutils_that_raises_valueerror_exits_2_in_one_line(
+    keyless: FakeAzureOpenAI,
+    default_credential: MagicMock,
+    monkeypatch: pytest.MonkeyPatch,
+    cluster_id: str,
+    raised: str,
+) -> None:
+    """The SDK's remote dbutils raises ValueError, not AttributeError, on attribute access."""
+    monkeypatch.setitem(sys.modules, MODULE, as_module(RemoteDbutils(cluster_id=cluster_id)))
+    env = {
+        **_lab_env(keyless),
+        "DATABRICKS_RUNTIME_VERSION": "client.1.13",
+        "LLMOPS_SERVICE_CREDENTIAL": CREDENTIAL,
+    }
+    code, err = _chat(monkeypatch, env)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert raised in err and "`llmops:compute cluster`" in err, "why, and what to set"
+    assert keyless.requests == [], "nothing is sent"
+    default_credential.assert_not_called()
 
 
 @pytest.mark.parametrize(

@@ -199,3 +199,39 @@ def test_a_command_that_needs_the_stack_says_so() -> None:
     args = build_parser().parse_args(["submit"])
     with pytest.raises(SettingsError, match="--stack NAME or --outputs FILE"):
         resolve_context(args, model=False, require_outputs=True, env={})
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["monitor"], ["compare", "run-a", "run-b"], ["chat"]],
+    ids=["monitor", "compare", "chat"],
+)
+def test_tracking_to_databricks_with_no_workspace_says_what_to_set_in_one_line(
+    argv: list[str], tmp_path: Path
+) -> None:
+    """Not MLflow's own paragraph cut off mid-word: exit 2, one line, nothing sent."""
+    env = {
+        **_clean_env(),
+        "HOME": str(tmp_path),  # no ~/.databrickscfg
+        "MLFLOW_TRACKING_URI": "databricks",
+        "AZURE_OPENAI_ENDPOINT": "https://oai-x.openai.azure.com/",
+        "AZURE_OPENAI_API_KEY": "k" * 32,
+        "AZURE_OPENAI_API_VERSION": "2024-05-01-preview",
+        "AZURE_OPENAI_DEPLOYMENT": "gpt-4o",
+        "PYTHONPATH": str(PROJECT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "workload", *argv],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr.splitlines() == [
+        "error: MLFLOW_TRACKING_URI=databricks names no Databricks workspace (no "
+        "DATABRICKS_HOST, and no host for the profile DEFAULT in ~/.databrickscfg): pass "
+        "--outputs FILE or --stack NAME (the stack's databricks_workspace_url), or set "
+        "DATABRICKS_HOST and sign in with `az login` or DATABRICKS_TOKEN"
+    ]

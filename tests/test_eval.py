@@ -570,6 +570,15 @@ def test_every_row_failing_exits_1(scenarios: dict[str, Scenario]) -> None:
     assert "every row failed" in failing.stderr and "HTTP 500" in failing.stderr
     assert failing.stdout.startswith("run "), "the table is printed before the exit"
     assert "reply_received" in failing.stdout and "0%" in failing.stdout
+    footer = failing.stdout.splitlines()[-2:]
+    assert footer[0].startswith(
+        "pass rate: the run's metric <scorer>/pass_rate, the one "
+        "--fail-under gates; a row whose own call failed counts as failed"
+    )
+    assert footer[1].endswith(
+        f"MLflow's own <scorer>/mean beside it leaves those rows out: "
+        f"{len(ROWS)} failed here, so /mean reads higher."
+    ), "the footer says which rate gates and that MLflow's differs in this run"
 
 
 def test_401_stops_the_run_at_once(scenarios: dict[str, Scenario]) -> None:

@@ -52,8 +52,26 @@ def _rows(animals: list[str], plain: str) -> list[dict[str, Any]]:
     return [*rows, {"inputs": {"prompt": f"Tell me a joke about {plain}."}}]
 
 
+#: Both runs' last rows: two with one prompt and different guidelines (the judge passes the
+#: first and fails the second, in both runs), and one row twice, which cannot be told apart.
+TWINS = [
+    {
+        "inputs": {"prompt": "Tell me a joke about twins."},
+        "expectations": {"guidelines": ["The response is a joke."]},
+    },
+    {
+        "inputs": {"prompt": "Tell me a joke about twins."},
+        "expectations": {"guidelines": ["The response is SHORTER than three words."]},
+    },
+    {"inputs": {"prompt": "Tell me a joke about echoes."}},
+    {"inputs": {"prompt": "Tell me a joke about echoes."}},
+]
+
+
 def _verdict(passing: set[str] | None, failing: set[str] | None) -> Any:
     def judge(prompt: str) -> bool:
+        if "twins" in prompt:
+            return "SHORTER" not in prompt
         animal = next((a for a in ANIMALS if f"joke about {a}" in prompt), "")
         if passing is not None:
             return animal in passing
@@ -160,8 +178,11 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     fakes["drift_before"] = FakeAzureOpenAI(api_key=KEY, judge_verdict=_numbered(22)).start()
     fakes["drift_other"] = FakeAzureOpenAI(api_key=KEY, judge_verdict=lambda p: False).start()
     fakes["drift_after"] = FakeAzureOpenAI(api_key=KEY, judge_verdict=_numbered(16)).start()
-    before_rows = str(_write(tmp / "before.jsonl", _rows(ANIMALS, "frogs at night")))
-    after_rows = str(_write(tmp / "after.jsonl", _rows(ANIMALS, "lions")))
+    before_rows = str(_write(tmp / "before.jsonl", _rows(ANIMALS, "frogs at night") + TWINS))
+    # Run B's twins in the other order: each must still pair with its own guidelines.
+    after_rows = str(
+        _write(tmp / "after.jsonl", _rows(ANIMALS, "lions") + TWINS[1::-1] + TWINS[2:])
+    )
     retries = ("--max-retries", "1")
     judges = {
         "outage": _plan(store, "outage", fakes["outage"], *unpaced, *retries),
@@ -249,8 +270,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             {
                 "table": compare(run_a, run_b),
                 "default_alpha": compare(run_a, run_b, "--json", "--fail-on-regression"),
-                "alpha_0.1": compare(
-                    run_a, run_b, "--json", "--fail-on-regression", "--alpha", "0.1"
+                "alpha_0.01": compare(
+                    run_a, run_b, "--json", "--fail-on-regression", "--alpha", "0.01"
                 ),
                 "not_eval": compare(run_a, chat_run, "--json"),
                 "same_run": compare(run_a, run_a, "--json", "--fail-on-regression"),
@@ -460,21 +481,23 @@ def test_judge_errors_are_a_metric_of_their_own_and_a_rise_is_flagged() -> None:
 # --- compare ---------------------------------------------------------------------------------
 
 
-def test_compare_reports_the_flipped_rows_and_mcnemars_exact_p_value(
+def test_compare_reports_the_flipped_rows_and_mcnemars_exact_one_sided_p_value(
     results: dict[str, Any],
 ) -> None:
-    """Seven rows went from pass to fail, one from fail to pass: McNemar's exact two-sided
-    p-value is 2 * P(X <= 1) for X ~ Binomial(8, 1/2) = 2 * (1 + 8) / 256 = 0.0703125."""
+    """Seven rows went from pass to fail, one from fail to pass: McNemar's exact one-sided
+    p-value is P(X >= 7) for X ~ Binomial(8, 1/2) = (8 + 1) / 256 = 0.035, a regression at
+    0.05 (two-sided, 0.0703, it went unflagged: a one-sided test at half the alpha)."""
     result = results["results"]["compare_default_alpha"]
-    assert result["code"] == 0, "p = 0.07 is no regression at alpha 0.05: " + result["stderr"]
+    assert result["code"] == 3, "p = 0.035 is a regression at alpha 0.05: " + result["stderr"]
     summary = json.loads(result["stdout"])
     judged = next(s for s in summary["scorers"] if s["name"] == "expectations_guidelines")
-    assert judged["p_value"] == pytest.approx(2 * (1 + 8) / 256)
+    assert judged["p_value"] == pytest.approx((1 + 8) / 256)
     assert (judged["pass_rate_a"], judged["pass_rate_b"]) == (
-        pytest.approx(8 / 9),
-        pytest.approx(2 / 9),
-    )
-    assert judged["regressed"] is False
+        pytest.approx(9 / 11),
+        pytest.approx(3 / 11),
+    ), "nine animals and the two twins, each paired with its own guidelines"
+    assert judged["regressed"] is True and summary["regressed"] is True
+    assert "regression: expectations_guidelines" in result["stderr"]
     flipped = {
         (f["prompt"], f["a"], f["b"])
         for f in summary["flipped"]
@@ -483,36 +506,40 @@ def test_compare_reports_the_flipped_rows_and_mcnemars_exact_p_value(
     down = {a for a in ANIMALS if a not in BEFORE_FAILS and a not in AFTER_PASSES}
     assert flipped == {(f"Tell me a joke about {a}.", True, False) for a in down} | {
         ("Tell me a joke about owls.", False, True)
-    }
+    }, "the twins, returned in another order in run B, flipped nothing"
     code = next(s for s in summary["scorers"] if s["name"] == "reply_received")
     assert (code["p_value"], code["regressed"]) == (1.0, False), "no flip, no change"
 
 
-def test_compare_exits_3_on_a_regression_at_the_given_alpha(results: dict[str, Any]) -> None:
-    result = results["results"]["compare_alpha_0.1"]
-    assert result["code"] == 3, result["stderr"]
+def test_at_a_smaller_alpha_the_same_fall_is_no_regression(results: dict[str, Any]) -> None:
+    result = results["results"]["compare_alpha_0.01"]
+    assert result["code"] == 0, result["stderr"]
     summary = json.loads(result["stdout"])
-    assert summary["regressed"] is True
-    assert "regression: expectations_guidelines" in result["stderr"]
+    assert summary["regressed"] is False and summary["alpha"] == 0.01
 
 
-def test_compare_lists_unpaired_rows_of_each_run(results: dict[str, Any]) -> None:
+def test_compare_lists_unpaired_rows_and_rows_it_cannot_tell_apart(
+    results: dict[str, Any],
+) -> None:
     summary = json.loads(results["results"]["compare_default_alpha"]["stdout"])
-    assert summary["paired"] == 9
-    assert {(u["run"], u["prompt"]) for u in summary["unpaired"]} == {
-        ("a", "Tell me a joke about frogs at night."),
-        ("b", "Tell me a joke about lions."),
-    }
+    assert summary["paired"] == 11
+    alike = "not told apart (2 alike in run A, 2 in run B)"
+    assert sorted((u["run"], u["prompt"], u["reason"]) for u in summary["unpaired"]) == [
+        ("a", "Tell me a joke about echoes.", alike),
+        ("a", "Tell me a joke about echoes.", alike),
+        ("a", "Tell me a joke about frogs at night.", "only in this run"),
+        ("b", "Tell me a joke about echoes.", alike),
+        ("b", "Tell me a joke about echoes.", alike),
+        ("b", "Tell me a joke about lions.", "only in this run"),
+    ]
 
 
 def test_compare_prints_a_table_with_the_flips(results: dict[str, Any]) -> None:
     result = results["results"]["compare_table"]
     assert result["code"] == 0, result["stderr"]
     assert "expectations_guidelines" in result["stdout"]
-    assert (
-        "0.0703" in result["stdout"]
-        and "only in run B: 'Tell me a joke about lions.'" in (result["stdout"])
-    )
+    assert "p (one-sided)" in result["stdout"] and "0.0352" in result["stdout"]
+    assert "run B, only in this run: 'Tell me a joke about lions.'" in result["stdout"]
 
 
 def test_compare_refuses_a_run_that_is_not_an_eval_run(results: dict[str, Any]) -> None:
@@ -530,12 +557,72 @@ def test_a_run_compared_with_itself_has_no_flip_and_no_regression(
     assert summary["flipped"] == [] and all(s["p_value"] == 1.0 for s in summary["scorers"])
 
 
-def test_mcnemar_matches_a_hand_computation() -> None:
-    from workload.evaluation.compare import mcnemar_exact
+def test_mcnemar_is_one_sided_for_a_fall_and_five_flips_to_fail_are_a_regression() -> None:
+    """The boundary: five rows flipping to fail and none back is (1/2)^5 = 0.03125 < 0.05, a
+    regression (two-sided it was 0.0625, and went unflagged); four are 0.0625, not one."""
+    from workload.evaluation.compare import mcnemar_regression
 
-    # 6 flips one way, none the other: 2 * (1/2)^6.
-    assert mcnemar_exact(6, 0) == pytest.approx(2 / 64)
-    assert mcnemar_exact(0, 6) == pytest.approx(2 / 64)
-    # 3 and 2: every outcome is at least as likely as this one's; p is 1.
-    assert mcnemar_exact(3, 2) == pytest.approx(1.0)
-    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_regression(5, 0) == (pytest.approx(1 / 32), True)
+    assert mcnemar_regression(4, 0) == (pytest.approx(1 / 16), False)
+    # Seven down and one up: P(X >= 7), X ~ Binomial(8, 1/2) = (8 + 1) / 256.
+    assert mcnemar_regression(7, 1) == (pytest.approx(9 / 256), True)
+    assert mcnemar_regression(7, 1, alpha=0.01) == (pytest.approx(9 / 256), False)
+    # A rise is never a regression, however clear.
+    assert mcnemar_regression(0, 6) == (pytest.approx(1.0), False)
+    assert mcnemar_regression(3, 3)[1] is False and mcnemar_regression(0, 0) == (1.0, False)
+
+
+def _result(
+    prompt: str, verdict: bool, guideline: str | None = None, *, tagged: bool = True
+) -> Any:
+    from workload.evaluation.compare import EvalRowResult
+    from workload.evaluation.dataset import EvalRow
+
+    row = EvalRow(prompt, None, (guideline,) if guideline else ())
+    expectations = {"guidelines": [guideline]} if guideline else {}
+    return EvalRowResult(
+        prompt, None, {"judge": verdict}, expectations, row.key if tagged else None
+    )
+
+
+def test_compare_rows_flags_five_flips_to_fail_as_a_regression() -> None:
+    from workload.evaluation.compare import compare_rows
+
+    prompts = [f"Tell me a joke about animal{i}." for i in range(8)]
+    before = [_result(p, True) for p in prompts]
+    after = [_result(p, i >= 5) for i, p in enumerate(prompts)]
+    (judge,) = compare_rows("a", before, "b", after).scorers
+    assert (judge.passed_then_failed, judge.failed_then_passed) == (5, 0)
+    assert judge.p_value == pytest.approx(1 / 32) and judge.regressed, "one-sided at 0.05"
+
+
+def test_rows_with_one_prompt_and_different_guidelines_pair_by_their_guidelines() -> None:
+    """The store returns run B's twins in the other order: each still pairs with its own."""
+    from workload.evaluation.compare import compare_rows
+
+    prompt = "Tell me a joke about twins."
+    before = [_result(prompt, True, "It is a joke."), _result(prompt, False, "It is short.")]
+    after = before[::-1]
+    result = compare_rows("a", before, "b", after)
+    assert (result.paired, result.flipped, result.unpaired) == (2, (), ())
+    # Runs made before the tag pair by what their traces show, guidelines included.
+    untagged = [
+        _result(prompt, True, "It is a joke.", tagged=False),
+        _result(prompt, False, "It is short.", tagged=False),
+    ]
+    assert compare_rows("a", untagged, "b", untagged[::-1]).flipped == ()
+
+
+def test_rows_that_cannot_be_told_apart_are_unpaired_not_guessed() -> None:
+    from workload.evaluation.compare import compare_rows
+
+    twice = [_result("Echo.", True), _result("Echo.", False)]
+    once = [_result("Echo.", True)]
+    other = _result("Other.", True)
+    result = compare_rows("a", [*twice, other], "b", [*once, other])
+    assert result.paired == 1 and result.flipped == ()
+    assert [(u["run"], u["prompt"], u["reason"]) for u in result.unpaired] == [
+        ("a", "Echo.", "not told apart (2 alike in run A, 1 in run B)"),
+        ("a", "Echo.", "not told apart (2 alike in run A, 1 in run B)"),
+        ("b", "Echo.", "not told apart (2 alike in run A, 1 in run B)"),
+    ]

@@ -72,3 +72,32 @@ def test_the_chat_command_stores_no_echoed_key_in_its_trace(tmp_path: Path) -> N
     stored = [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]
     assert any(b"[secret] was not expected" in data for data in stored), "the error is traced"
     assert not any(KEY.encode() in data for data in stored), "the key is stored nowhere"
+
+
+def test_a_one_letter_key_is_masked_alone_in_a_rows_error_not_inside_words() -> None:
+    import openai
+
+    from workload.evaluation.runner import _describe
+
+    request = httpx2.Request("POST", "https://example.invalid/chat")
+    answer = httpx2.Response(
+        400, request=request, json={"error": {"message": "max_tokens too large for key k"}}
+    )
+    err = openai.BadRequestError("bad", response=answer, body=answer.json())
+    assert _describe(err, "k") == "HTTP 400: max_tokens too large for key [secret]", (
+        "the key is masked where it stands alone, and max_tokens keeps its letters"
+    )
+    assert _describe(err, KEY) == "HTTP 400: max_tokens too large for key k"
+
+
+def test_a_one_letter_key_is_masked_alone_in_a_judges_error_not_inside_words() -> None:
+    from test_eval import _StubClient
+
+    from workload.evaluation.judges import JudgeClient, guidelines_judge
+    from workload.model.paced_client import RunControl
+
+    stub = _StubClient("max_tokens k")  # not MLflow's judge format: a judge error
+    judge = JudgeClient(stub, "judge-dep", RunControl(1), 64, secret="k")  # type: ignore[arg-type]
+    scorer = guidelines_judge(judge, guidelines=["Be kind."], record=lambda *_: None)
+    feedback = scorer.run(inputs={"prompt": "p"}, outputs="r")
+    assert feedback.error.error_message == "the judge's answer is not JSON: 'max_tokens [secret]'"

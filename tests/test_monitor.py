@@ -81,6 +81,7 @@ def runs(uri: str, plot: Path) -> Iterator[dict[str, Run]]:
             ["--experiment", "drifting", "--json", "--fail-on-drift", "--plot", str(plot)],
             _env(uri),
         ),
+        "one": Run(["--experiment", "one", "--json"], _env(uri)),
     }
     for run in scenarios.values():
         run.process = subprocess.Popen(
@@ -299,6 +300,15 @@ def test_too_few_traces_exit_2_with_one_line(
     assert captured.out == ""
     (line,) = captured.err.strip().splitlines()
     assert line.startswith("error: too few traces to compare in experiment 'few'"), line
+
+
+def test_one_trace_says_how_many_it_found_and_how_many_it_needs(runs: dict[str, Run]) -> None:
+    one = runs["one"].wait()
+    assert (one.code, one.stdout) == (2, ""), one.stderr
+    assert one.stderr.splitlines() == [
+        "error: too few traces to compare in experiment 'one': it has 1 finished trace, and "
+        "the windows need 10 (at least 5 in each; let the chat command record more traces first)"
+    ], "what it found and what it needs, not 'baseline 0, recent 0'"
 
 
 def test_help_imports_no_heavy_library() -> None:

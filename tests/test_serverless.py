@@ -100,13 +100,17 @@ def test_no_key_or_secret_reference_in_any_job(serverless: ProgramRun) -> None:
         assert "{{secrets/" not in text, f"{job.name} holds a secret reference"
 
 
-def test_keyless_serverless_jobs_name_their_service_credential(run: Run) -> None:
-    keyless = run({**SERVERLESS, "authMode": "entra"})
-    chat = next(j for j in keyless.by_type(JOB) if j.name == "databricks-jobs-chat")
-    settings = _settings(chat.inputs["tasks"][0]["pythonWheelTask"]["parameters"])
-    assert settings[contract.ENV_AUTH_MODE] == "entra"
-    assert settings[contract.ENV_SERVICE_CREDENTIAL].endswith("_openai")
-    assert contract.ENV_API_KEY_SECRET not in settings and contract.ENV_API_KEY not in settings
+def test_keyless_serverless_stops_before_any_resource_saying_why(run: Run) -> None:
+    """A serverless job cannot get a service credential's token (the SDK's dbutils marks
+    getServiceCredentialsProvider unsupported there): refused, as gateway with entra is."""
+    with pytest.raises(ProgramFailed) as caught:
+        run({**SERVERLESS, "authMode": "entra"})
+    assert caught.value.registered == 0, "stopped before any resource is registered"
+    message = str(caught.value)
+    assert "\n" not in message, message
+    for needle in ("llmops:compute = 'serverless'", "authMode entra", "dbutils.credentials"):
+        assert needle in message, f"{needle!r} in {message!r}"
+    assert "compute cluster" in message and "authMode key" in message, "what is allowed"
 
 
 def test_serverless_jobs_through_the_gateway_name_the_endpoints_and_no_secret(run: Run) -> None:

@@ -299,6 +299,10 @@ def test_help_does_not_import_the_databricks_sdk() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert "--job {chat,monitor,eval}" in done.stdout and "--outputs FILE" in done.stdout
+    statuses = done.stdout[done.stdout.index("Exit status:") :]
+    assert all(f" {code} " in " ".join(statuses.split()) for code in (0, 1, 2)), (
+        "the help lists each exit status, as the other commands' do"
+    )
     assert done.stderr.strip() == "False", "--help stays quick: the SDK loads only to submit"
 
 

@@ -352,6 +352,28 @@ def _gateway(value: bool, settings: Mapping[str, Any]) -> str | None:
     )
 
 
+def _compute(value: str, settings: Mapping[str, Any]) -> str | None:
+    if value not in ("cluster", "serverless"):
+        return "must be one of cluster, serverless"
+    if value != "serverless" or settings["auth_mode"] != "entra":
+        return None
+    # A keyless job reads its token from a Unity Catalog service credential with
+    # dbutils.credentials.getServiceCredentialsProvider, documented for "a compute
+    # resource that is on Databricks Runtime 16.2 or above" (Microsoft Learn, "Use Unity
+    # Catalog service credentials to connect to external cloud services", read
+    # 2026-12-07); on serverless the Databricks SDK's dbutils marks that method
+    # unsupported (databricks/sdk/dbutils.py, not_supported_override_paths) and raises
+    # ValueError without a cluster id. No documented way yet: refused, not left to fail
+    # at the first run.
+    return (
+        "with authMode entra (keyless), serverless jobs have no documented way to get a "
+        "token: a job reads it from "
+        "a Unity Catalog service credential with dbutils.credentials, which serverless "
+        "compute does not offer; set compute cluster to stay keyless, or authMode key to "
+        "use serverless jobs"
+    )
+
+
 def _only_with_gateway(key: str) -> str:
     # Refused rather than ignored: a limit, guardrail or table the user believes is on
     # but is not (no gateway, so nothing enforces it) is worse than one more edit.
@@ -468,7 +490,7 @@ RULES: Final[dict[str, Rule]] = {
     "gatewayUserTokensPerMinute": Rule("gateway_user_tokens_per_minute", _gateway_user_tpm),
     "gatewayGuardrails": Rule("gateway_guardrails", _gateway_guardrails),
     "inferenceTable": Rule("inference_table", _inference_table),
-    "compute": Rule("compute", _one_of("cluster", "serverless")),
+    "compute": Rule("compute", _compute),
 }
 
 

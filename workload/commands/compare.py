@@ -25,11 +25,13 @@ EXIT_REGRESSION: Final = 3
 _DESCRIPTION = """\
 Compare two eval runs of the same dataset (the run ids `eval` prints), for
 example before and after a prompt, model or version change. Rows are paired by
-their inputs (prompt and system prompt); per scorer, both pass rates over the
-paired rows, the change, and McNemar's exact test on the paired verdicts (a
-two-sided binomial test of the rows whose verdict flipped); the flipped rows
-are listed, and so are rows found in one run only. A judge error leaves that
-row out of that scorer's pairs; a row whose own call failed counts as failed.
+the dataset row they ran (its whole inputs and expectations); per scorer, both
+pass rates over the paired rows, the change, and McNemar's exact test on the
+paired verdicts, one-sided for a fall (a binomial test: did more rows flip
+from pass to fail than back?); the flipped rows are listed, and so are rows
+found in one run only or that cannot be told apart (the same inputs and
+expectations twice). A judge error leaves that row out of that scorer's pairs;
+a row whose own call failed counts as failed.
 
 Exit status: 0 done, 1 the tracking store failed, 2 a run is not an eval run
 or no row pairs, 3 with --fail-on-regression when a scorer's pass rate fell
@@ -77,7 +79,7 @@ def _table(result: Comparison) -> str:
         f"{len(result.unpaired)} unpaired",
         "",
     ]
-    rows = [("scorer", "n", "A", "B", "change", "A+B-", "A-B+", "p (McNemar)", "regressed")]
+    rows = [("scorer", "n", "A", "B", "change", "A+B-", "A-B+", "p (one-sided)", "regressed")]
     for s in result.scorers:
         change = "-" if s.change is None else f"{s.change * 100:+.0f} pts"
         rows.append(
@@ -106,7 +108,9 @@ def _table(result: Comparison) -> str:
         f"{f['prompt']!r}"
         for f in result.flipped
     ]
-    unpaired = [f"  only in run {u['run'].upper()}: {u['prompt']!r}" for u in result.unpaired]
+    unpaired = [
+        f"  run {u['run'].upper()}, {u['reason']}: {u['prompt']!r}" for u in result.unpaired
+    ]
     out = [*head, *lines]
     if flips:
         out += ["", "flipped:", *flips]

@@ -304,7 +304,22 @@ def _table(summary: EvalSummary, gates: list[tuple[str, float]]) -> str:
         f"run {summary.run_id} (experiment id {summary.experiment_id}): {summary.rows} rows, "
         f"{summary.errors} failed; {summary.requests} requests, {summary.throttled} x 429"
     )
-    return "\n".join([head, "", *lines])
+    return "\n".join([head, "", *lines, "", *_footer(summary)])
+
+
+def _footer(summary: EvalSummary) -> list[str]:
+    """Which of the run's two rates gates, and why it can differ from MLflow's own."""
+    failed = (
+        "none failed here, so the two agree"
+        if not summary.errors
+        else f"{summary.errors} failed here, so /mean reads higher"
+    )
+    return [
+        "pass rate: the run's metric <scorer>/pass_rate, the one --fail-under gates; a row "
+        "whose own call failed counts as failed",
+        "(a deployment that stops answering must not pass). MLflow's own <scorer>/mean "
+        f"beside it leaves those rows out: {failed}.",
+    ]
 
 
 def _failed_gates(summary: EvalSummary, gates: list[tuple[str, float]]) -> list[str]:

@@ -12,9 +12,7 @@ state change on stderr while it runs, and prints the task's output and the
 run's page URL. Authentication is the SDK's own: ``az login`` (Azure CLI) or
 ``DATABRICKS_*`` variables; the workspace's host comes from the stack outputs.
 
-Exit status: 0 the run succeeded; 1 it failed, or the workspace refused (401, 403, or a job
-that does not exist there); 2 unknown job name, missing outputs or no authentication
-configured (one line, nothing sent).
+The exit statuses are in the command's help (``_DESCRIPTION``).
 """
 
 from __future__ import annotations
@@ -46,6 +44,19 @@ JOBS: Final[Mapping[str, str]] = {
     "monitor": contract.DATABRICKS_MONITOR_JOB_ID,
     "eval": contract.DATABRICKS_EVAL_JOB_ID,
 }
+
+_DESCRIPTION = """\
+Start one of the stack's Databricks jobs (on the lab's cluster, or on
+serverless compute with llmops:compute serverless), follow it, print its
+output and the run's page. Authentication is the Databricks SDK's own:
+`az login` or DATABRICKS_* variables; the workspace comes from the outputs.
+
+Exit status: 0 the run succeeded, 1 the run failed or was still running at
+--timeout (it goes on in the workspace), or the workspace could not be
+reached or refused (401, 403, a job that does not exist there), 2 bad
+settings: an unknown job name, missing outputs or no Databricks
+authentication (one line, nothing sent).
+"""
 
 #: Life-cycle states after which a run changes no more.
 _FINAL_STATES: Final = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
@@ -80,7 +91,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser = subparsers.add_parser(
         "submit",
         help="run the chat, monitor or eval job (on the cluster or serverless) and wait for it",
-        description="Start one of the stack's Databricks jobs, follow it, print its output.",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_source_arguments(parser, experiment=False)
     parser.add_argument(

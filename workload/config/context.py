@@ -136,7 +136,12 @@ def resolve_context(
     """
     from workload.config.outputs import load_outputs
     from workload.config.reachability import check_tracking_store
-    from workload.config.settings import resolve_experiment, resolve_settings, tracking_env
+    from workload.config.settings import (
+        check_databricks_workspace,
+        resolve_experiment,
+        resolve_settings,
+        tracking_env,
+    )
 
     environ: MutableMapping[str, str] = os.environ if env is None else env
     outputs_file = getattr(args, "outputs", None)
@@ -153,6 +158,7 @@ def resolve_context(
     )
     experiment = resolve_experiment(getattr(args, "experiment", None), outputs, environ)
     environ.update(tracking_env(outputs, environ))
+    check_databricks_workspace(environ)
     # An unreachable tracking server fails here in seconds, not after MLflow's retries.
     check_tracking_store(environ)
     return WorkloadContext(outputs=outputs, experiment=experiment, model_settings=settings)

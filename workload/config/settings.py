@@ -21,6 +21,8 @@ Commands call :func:`workload.config.context.resolve_context`, which calls this.
 
 from __future__ import annotations
 
+import configparser
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,6 +45,7 @@ from workload.errors import SettingsError
 __all__ = [
     "ChatSettings",
     "Provider",
+    "check_databricks_workspace",
     "resolve_experiment",
     "resolve_settings",
     "tracking_env",
@@ -305,3 +308,41 @@ def tracking_env(outputs: Mapping[str, Any], env: Mapping[str, str]) -> dict[str
     if explicit and not env.get("DATABRICKS_HOST") and host:
         return {"DATABRICKS_HOST": host}
     return {}
+
+
+def check_databricks_workspace(env: Mapping[str, str]) -> None:
+    """A ``databricks`` tracking URI must name a workspace before MLflow is asked.
+
+    Without one, MLflow logs a warning and raises a paragraph that one line cuts off in
+    the middle; this says instead, in one line (exit 2), what to set. A workspace is
+    named by ``DATABRICKS_HOST`` (the stack's, from ``--outputs``/``--stack``, is added
+    before this check), ``DATABRICKS_AZURE_RESOURCE_ID``, or the ``host`` of the
+    Databricks config file's profile (``databricks://PROFILE``, else
+    ``DATABRICKS_CONFIG_PROFILE``, else ``DEFAULT``), as the Databricks SDK reads them.
+    On a cluster MLflow knows its own workspace.
+    """
+    uri = env.get("MLFLOW_TRACKING_URI", "").strip()
+    if not _names_databricks(uri) or on_databricks(env):
+        return
+    if any(
+        env.get(name, "").strip() for name in ("DATABRICKS_HOST", "DATABRICKS_AZURE_RESOURCE_ID")
+    ):
+        return
+    named = uri.removeprefix("databricks").removeprefix("://")
+    profile = named or env.get("DATABRICKS_CONFIG_PROFILE", "").strip() or "DEFAULT"
+    if ":" in profile:  # databricks://scope:prefix, credentials in a secret scope
+        return
+    path = env.get("DATABRICKS_CONFIG_FILE", "").strip() or "~/.databrickscfg"
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(os.path.expanduser(path), encoding="utf-8")
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        return  # a file the SDK may read otherwise: its own error says it better
+    if parser.get(profile, "host", fallback="").strip():
+        return
+    raise SettingsError(
+        f"MLFLOW_TRACKING_URI={uri} names no Databricks workspace (no DATABRICKS_HOST, and "
+        f"no host for the profile {profile} in {path}): pass --outputs FILE or --stack NAME "
+        "(the stack's databricks_workspace_url), or set DATABRICKS_HOST and sign in with "
+        "`az login` or DATABRICKS_TOKEN"
+    )

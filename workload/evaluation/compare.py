@@ -4,28 +4,37 @@ Every prompt, model or version change asks the same question: the same rows,
 judged before and after, does the second run pass fewer of them than chance
 would explain? The rows are the same, so the verdicts are paired, and the test
 for paired yes/no verdicts is McNemar's: only the rows whose verdict flipped
-carry information, and under "no change" a flip is as likely either way, so
-the exact test is a two-sided binomial test of the flips on p = 1/2
-(``scipy.stats.binomtest``). A scorer regressed when its pass rate fell and that
-p-value is below ``alpha``.
+carry information, and under "no change" a flip is as likely either way. The
+question is one-sided (only a fall pages anyone, as in the monitor's verdicts),
+so the test is too: the exact one-sided binomial test of the flips on p = 1/2,
+"more rows went from pass to fail than from fail to pass"
+(``scipy.stats.binomtest``, alternative "greater"). A scorer regressed when its
+pass rate fell and that p-value is below ``alpha``; :func:`mcnemar_regression`
+is that one test, for every caller (``compare``, a promotion gate).
 
-Rows are paired by their inputs (the prompt and the system prompt); a prompt
-that appears k times in a run pairs with the k-th occurrence in the other.
-A row present in one run only is listed as unpaired, never guessed. A verdict
-the judge could not give (a judge error) leaves that row out of that scorer's
-pairs; a row whose own call failed counts as failed, as in the eval's own
-pass rates.
+Rows are paired by the dataset row they ran: each eval row's trace carries the
+tag ``llmops.eval_row``, a digest of the row's whole inputs and expectations
+(:func:`workload.evaluation.dataset.row_key`), so two rows with one prompt and
+different guidelines never pair, and neither does the order the store returns
+traces in. Rows that still cannot be told apart (the same inputs and
+expectations twice in a run) are listed as unpaired, never paired by guess, and
+so is a row present in one run only. Runs made before the tag pair by what their
+traces show (the messages sent and the expectations logged). A verdict the
+judge could not give (a judge error) leaves that row out of that scorer's
+pairs; a row whose own call failed counts as failed, as in the eval's own pass
+rates.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from workload.errors import SettingsError
+from workload.evaluation.dataset import ROW_KEY_TAG, row_key
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -38,7 +47,7 @@ __all__ = [
     "ScorerComparison",
     "compare_rows",
     "load_run_rows",
-    "mcnemar_exact",
+    "mcnemar_regression",
 ]
 
 #: The significance level of a regression, unless ``--alpha`` says otherwise.
@@ -50,16 +59,30 @@ _NO_RESPONSE: Final = "NO_RESPONSE"
 
 @dataclass(frozen=True)
 class EvalRowResult:
-    """One row of an eval run: its inputs and each scorer's verdict (None: no verdict)."""
+    """One row of an eval run: its inputs, expectations and each scorer's verdict."""
 
     prompt: str
     system_prompt: str | None
     verdicts: Mapping[str, bool | None]
+    """Per scorer: True passed, False failed, None no verdict (a judge error)."""
+    expectations: Mapping[str, Any] = field(default_factory=dict)
+    """The expectations logged on the row's trace (the dataset row's ``guidelines``)."""
+    row_key: str | None = None
+    """The dataset row's key (the trace's ``llmops.eval_row`` tag); None before the tag."""
 
     @property
-    def key(self) -> tuple[str, str | None]:
-        """What pairs it with the same row of the other run."""
-        return self.prompt, self.system_prompt
+    def trace_key(self) -> str:
+        """The same kind of key, from what the trace shows: the messages and expectations."""
+        inputs = {"prompt": self.prompt, "system_prompt": self.system_prompt}
+        return row_key({"inputs": inputs, "expectations": dict(self.expectations)})
+
+    def described(self) -> dict[str, Any]:
+        """The row as the JSON lists it: ``prompt``, ``system_prompt``, ``expectations``."""
+        return {
+            "prompt": self.prompt,
+            "system_prompt": self.system_prompt,
+            "expectations": dict(self.expectations),
+        }
 
 
 @dataclass(frozen=True)
@@ -127,33 +150,62 @@ class Comparison:
         }
 
 
-def mcnemar_exact(passed_then_failed: int, failed_then_passed: int) -> float:
-    """McNemar's exact two-sided p-value: the flips as a binomial test on p = 1/2."""
+def mcnemar_regression(
+    passed_then_failed: int, failed_then_passed: int, *, alpha: float = DEFAULT_ALPHA
+) -> tuple[float, bool]:
+    """McNemar's exact one-sided test for a fall: ``(p_value, regressed)``.
+
+    The p-value is the chance, with no real change (each flip either way with
+    probability 1/2), of at least ``passed_then_failed`` of the flips going from pass
+    to fail: ``binomtest(passed_then_failed, flips, 1/2, alternative="greater")``. Five
+    rows flipping to fail and none back give (1/2)^5 = 0.031: a regression at 0.05.
+    ``regressed`` is p < ``alpha`` with more rows lost than won (the pass rate fell).
+    """
     flips = passed_then_failed + failed_then_passed
     if flips == 0:
-        return 1.0
+        return 1.0, False
     from scipy.stats import binomtest
 
-    return float(binomtest(passed_then_failed, flips, 0.5, alternative="two-sided").pvalue)
+    p_value = float(binomtest(passed_then_failed, flips, 0.5, alternative="greater").pvalue)
+    return p_value, passed_then_failed > failed_then_passed and p_value < alpha
+
+
+def _unpaired(run: str, row: EvalRowResult, reason: str) -> dict[str, Any]:
+    return {"run": run, **row.described(), "reason": reason}
 
 
 def _pairs(
     rows_a: Sequence[EvalRowResult], rows_b: Sequence[EvalRowResult]
 ) -> tuple[list[tuple[EvalRowResult, EvalRowResult]], list[dict[str, Any]]]:
-    waiting: dict[tuple[str, str | None], list[EvalRowResult]] = defaultdict(list)
-    for row in rows_b:
-        waiting[row.key].append(row)
-    pairs, unpaired = [], []
-    for row in rows_a:
-        others = waiting.get(row.key)
-        if others:
-            pairs.append((row, others.pop(0)))
-        else:
-            unpaired.append({"run": "a", "prompt": row.prompt, "system_prompt": row.system_prompt})
-    for others in waiting.values():
-        unpaired.extend(
-            {"run": "b", "prompt": r.prompt, "system_prompt": r.system_prompt} for r in others
-        )
+    """Rows whose key is once in each run pair; the rest are unpaired, each saying why."""
+    tagged = all(row.row_key is not None for row in (*rows_a, *rows_b))
+
+    def key(row: EvalRowResult) -> str:
+        return row.row_key if tagged and row.row_key is not None else row.trace_key
+
+    count_a, count_b = Counter(map(key, rows_a)), Counter(map(key, rows_b))
+    in_b = {key(row): row for row in rows_b}
+    pairs: list[tuple[EvalRowResult, EvalRowResult]] = []
+    unpaired: list[dict[str, Any]] = []
+    for run, rows, mine, theirs in (
+        ("a", rows_a, count_a, count_b),
+        ("b", rows_b, count_b, count_a),
+    ):
+        for row in rows:
+            k = key(row)
+            if mine[k] == 1 and theirs[k] == 1:
+                if run == "a":
+                    pairs.append((row, in_b[k]))
+            elif not theirs[k]:
+                unpaired.append(_unpaired(run, row, "only in this run"))
+            else:
+                unpaired.append(
+                    _unpaired(
+                        run,
+                        row,
+                        f"not told apart ({count_a[k]} alike in run A, {count_b[k]} in run B)",
+                    )
+                )
     return pairs, unpaired
 
 
@@ -181,22 +233,13 @@ def compare_rows(
         won = [a for a, _, va, vb in both if vb and not va]
         rate_a = sum(1 for *_, va, _ in both if va) / n if n else None
         rate_b = sum(1 for *_, vb in both if vb) / n if n else None
-        p_value = mcnemar_exact(len(lost), len(won))
-        fell = rate_a is not None and rate_b is not None and rate_b < rate_a
+        p_value, regressed = mcnemar_regression(len(lost), len(won), alpha=alpha)
         scorers.append(
-            ScorerComparison(
-                name, n, rate_a, rate_b, len(lost), len(won), p_value, fell and p_value < alpha
-            )
+            ScorerComparison(name, n, rate_a, rate_b, len(lost), len(won), p_value, regressed)
         )
         for rows, a_passed in ((lost, True), (won, False)):
             flipped.extend(
-                {
-                    "scorer": name,
-                    "prompt": row.prompt,
-                    "system_prompt": row.system_prompt,
-                    "a": a_passed,
-                    "b": not a_passed,
-                }
+                {"scorer": name, **row.described(), "a": a_passed, "b": not a_passed}
                 for row in rows
             )
     return Comparison(
@@ -237,7 +280,7 @@ def _inputs(request: Any) -> tuple[str | None, str | None]:
 
 
 def _row(trace: Trace) -> EvalRowResult | None:
-    from mlflow.entities import Feedback
+    from mlflow.entities import Expectation, Feedback
 
     try:
         inputs = json.loads(trace.data.request or "null")
@@ -247,7 +290,10 @@ def _row(trace: Trace) -> EvalRowResult | None:
     if prompt is None:
         return None
     latest: dict[str, tuple[int, bool | None]] = {}
+    expectations: dict[str, Any] = {}
     for assessment in trace.info.assessments or []:
+        if isinstance(assessment, Expectation) and assessment.valid is not False:
+            expectations[assessment.name] = assessment.value
         if not isinstance(assessment, Feedback) or assessment.valid is False:
             continue
         verdict = _verdict(assessment)
@@ -256,7 +302,13 @@ def _row(trace: Trace) -> EvalRowResult | None:
         when = assessment.last_update_time_ms or assessment.create_time_ms or 0
         if assessment.name not in latest or when >= latest[assessment.name][0]:
             latest[assessment.name] = (when, verdict if isinstance(verdict, bool) else None)
-    return EvalRowResult(prompt, system, {name: verdict for name, (_, verdict) in latest.items()})
+    return EvalRowResult(
+        prompt,
+        system,
+        {name: verdict for name, (_, verdict) in latest.items()},
+        expectations,
+        (trace.info.tags or {}).get(ROW_KEY_TAG),
+    )
 
 
 def _traces(client: MlflowClient, experiment_id: str, run_id: str) -> Iterable[Trace]:

@@ -15,6 +15,7 @@ works wherever the package was copied).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -23,10 +24,14 @@ from typing import Any, Final
 
 from workload.errors import SettingsError
 
-__all__ = ["DEFAULT_DATASET", "EvalRow", "load_dataset", "parse_dataset"]
+__all__ = ["DEFAULT_DATASET", "ROW_KEY_TAG", "EvalRow", "load_dataset", "parse_dataset", "row_key"]
 
 #: The shipped prompt set, relative to the ``workload`` package.
 DEFAULT_DATASET: Final = "datasets/lab_prompts.jsonl"
+
+#: The trace tag each eval row's trace carries: :func:`row_key` of the dataset row, so
+#: ``compare`` pairs the rows of two runs by what the dataset said, not what was sent.
+ROW_KEY_TAG: Final = "llmops.eval_row"
 
 #: Bad lines named in one message at most; the count says how many more.
 _MAX_NAMED: Final = 5
@@ -50,6 +55,21 @@ class EvalRow:
         if self.guidelines:
             record["expectations"] = {"guidelines": list(self.guidelines)}
         return record
+
+    @property
+    def key(self) -> str:
+        """What tells this row from any other: its whole inputs and expectations."""
+        return row_key(self.as_record())
+
+
+def row_key(record: dict[str, Any]) -> str:
+    """A digest of a row's ``inputs`` and ``expectations`` (key order and all else ignored).
+
+    A digest, not the text: a trace tag holds 8,000 characters at most, a prompt may not.
+    """
+    whole = {"inputs": record.get("inputs") or {}, "expectations": record.get("expectations") or {}}
+    text = json.dumps(whole, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _text(value: Any) -> bool:

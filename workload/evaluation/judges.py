@@ -32,8 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from workload.contract import SECRET_MASK
 from workload.errors import first_line
+from workload.model.masking import mask_secret
 from workload.model.paced_client import FATAL_STATUSES, RunControl, Stopped
 
 if TYPE_CHECKING:
@@ -176,9 +176,7 @@ def _feedback(
     except Stopped:
         raise
     except Exception as err:
-        message = first_line(err)
-        if judge.secret:
-            message = message.replace(judge.secret, SECRET_MASK)
+        message = mask_secret(first_line(err), judge.secret)
         return Feedback(
             name=name,
             source=source,

@@ -34,9 +34,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from workload.config.context import use_experiment
 from workload.config.defaults import LAB_SYSTEM_PROMPT
-from workload.contract import SECRET_MASK
 from workload.errors import ServiceError, first_line
-from workload.evaluation.dataset import EvalRow
+from workload.evaluation.dataset import ROW_KEY_TAG, EvalRow
 from workload.evaluation.judges import (
     EXPECTATIONS_GUIDELINES,
     GUIDELINES,
@@ -45,6 +44,7 @@ from workload.evaluation.judges import (
     guidelines_judge,
 )
 from workload.model.gateway import GUARDRAIL_REFUSAL, guardrail_refusal
+from workload.model.masking import mask_secret
 from workload.model.paced_client import FATAL_STATUSES, RunControl, Stopped
 from workload.monitoring.traces import EVAL_RUN_NAME
 
@@ -278,7 +278,7 @@ def _describe(err: Exception, secret: str) -> str:
         text = f"could not reach the service ({type(err.__cause__ or err).__name__})"
     else:
         text = f"{type(err).__name__}: {first_line(str(err), limit=200)}"
-    return text.replace(secret, SECRET_MASK) if secret else text
+    return mask_secret(text, secret)
 
 
 class _Rows:
@@ -398,7 +398,8 @@ def run_evaluation(
         if plan.guidelines:
             scorers.append(guidelines_judge(judge, guidelines=plan.guidelines, record=tally.record))
     predict = _Rows(chat_client, plan, control, progress, secret)
-    data = [row.as_record() for row in rows]
+    # Each row's trace is tagged with the row's key, so compare pairs rows as the dataset had them.
+    data = [{**row.as_record(), "tags": {ROW_KEY_TAG: row.key}} for row in rows]
     try:
         with (
             _mlflow_settings(plan.concurrency),

@@ -83,8 +83,18 @@ def _service_credential(name: str) -> Any:
             f"({first_line(err)[:200]}): run on a Databricks Runtime 16.2 or later cluster, "
             "which ships databricks-sdk, or set AZURE_OPENAI_AD_TOKEN"
         ) from None
-    credentials = getattr(dbutils, "credentials", None)
-    get_provider = getattr(credentials, "getServiceCredentialsProvider", None)
+    try:
+        # On serverless compute the SDK's stand-in dbutils raises ValueError here (no
+        # cluster id; the method marked unsupported), not AttributeError.
+        credentials = getattr(dbutils, "credentials", None)
+        get_provider = getattr(credentials, "getServiceCredentialsProvider", None)
+    except Exception as err:
+        raise SettingsError(
+            f"dbutils cannot give the service credential {name!r} here "
+            f"({first_line(err)[:200]}): service credentials need a Databricks Runtime 16.2 "
+            "or later cluster, not serverless compute (`llmops:authMode entra` needs "
+            "`llmops:compute cluster`), or set AZURE_OPENAI_AD_TOKEN"
+        ) from None
     if get_provider is None:
         raise SettingsError(
             "dbutils has no credentials.getServiceCredentialsProvider: service credentials "

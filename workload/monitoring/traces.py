@@ -411,6 +411,8 @@ def load_windows(
     else:
         everything = list(_records(client, experiment_id, "ASC", None, page_size))
         count = len(everything)
+        # What the windows asked for need: a given count, else the floor, in each window.
+        needed = max(baseline or 0, minimum) + max(recent or 0, minimum)
         if baseline is None and recent is None:
             baseline = recent = count // 2
         elif baseline is None:
@@ -424,11 +426,16 @@ def load_windows(
                 f"the windows need {baseline + recent}"
             )
         old, new = everything[:baseline], everything[count - recent :]
+        if min(len(old), len(new)) < minimum:
+            raise InsufficientDataError(
+                f"too few traces to compare in experiment {experiment!r}: it has {count} "
+                f"finished trace{'' if count == 1 else 's'}, and the windows need {needed} "
+                f"(at least {minimum} in each; let the chat command record more traces first)"
+            )
     if min(len(old), len(new)) < minimum:
         raise InsufficientDataError(
             f"too few traces to compare in experiment {experiment!r}: baseline {len(old)}, "
-            f"recent {len(new)}; each window needs at least {minimum} "
-            "(let the chat command record more traces first)"
+            f"recent {len(new)}; each window needs at least {minimum}"
         )
     return Windows(experiment_id, experiment, tuple(old), tuple(new))
 
