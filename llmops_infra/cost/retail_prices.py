@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -177,6 +178,10 @@ class PriceBook:
     reachable: bool = True
     """False once the API failed to answer: the rest of the run uses the bundled table."""
     fetch: Callable[..., list[dict[str, Any]]] = fetch_items
+    budget: float | None = None
+    """Seconds all the run's requests may take together (the plan's bound); None: no bound."""
+    clock: Callable[[], float] = time.monotonic
+    _deadline: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.bundled is None:
@@ -201,8 +206,17 @@ class PriceBook:
                 pass  # a torn write: ask again
         if not self.reachable:
             return None
+        timeout = self.timeout
+        if self.budget is not None:
+            now = self.clock()
+            if self._deadline is None:
+                self._deadline = now + self.budget
+            timeout = min(timeout, self._deadline - now)
+            if timeout <= 0:
+                self.reachable = False  # the budget is spent: the rest comes from the table
+                return None
         try:
-            items = self.fetch(self.base, query.odata(), timeout=self.timeout)
+            items = self.fetch(self.base, query.odata(), timeout=timeout)
         except Unreachable:
             self.reachable = False
             return None
