@@ -165,3 +165,33 @@ def test_bad_input_exits_2_in_one_line_before_any_request(
     done = _run(env, *args)
     assert (done.returncode, done.stderr, done.stdout) == (2, message + "\n", "")
     assert prices.filters == [], "nothing is asked of the API"
+
+
+def test_the_plan_ends_with_the_cost_line(prices: FakePrices, tmp_path: Path) -> None:
+    env = {"LLMOPS_PRICES_ENDPOINT": prices.endpoint, "XDG_CACHE_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "llmops_infra", "plan", "--no-policy",
+         "--config", "llmops:region=eastus2"],
+        cwd=PROJECT_DIR, env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.rstrip("\n").splitlines()[-1]
+    assert last.startswith("Cost: $0.78 an hour running, $0.00 idle in eastus2 (Azure Retail "
+                           "Prices API, "), last  # fmt: skip
+    assert last.endswith("`python -m llmops_infra cost` for each item and a class day)"), last
+    assert prices.filters, "the prices came from the API"
+
+
+def test_the_plan_line_says_bundled_and_partial_without_the_api(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from llmops_infra.cost.command import plan_line
+
+    monkeypatch.setenv("LLMOPS_PRICES_ENDPOINT", _closed_port())
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    line = plan_line("dev", ["llmops:region=eastus2"])
+    assert line.startswith(
+        "Cost: $0.00 an hour running, $0.00 idle in eastus2 (bundled prices of 2026-09-30, the "
+        "API unreachable; partial: some prices unknown; "
+    ), line
+    assert plan_line("dev", ["llmops:capacity=0"]) == "", "bad settings: the plan says why"

@@ -106,3 +106,25 @@ def test_a_server_error_falls_back_too(prices: FakePrices, tmp_path: Path) -> No
     prices.status = 503
     book = PriceBook(DAY, base=prices.endpoint, cache=tmp_path)
     assert book.price(D4) is None and not book.reachable
+
+
+def test_the_budget_bounds_all_queries_together_on_the_books_own_clock(tmp_path: Path) -> None:
+    now = [100.0]
+    timeouts: list[float] = []
+
+    def slow_api(base: str, odata: str, *, timeout: float) -> list[dict[str, object]]:
+        timeouts.append(timeout)
+        now[0] += 2.0  # each answer takes two seconds of the book's clock
+        return []
+
+    book = PriceBook(DAY, base="http://fake", cache=None, budget=3.0, clock=lambda: now[0])
+    book.fetch = slow_api  # type: ignore[assignment]
+    tokens = Query("Foundry Models", "eastus2", product="Azure OpenAI",
+                   meter="gpt 4o 1120 Inp regnl Tokens")  # fmt: skip
+    assert book.price(D4) is None  # the API answered: no item
+    assert book.price(D4) is None
+    price = book.price(tokens)
+    assert timeouts == [3.0, 1.0], "each request gets what is left of the budget"
+    assert not book.reachable and price is not None and price.source == "bundled", (
+        "once the budget is spent the rest comes from the bundled table at once"
+    )

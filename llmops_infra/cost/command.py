@@ -139,11 +139,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def plan_line(config: dict[str, str], clock: Callable[[], float] = time.monotonic) -> str:
-    """The plan's last line: the day's cache, else the API within a short budget, else the
-    bundled table at once (the first failure ends asking)."""
+def plan_line(stack: str, pairs: list[str], clock: Callable[[], float] = time.monotonic) -> str:
+    """The plan's last line: the day's cache, else the API within :data:`PLAN_BUDGET_SECONDS`
+    for all queries together, else the bundled table at once (the first failure ends
+    asking). "" when the settings are bad: the plan says why, in its own words."""
     from llmops_infra.cost import report
+    from llmops_infra.errors import ConfigError
+    from llmops_infra.offline.stack_files import parse_overrides, read_stack_config
+    from workload.contract import PROJECT_DIR
 
-    today = _today()
-    costs, _ = price_stack(config, today, timeout=1.5, budget=PLAN_BUDGET_SECONDS, clock=clock)
+    try:
+        config = read_stack_config(PROJECT_DIR, stack, parse_overrides(pairs))
+        today = _today()
+        costs, _ = price_stack(config, today, timeout=1.5, budget=PLAN_BUDGET_SECONDS,
+                               clock=clock)  # fmt: skip
+    except ConfigError:
+        return ""
     return report.plan_line(costs, today.isoformat())

@@ -48,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="FILE",
         help="JSON configuration for the pack, as `pulumi up --policy-pack-config` takes it",
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run_with_cost)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,3 +103,27 @@ def run(args: argparse.Namespace) -> int:
             print(f"Policy pack {pack} runs with {python['python']} ({python['why']})\n")
         print(plan_policy.with_violations_text(text, result.resources, pack, violations))
     return 3 if plan_policy.has_mandatory(violations) else 0
+
+
+# --- the plan's last line: what the stack costs (llmops_infra/cost) ---------------------------
+
+
+def run_with_cost(args: argparse.Namespace) -> int:
+    """:func:`run`, then one line with the stack's cost an hour (text output only).
+
+    The prices are looked up in a thread while the program runs, so the lookup (the day's
+    cache, else the API within a few seconds, else the bundled table) adds nothing to a plan
+    on a machine without internet, where the API fails at once.
+    """
+    if args.json:
+        return run(args)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from llmops_infra.cost.command import plan_line
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        line = pool.submit(plan_line, args.stack, list(args.config))
+        code = run(args)
+        if code in (0, 3) and (text := line.result()):
+            print(f"\n{text}")
+    return code
