@@ -235,7 +235,8 @@ def test_plan_page_excerpt_is_what_the_plan_prints(plans: dict[str, tuple[int, s
     assert len(shown) > 40, "the excerpt shows the plan, not a summary of it"
     missing = [line for line in shown if line not in printed]
     assert not missing, f"docs/plan.md lines the plan no longer prints: {missing}"
-    assert excerpt[-2] == printed[-2], "the summary line is the plan's own"
+    assert excerpt[-4] == printed[-4], "the summary line is the plan's own"
+    assert excerpt[-1] == printed[-1], "the cost line ends the plan (llmops_infra/cost)"
 
 
 def test_the_keyless_plan_with_a_judge_shows_what_those_options_add(
