@@ -77,7 +77,8 @@ def test_tree_shows_every_resource_with_the_labs_settings(
     ]:
         assert line in out, f"the plan shows {line!r}"
     plan = json.loads(plans["json1"][1])
-    assert out.rstrip().splitlines()[-2] == (
+    assert out.rstrip().splitlines()[-1].startswith("Cost: "), "the cost line ends the plan"
+    assert out.rstrip().splitlines()[-4] == (
         f"{len(plan['resources']) + 1} resources to create in a region drawn at random once from "
         "eastus2, northcentralus, swedencentral, switzerlandwest"
     ), "the count is what the plan lists, plus the stack itself, as Pulumi counts"
