@@ -195,3 +195,34 @@ def test_the_plan_line_says_bundled_and_partial_without_the_api(
         "API unreachable; partial: some prices unknown; "
     ), line
     assert plan_line("dev", ["llmops:capacity=0"]) == "", "bad settings: the plan says why"
+
+
+def test_a_hanging_lookup_leaves_the_plan_to_price_offline(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+    import threading
+
+    from llmops_infra.cost import command
+    from llmops_infra.offline import plan_command
+
+    release = threading.Event()
+    asked: list[bool] = []
+
+    def lookup(stack: str, pairs: list[str], *, offline: bool = False) -> str:
+        asked.append(offline)
+        if not offline:
+            release.wait(timeout=60)  # a name lookup no socket timeout bounds
+            return "Cost: from the API"
+        return "Cost: from the cache and the bundled table"
+
+    monkeypatch.setattr(command, "plan_line", lookup)
+    monkeypatch.setattr(plan_command, "run", lambda args: 0)
+    monkeypatch.setattr(plan_command, "COST_WAIT_SECONDS", 0.05)
+    args = argparse.Namespace(stack="dev", config=[], json=False)
+    try:
+        assert plan_command.run_with_cost(args) == 0
+    finally:
+        release.set()
+    assert capsys.readouterr().out == "\nCost: from the cache and the bundled table\n"
+    assert asked == [False, True], "the plan did not wait for the hanging lookup"

@@ -87,6 +87,7 @@ def price_stack(
     timeout: float = 5.0,
     budget: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    offline: bool = False,
 ) -> tuple[list[RegionCost], bool]:
     """Each region's :class:`~llmops_infra.cost.estimate.RegionCost`, and whether pinned."""
     from llmops_infra.cost.estimate import estimate
@@ -94,7 +95,7 @@ def price_stack(
     from llmops_infra.offline.plan import config_settings
 
     settings = config_settings(config)
-    book = PriceBook(today, timeout=timeout, budget=budget, clock=clock)
+    book = PriceBook(today, timeout=timeout, budget=budget, clock=clock, reachable=not offline)
     costs = [estimate(settings, r, book) for r in draw_regions(settings)]
     return costs, settings.region is not None
 
@@ -139,10 +140,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def plan_line(stack: str, pairs: list[str], clock: Callable[[], float] = time.monotonic) -> str:
+def plan_line(
+    stack: str,
+    pairs: list[str],
+    clock: Callable[[], float] = time.monotonic,
+    *,
+    offline: bool = False,
+) -> str:
     """The plan's last line: the day's cache, else the API within :data:`PLAN_BUDGET_SECONDS`
     for all queries together, else the bundled table at once (the first failure ends
-    asking). "" when the settings are bad: the plan says why, in its own words."""
+    asking); ``offline``: the cache and the table only. "" when the settings are bad: the
+    plan says why, in its own words."""
     from llmops_infra.cost import report
     from llmops_infra.errors import ConfigError
     from llmops_infra.offline.stack_files import parse_overrides, read_stack_config
@@ -152,7 +160,7 @@ def plan_line(stack: str, pairs: list[str], clock: Callable[[], float] = time.mo
         config = read_stack_config(PROJECT_DIR, stack, parse_overrides(pairs))
         today = _today()
         costs, _ = price_stack(config, today, timeout=1.5, budget=PLAN_BUDGET_SECONDS,
-                               clock=clock)  # fmt: skip
+                               clock=clock, offline=offline)  # fmt: skip
     except ConfigError:
         return ""
     return report.plan_line(costs, today.isoformat())

@@ -111,19 +111,31 @@ def run(args: argparse.Namespace) -> int:
 def run_with_cost(args: argparse.Namespace) -> int:
     """:func:`run`, then one line with the stack's cost an hour (text output only).
 
-    The prices are looked up in a thread while the program runs, so the lookup (the day's
-    cache, else the API within a few seconds, else the bundled table) adds nothing to a plan
-    on a machine without internet, where the API fails at once.
+    The prices are looked up in a thread while the program runs (the day's cache, else the
+    API within a few seconds, else the bundled table), so a plan on a machine without
+    internet, where the API fails at once, is as fast as before. A name lookup that hangs
+    (no socket timeout bounds it) is left behind after :data:`COST_WAIT_SECONDS`: the line
+    then comes from the cache and the bundled table alone.
     """
     if args.json:
         return run(args)
-    from concurrent.futures import ThreadPoolExecutor
+    import threading
 
-    from llmops_infra.cost.command import plan_line
+    from llmops_infra.cost import command as cost
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        line = pool.submit(plan_line, args.stack, list(args.config))
-        code = run(args)
-        if code in (0, 3) and (text := line.result()):
+    found: list[str] = []
+    lookup = threading.Thread(
+        target=lambda: found.append(cost.plan_line(args.stack, list(args.config))), daemon=True
+    )
+    lookup.start()
+    code = run(args)
+    if code in (0, 3):
+        lookup.join(timeout=COST_WAIT_SECONDS)
+        text = found[0] if found else cost.plan_line(args.stack, list(args.config), offline=True)
+        if text:
             print(f"\n{text}")
     return code
+
+
+#: How long a finished plan waits for the price lookup before it prices offline.
+COST_WAIT_SECONDS = 1.0
