@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m llmops_infra",
         description=(
-            "Inspect the lab's Pulumi stack before `pulumi up`: the offline plan (no cloud) "
+            "Inspect the lab's Pulumi stack before `pulumi up`: the offline plan (no cloud), "
             "the quota preflight (reads Azure, changes nothing) and its cost at list prices."
         ),
     )
