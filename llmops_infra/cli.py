@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from llmops_infra import demo
 from llmops_infra.azure_api import preflight
+from llmops_infra.cost import command as cost_command
 from llmops_infra.errors import ConfigError
 from llmops_infra.offline import plan_command
 
@@ -23,13 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m llmops_infra",
         description=(
-            "Inspect the lab's Pulumi stack before `pulumi up`: the offline plan (no cloud) "
-            "and the quota preflight (reads Azure, changes nothing)."
+            "Inspect the lab's Pulumi stack before `pulumi up`: the offline plan (no cloud), "
+            "the quota preflight (reads Azure, changes nothing) and its cost at list prices."
         ),
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     plan_command.add_parser(subparsers)
     preflight.add_parser(subparsers)
+    cost_command.add_parser(subparsers)
     demo.add_parser(subparsers)
     return parser
 

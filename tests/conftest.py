@@ -22,6 +22,11 @@ from llmops_infra.offline.stack_files import read_stack_config
 
 Run = Callable[..., ProgramRun]
 
+# Every plan prints its cost line (llmops_infra/cost): with no endpoint of their own, the
+# tests price against a closed local port, so no test reaches Azure's price list and every
+# plan falls back to the bundled table at once; tests of the prices set their own fake.
+os.environ.setdefault("LLMOPS_PRICES_ENDPOINT", "http://127.0.0.1:9/api/retail/prices")
+
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -79,7 +79,8 @@ def test_tree_shows_every_resource_with_the_labs_settings(
     ]:
         assert line in out, f"the plan shows {line!r}"
     plan = json.loads(plans["json1"][1])
-    assert out.rstrip().splitlines()[-2] == (
+    assert out.rstrip().splitlines()[-1].startswith("Cost: "), "the cost line ends the plan"
+    assert out.rstrip().splitlines()[-4] == (
         f"{len(plan['resources']) + 1} resources to create in a region drawn at random once from "
         "eastus2, northcentralus, swedencentral, switzerlandwest"
     ), "the count is what the plan lists, plus the stack itself, as Pulumi counts"
@@ -264,7 +265,8 @@ def test_plan_page_excerpt_is_what_the_plan_prints(plans: dict[str, tuple[int, s
     assert len(shown) > 40, "the excerpt shows the plan, not a summary of it"
     missing = [line for line in shown if line not in printed]
     assert not missing, f"docs/plan.md lines the plan no longer prints: {missing}"
-    assert excerpt[-2] == printed[-2], "the summary line is the plan's own"
+    assert excerpt[-4] == printed[-4], "the summary line is the plan's own"
+    assert excerpt[-1] == printed[-1], "the cost line ends the plan (llmops_infra/cost)"
 
 
 def test_the_keyless_plan_with_a_judge_shows_what_those_options_add(

@@ -361,7 +361,8 @@ def test_plan_shows_a_violation_under_its_resource_and_exits_3(
     assert "[mandatory] deployment-capacity-cap: capacity 100 (100K TPM)" in block
     assert "[advisory] deployment-pinned-version:" in block
     assert "Policies (llmops-guardrails): 1 mandatory violation, 2 advisory violations" in lines
-    assert lines[-2].endswith("switzerlandwest"), "the plan's own closing lines stay last"
+    assert lines[-1].startswith("Cost: "), "the cost line ends the plan (llmops_infra/cost)"
+    assert lines[-4].endswith("switzerlandwest"), "the plan's own closing lines stay last"
 
 
 @pytest.mark.parametrize(

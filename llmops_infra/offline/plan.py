@@ -29,6 +29,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "check_config",
+    "config_settings",
     "make_plan",
     "to_json",
     "to_text",
@@ -86,13 +87,14 @@ _SHOWS: Final = {t.token: t.shows for t in RESOURCE_TYPES}
 def check_config(config: Mapping[str, str]) -> PlanError | None:
     """The check the program makes first, before anything pays for the provider SDKs."""
     try:
-        _settings(config)
+        config_settings(config)
     except ConfigError as err:
         return PlanError(f"invalid stack configuration: {err}")
     return None
 
 
-def _settings(config: Mapping[str, str]) -> LlmopsConfig:
+def config_settings(config: Mapping[str, str]) -> LlmopsConfig:
+    """The stack's typed settings from its assembled configuration (raises ConfigError)."""
     prefix = f"{NAMESPACE}:"
     return parse_config(lambda key: config.get(key if key.startswith(prefix) else prefix + key))
 
@@ -102,7 +104,7 @@ def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
     problem = check_config(config)
     if problem is not None:
         return problem
-    settings = _settings(config)
+    settings = config_settings(config)
 
     from llmops_infra.offline.engine import ProgramFailed, is_unknown, run_program
 

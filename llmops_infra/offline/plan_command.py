@@ -53,7 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="FILE",
         help="JSON configuration for the pack, as `pulumi up --policy-pack-config` takes it",
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run_with_cost)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,3 +105,39 @@ def run(args: argparse.Namespace) -> int:
             print(f"Policy pack {pack} runs with {python['python']} ({python['why']})\n")
         print(plan_policy.with_violations_text(text, result.resources, pack, violations))
     return 3 if plan_policy.has_mandatory(violations) else 0
+
+
+# --- the plan's last line: what the stack costs (llmops_infra/cost) ---------------------------
+
+
+def run_with_cost(args: argparse.Namespace) -> int:
+    """:func:`run`, then one line with the stack's cost an hour (text output only).
+
+    The prices are looked up in a thread while the program runs (the day's cache, else the
+    API within a few seconds, else the bundled table), so a plan on a machine without
+    internet, where the API fails at once, is as fast as before. A name lookup that hangs
+    (no socket timeout bounds it) is left behind after :data:`COST_WAIT_SECONDS`: the line
+    then comes from the cache and the bundled table alone.
+    """
+    if args.json:
+        return run(args)
+    import threading
+
+    from llmops_infra.cost import command as cost
+
+    found: list[str] = []
+    lookup = threading.Thread(
+        target=lambda: found.append(cost.plan_line(args.stack, list(args.config))), daemon=True
+    )
+    lookup.start()
+    code = run(args)
+    if code in (0, 3):
+        lookup.join(timeout=COST_WAIT_SECONDS)
+        text = found[0] if found else cost.plan_line(args.stack, list(args.config), offline=True)
+        if text:
+            print(f"\n{text}")
+    return code
+
+
+#: How long a finished plan waits for the price lookup before it prices offline.
+COST_WAIT_SECONDS = 1.0

@@ -1,0 +1,1 @@
+"""What the stack costs at Azure's retail list prices: ``python -m llmops_infra cost``."""
