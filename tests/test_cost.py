@@ -191,9 +191,9 @@ def test_the_plan_line_says_bundled_and_partial_without_the_api(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     line = plan_line("dev", ["llmops:region=eastus2"])
     assert line.startswith(
-        "Cost: $0.00 an hour running, $0.00 idle in eastus2 (bundled prices of 2026-09-30, the "
+        "Cost: unknown an hour running, $0.00 idle in eastus2 (bundled prices of 2026-09-30, the "
         "API unreachable; partial: some prices unknown; "
-    ), line
+    ), "the cluster's hour has no bundled price: unknown, never $0.00: " + line
     assert plan_line("dev", ["llmops:capacity=0"]) == "", "bad settings: the plan says why"
 
 
@@ -226,3 +226,22 @@ def test_a_hanging_lookup_leaves_the_plan_to_price_offline(
         release.set()
     assert capsys.readouterr().out == "\nCost: from the cache and the bundled table\n"
     assert asked == [False, True], "the plan did not wait for the hanging lookup"
+
+
+def test_the_plan_line_shows_a_partly_known_hour_as_a_lower_bound() -> None:
+    from llmops_infra.cost.estimate import Item, RegionCost
+    from llmops_infra.cost.report import plan_line
+    from llmops_infra.cost.retail_prices import Price
+
+    vm = Price(0.2, "1 Hour", "D4ds v5", "USD", "retail-prices-api", "2026-12-07")
+    cost = RegionCost(
+        "eastus2",
+        (
+            Item("cluster VM", "D4ds v5", vm, quantity_per_hour=1),
+            Item("cluster DBUs", "Premium All-purpose Compute DBU", None, quantity_per_hour=1),
+        ),
+    )
+    line = plan_line([cost], "2026-12-07")
+    assert line.startswith("Cost: at least $0.20 an hour running, $0.00 idle in eastus2"), (
+        "an hour with an unknown price is a lower bound, said so: " + line
+    )

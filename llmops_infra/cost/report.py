@@ -169,16 +169,22 @@ def to_text(
     return "\n".join(lines)
 
 
+def _per_hour(costs: Sequence[RegionCost], *, idle: bool) -> str:
+    """The hourly figure over the regions: ``unknown`` when no billed item of it has a price,
+    ``at least`` when some have none (an unknown price is never shown as $0)."""
+    items = [[i for i in c.hourly_items if i.idle or not idle] for c in costs]
+    known = [sum(i.hourly for i in these if i.hourly is not None) for these in items]
+    if any(these and all(i.hourly is None for i in these) for these in items):
+        return "unknown"
+    low, high = min(known), max(known)
+    figure = f"${low:.2f}" if low == high else f"${low:.2f}-${high:.2f}"
+    missing = any(i.hourly is None for these in items for i in these)
+    return f"at least {figure}" if missing else figure
+
+
 def plan_line(costs: Sequence[RegionCost], today: str) -> str:
     """The plan's last line: running and idle per hour, where the prices came from."""
-    running = [c.running_per_hour for c in costs]
-    idle = [c.idle_per_hour for c in costs]
     partial = any(c.partial for c in costs)
-
-    def span(values: list[float]) -> str:
-        low, high = min(values), max(values)
-        return f"${low:.2f}" if low == high else f"${low:.2f}-${high:.2f}"
-
     where = costs[0].region if len(costs) == 1 else f"the {len(costs)} regions of the draw"
     origin = (
         f"bundled prices of {as_of(costs, today)}, the API unreachable"
@@ -187,6 +193,7 @@ def plan_line(costs: Sequence[RegionCost], today: str) -> str:
     )
     more = "partial: some prices unknown; " if partial else ""
     return (
-        f"Cost: {span(running)} an hour running, {span(idle)} idle in {where} ({origin}; "
-        f"{more}`python -m llmops_infra cost` for each item and a class day)"
+        f"Cost: {_per_hour(costs, idle=False)} an hour running, {_per_hour(costs, idle=True)} "
+        f"idle in {where} ({origin}; {more}`python -m llmops_infra cost` for each item and a "
+        "class day)"
     )
