@@ -326,30 +326,6 @@ def test_help_imports_no_heavy_library() -> None:
     assert done.stdout.strip() == "[]", f"--help stays quick: {done.stdout}{done.stderr}"
 
 
-def test_a_check_without_a_plot_imports_neither_scipy_stats_nor_matplotlib(uri: str) -> None:
-    """scipy.stats alone is about 0.9 s of a 3 s run (BENCHMARKS.md, benchmark 4); MLflow
-    itself imports scipy.sparse, which is the floor's too."""
-    script = (
-        "import contextlib, io, sys\n"
-        "from workload.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
-        "    code = main(['monitor', '--experiment', 'drifting', '--json'])\n"
-        "drifted = __import__('json').loads(out.getvalue())['drifted']\n"
-        "print(code, drifted, [m for m in ('scipy.stats', 'matplotlib') if m in sys.modules])\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=PROJECT,
-        env=_env(uri),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    code, _, rest = done.stdout.strip().partition(" ")
-    assert code == "0" and "'response_chars'" in rest, f"the check ran: {done.stdout}{done.stderr}"
-    assert rest.endswith("[]"), f"nothing beyond what the check needs was imported: {rest}"
-
-
 def test_help_says_how_the_decision_is_made(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["monitor", "--help"])

@@ -191,7 +191,7 @@ def compare_samples(
 ) -> MetricResult:
     """Compare two samples of a continuous metric; ``None`` values (missing) are left out."""
     _check(alpha, min_effect)
-    from workload.monitoring import two_sample as stats
+    from scipy import stats
 
     old = [float(v) for v in baseline if v is not None]
     new = [float(v) for v in recent if v is not None]
@@ -275,7 +275,7 @@ def compare_rates(
     only more (errors' rise).
     """
     _check(alpha, min_effect)
-    from workload.monitoring import two_sample as stats
+    from scipy import stats
 
     old_hits, new_hits = sum(baseline), sum(recent)
     old_rate = old_hits / len(baseline) if baseline else None
