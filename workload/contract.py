@@ -40,12 +40,14 @@ __all__ = [
     "ENV_GATEWAY_JUDGE_ENDPOINT",
     "ENV_JUDGE_DEPLOYMENT",
     "ENV_JUDGE_TOKENS_PER_MINUTE",
+    "ENV_PROMPT_NAME",
     "ENV_SERVICE_CREDENTIAL",
     "ENV_TOKENS_PER_MINUTE",
     "ENV_VIA",
     "JOB_ENTRY_POINT",
     "KEY_MODE_OUTPUTS",
     "MLFLOW_EXPERIMENT_PATH",
+    "MLFLOW_PROMPT_NAME",
     "OPENAI_ACCOUNT_NAME",
     "OPENAI_API_KEY",
     "OPENAI_API_VERSION",
@@ -91,6 +93,8 @@ DATABRICKS_COMPUTE: Final = "databricks_compute"
 DATABRICKS_SERVING_ENDPOINT: Final = "databricks_serving_endpoint"
 DATABRICKS_JUDGE_SERVING_ENDPOINT: Final = "databricks_judge_serving_endpoint"
 DATABRICKS_GATEWAY_TOKENS_PER_MINUTE: Final = "databricks_gateway_tokens_per_minute"
+#: ``<catalog>.<schema>.lab_chat`` when ``llmops:catalog`` is set, else "".
+MLFLOW_PROMPT_NAME: Final = "mlflow_prompt_name"
 
 #: Every output a stack can export, in docs/reference.md's order.
 ALL_OUTPUTS: Final[tuple[str, ...]] = (
@@ -118,6 +122,7 @@ ALL_OUTPUTS: Final[tuple[str, ...]] = (
     DATABRICKS_SERVING_ENDPOINT,
     DATABRICKS_JUDGE_SERVING_ENDPOINT,
     DATABRICKS_GATEWAY_TOKENS_PER_MINUTE,
+    MLFLOW_PROMPT_NAME,
 )
 #: Exported only in key mode (the lab's ``authMode``); an entra stack has no key and no scope.
 KEY_MODE_OUTPUTS: Final[frozenset[str]] = frozenset({OPENAI_API_KEY, DATABRICKS_SECRET_SCOPE})
@@ -142,6 +147,9 @@ ENV_GATEWAY_ENDPOINT: Final = "LLMOPS_GATEWAY_ENDPOINT"
 ENV_GATEWAY_JUDGE_ENDPOINT: Final = "LLMOPS_GATEWAY_JUDGE_ENDPOINT"
 #: ``gateway`` or ``direct``: which way the workload reaches the model (``--via`` wins).
 ENV_VIA: Final = "LLMOPS_VIA"
+#: The lab's prompt in the Prompt Registry (``--prompt-name`` wins; else the output
+#: ``mlflow_prompt_name``): the jobs' environment names the Unity Catalog prompt.
+ENV_PROMPT_NAME: Final = "LLMOPS_PROMPT_NAME"
 
 # --- inside the workspace ---------------------------------------------------------------------
 #: The secret's key in the scope (key mode).

@@ -368,6 +368,7 @@ def deploy(config: LlmopsConfig) -> None:
         contract.DATABRICKS_SERVING_ENDPOINT: chat_endpoint_output,
         contract.DATABRICKS_JUDGE_SERVING_ENDPOINT: judge_endpoint_output,
         contract.DATABRICKS_GATEWAY_TOKENS_PER_MINUTE: gateway_tpm,
+        contract.MLFLOW_PROMPT_NAME: "",
     }
     for name in contract.ALL_OUTPUTS:
         # Keyless stacks have no key and no secret scope: those outputs are not exported.
