@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from command_runner import run_commands
-from fake_azure_openai import FakeAzureOpenAI
+from fake_azure_openai import FakeAzureOpenAI, is_judge_prompt
 
 from llmops_infra.offline.engine import PROJECT_DIR
 
@@ -37,36 +36,66 @@ def _prompt_file(path: Path, system: str, **extra: Any) -> str:
     return str(path)
 
 
-class Loop:
-    """The scenarios' results, the fake's requests and the store, after the whole run."""
+#: The dataset every eval here runs: six rows, each with a guideline the fake's judge checks.
+ROWS = [
+    {"inputs": {"prompt": f"Tell me a joke about {animal}."},
+     "expectations": {"guidelines": [f"The response is a joke about {animal}."]}}
+    for animal in ("cats", "dogs", "owls", "penguins", "fish", "frogs")
+]  # fmt: skip
+#: What the fake answers a request whose system message is version 2's: no joke at all.
+NO_JOKE = "I will not tell jokes."
 
-    def __init__(self, tmp: Path, fake: FakeAzureOpenAI) -> None:
+
+def _reply(messages: list[dict[str, Any]]) -> str:
+    """The fake's model: worse under version 2's system message."""
+    system = next((m["content"] for m in messages if m.get("role") == "system"), "")
+    return NO_JOKE if system == TERSE_SYSTEM else "Why did the animal cross the road? A joke."
+
+
+def _verdict(prompt: str) -> bool:
+    """The fake's judge: a reply that is no joke fails its guideline."""
+    return NO_JOKE not in prompt
+
+
+class Loop:
+    """The scenarios' results, each scenario's own fake (its requests) and the store."""
+
+    def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.fake = fake
         self.uri = f"sqlite:///{tmp / 'mlflow.db'}"
         self.results: dict[str, dict[str, Any]] = {}
-        #: The fake's requests, by scenario.
-        self.requests: dict[str, list[Any]] = {}
+        self.fakes: dict[str, FakeAzureOpenAI] = {}
 
-    def env(self, **extra: str) -> dict[str, str]:
-        return {
-            **_clean_env(),
-            "MLFLOW_TRACKING_URI": self.uri,
-            "AZURE_OPENAI_ENDPOINT": self.fake.endpoint,
-            "AZURE_OPENAI_API_KEY": KEY,
-            "AZURE_OPENAI_API_VERSION": "2024-05-01-preview",
-            "AZURE_OPENAI_DEPLOYMENT": "gpt-4o",
-            "PYTHONPATH": str(PROJECT_DIR),
-            **extra,
-        }
+    def env(self, fake: FakeAzureOpenAI | None = None, **extra: str) -> dict[str, str]:
+        env = {**_clean_env(), "MLFLOW_TRACKING_URI": self.uri, "PYTHONPATH": str(PROJECT_DIR)}
+        if fake is not None:
+            env |= {
+                "AZURE_OPENAI_ENDPOINT": fake.endpoint,
+                "AZURE_OPENAI_API_KEY": KEY,
+                "AZURE_OPENAI_API_VERSION": "2024-05-01-preview",
+                "AZURE_OPENAI_DEPLOYMENT": "gpt-4o",
+            }
+        return env | extra
 
-    def run(self, name: str, command: str, *args: str, **env: str) -> dict[str, Any]:
-        before = len(self.fake.requests)
-        plan = {name: {"command": command, "args": list(args), "env": self.env(**env)}}
-        results, _ = run_commands(plan, cwd=self.tmp, env=self.env(), timeout=300)
-        self.results[name] = results[name]
-        self.requests[name] = list(self.fake.requests[before:])
-        return results[name]
+    def batch(self, plan: list[tuple[str, str, list[str], dict[str, str]]]) -> None:
+        """Run the scenarios in order in one child process; each has a fake of its own."""
+        scenarios = {}
+        for name, command, args, env in plan:
+            fake = FakeAzureOpenAI(api_key=KEY, reply_text=_reply, judge_verdict=_verdict)
+            self.fakes[name] = fake.start()
+            scenarios[name] = {"command": command, "args": args, "env": self.env(fake, **env)}
+        try:
+            results, _ = run_commands(scenarios, cwd=self.tmp, env=self.env(), timeout=600)
+        finally:
+            for name in scenarios:
+                self.fakes[name].stop()
+        self.results |= results
+
+    def requests(self, name: str) -> list[Any]:
+        """The chat requests (not the judges') the scenario sent."""
+        return [
+            r.body for r in self.fakes[name].requests if not is_judge_prompt(r.body["messages"])
+        ]
 
     def json(self, name: str) -> Any:
         result = self.results[name]
@@ -74,24 +103,38 @@ class Loop:
         return json.loads(result["stdout"])
 
 
+EVAL = ["--json", "--tpm", "600000"]
+
+
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
+def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
     tmp = tmp_path_factory.mktemp("releases")
-    with FakeAzureOpenAI(api_key=KEY) as fake:
-        loop = Loop(tmp, fake)
-        v2 = _prompt_file(tmp / "v2.json", TERSE_SYSTEM, model_config={"temperature": 0.5})
-        bad = _prompt_file(tmp / "bad.json", "{{tone}}")
-        plan: list[tuple[str, str, list[str], dict[str, str]]] = [
-            ("push_bad", "prompt", ["push", "--file", bad], {}),
+    loop = Loop(tmp)
+    v2 = _prompt_file(tmp / "v2.json", TERSE_SYSTEM, model_config={"temperature": 0.5})
+    bad = _prompt_file(tmp / "bad.json", "{{tone}}")
+    dataset = tmp / "rows.jsonl"
+    dataset.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    elsewhere = f"sqlite:///{tmp / 'untouched.db'}"
+    ds = ["--dataset", str(dataset)]
+    loop.batch(
+        [
+            ("push_bad", "prompt", ["push", "--file", bad], {"MLFLOW_TRACKING_URI": elsewhere}),
+            ("chat_unregistered", "chat", ["--json"], {}),
             ("push_first", "prompt", ["push", "--json"], {}),
             ("push_again", "prompt", ["push", "--json"], {}),
             ("push_v2", "prompt", ["push", "--file", v2, "--alias", "candidate", "--json"], {}),
             ("list", "prompt", ["list", "--json"], {}),
             ("uc_without_name", "prompt", ["list"], {"MLFLOW_TRACKING_URI": "databricks"}),
+            ("chat_production", "chat", ["--json"], {}),
+            ("chat_candidate", "chat", ["--json", "--prompt-version", "candidate"], {}),
+            ("chat_missing", "chat", ["--json", "--prompt-version", "9"], {}),
+            ("chat_override", "chat", ["--json", "--system-prompt", "Be brief."], {}),
+            ("eval_v1", "eval", [*EVAL, *ds, "--prompt-version", "1"], {}),
+            ("eval_v2", "eval", [*EVAL, *ds, "--prompt-version", "2"], {}),
+            ("eval_missing", "eval", [*EVAL, *ds, "--prompt-version", "nope"], {}),
         ]
-        for name, command, args, env in plan:
-            loop.run(name, command, *args, **env)
-        yield loop
+    )
+    return loop
 
 
 def _client(loop: Loop) -> Any:
@@ -146,3 +189,94 @@ def test_on_databricks_without_a_name_the_prompt_commands_name_the_catalog_key(
     result = loop.results["uc_without_name"]
     assert result["code"] == 2, result
     assert "llmops:catalog" in result["stderr"]
+
+
+def test_the_untouched_store_has_no_prompt_after_a_bad_push(loop: Loop) -> None:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{loop.tmp / 'untouched.db'}"
+    assert MlflowClient(tracking_uri=uri, registry_uri=uri).get_prompt("lab_chat") is None
+
+
+# --- chat and eval run a version --------------------------------------------------------------
+
+
+def _tags(loop: Loop, name: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The run's tags and its trace's tags."""
+    result = loop.json(name)
+    client = _client(loop)
+    trace = client.get_trace(result["trace_id"])
+    return client.get_run(result["run_id"]).data.tags, trace.info.tags
+
+
+def test_without_a_registered_prompt_chat_sends_the_labs_two_messages_tagged_packaged(
+    loop: Loop,
+) -> None:
+    (body,) = loop.requests("chat_unregistered")
+    assert body["messages"] == [
+        {"role": "system", "content": LAB_SYSTEM},
+        {"role": "user", "content": "Tell me a joke about animals."},
+    ]
+    assert set(body) == {"model", "messages"}, "nothing else in the lab's request"
+    assert loop.json("chat_unregistered")["prompt_version"] == "packaged"
+    run_tags, trace_tags = _tags(loop, "chat_unregistered")
+    assert run_tags["llmops.prompt_version"] == trace_tags["llmops.prompt_version"] == "packaged"
+
+
+def test_chat_runs_production_by_default_and_mlflow_links_the_version_to_the_run(
+    loop: Loop,
+) -> None:
+    (body,) = loop.requests("chat_production")
+    assert body["messages"][0] == {"role": "system", "content": LAB_SYSTEM}
+    assert loop.json("chat_production")["prompt_version"] == "lab_chat/1"
+    run_tags, trace_tags = _tags(loop, "chat_production")
+    assert run_tags["llmops.prompt_version"] == trace_tags["llmops.prompt_version"] == "lab_chat/1"
+    linked = json.loads(run_tags["mlflow.linkedPrompts"])
+    assert linked == [{"name": "lab_chat", "version": "1"}], "loaded with load_prompt in the run"
+
+
+def test_chat_runs_the_version_an_alias_names_with_its_model_config(loop: Loop) -> None:
+    (body,) = loop.requests("chat_candidate")
+    assert body["messages"] == [
+        {"role": "system", "content": TERSE_SYSTEM},
+        {"role": "user", "content": "Tell me a joke about animals."},
+    ]
+    assert body["temperature"] == 0.5, "the version's model config makes the request"
+    _, trace_tags = _tags(loop, "chat_candidate")
+    assert trace_tags["llmops.prompt_version"] == "lab_chat/2"
+
+
+def test_a_missing_version_exits_2_and_sends_nothing(loop: Loop) -> None:
+    for name, says in (("chat_missing", "'9'"), ("eval_missing", "'nope'")):
+        result = loop.results[name]
+        assert result["code"] == 2, result
+        assert says in result["stderr"] and "Traceback" not in result["stderr"]
+        assert loop.fakes[name].requests == [], f"{name}: nothing sent"
+
+
+def test_a_system_prompt_given_is_an_override(loop: Loop) -> None:
+    (body,) = loop.requests("chat_override")
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    run_tags, trace_tags = _tags(loop, "chat_override")
+    assert run_tags["llmops.prompt_version"] == trace_tags["llmops.prompt_version"] == "override"
+
+
+def test_eval_sends_each_row_with_the_versions_messages_and_tags_run_and_traces(
+    loop: Loop,
+) -> None:
+    for name, version, system in (("eval_v1", 1, LAB_SYSTEM), ("eval_v2", 2, TERSE_SYSTEM)):
+        result = loop.json(name)
+        assert result["prompt_version"] == f"lab_chat/{version}"
+        bodies = loop.requests(name)
+        assert sorted(b["messages"][1]["content"] for b in bodies) == sorted(
+            row["inputs"]["prompt"] for row in ROWS
+        )
+        assert {b["messages"][0]["content"] for b in bodies} == {system}
+        client = _client(loop)
+        run = client.get_run(result["run_id"])
+        assert run.data.tags["llmops.prompt_version"] == f"lab_chat/{version}"
+        traces = client.search_traces(
+            locations=[run.info.experiment_id], run_id=result["run_id"], max_results=50
+        )
+        assert len(traces) == len(ROWS)
+        assert {t.info.tags.get("llmops.prompt_version") for t in traces} == {f"lab_chat/{version}"}

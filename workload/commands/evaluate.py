@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from workload import contract
 from workload.commands.arguments import bounded
+from workload.commands.prompt import add_prompt_version_arguments
 from workload.config.context import add_via_argument, command_parser
 from workload.config.via import Via, gateway_judge_endpoint
 
@@ -163,6 +164,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--timeout", type=float, default=60.0, metavar="SECONDS", help="per attempt (60)"
     )
+    add_prompt_version_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object, no table")
     parser.set_defaults(run=run)
 
@@ -341,6 +343,11 @@ def run(args: argparse.Namespace) -> int:
     # tracking store and experiment.
     context = resolve_context(args)
     outputs, settings, experiment = context.outputs, context.settings, context.experiment
+
+    from workload.commands.prompt import chosen_prompt
+
+    # A version or alias that does not exist stops here, before anything is sent.
+    prompt = chosen_prompt(args, context)
     budgets = resolve_budgets(args, outputs, os.environ, settings.model, via=settings.via)
     guidelines = tuple(g.strip() for g in args.guideline if g.strip())
     plan = EvalPlan(
@@ -350,7 +357,9 @@ def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         guidelines=guidelines,
         judges=not args.no_judge,
+        prompt=prompt,
         params={
+            "prompt_version": prompt.label,
             "dataset": args.dataset or "(shipped) lab_prompts.jsonl",
             "rows": str(len(rows)),
             "deployment": settings.model,
@@ -435,7 +444,8 @@ def run(args: argparse.Namespace) -> int:
         )
     failed = _failed_gates(summary, args.fail_under)
     if args.json:
-        print(json.dumps({**summary.as_dict(), "passed": not failed}, indent=2))
+        result = {**summary.as_dict(), "passed": not failed, "prompt_version": prompt.label}
+        print(json.dumps(result, indent=2))
     else:
         print(_table(summary, args.fail_under))
     if summary.errors == summary.rows:

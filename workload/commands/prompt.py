@@ -9,10 +9,22 @@ only when its messages or model config changed; the first version becomes
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from workload.config.context import command_parser
 
-__all__ = ["add_parser", "add_prompt_name_argument", "run_list", "run_push"]
+if TYPE_CHECKING:
+    from workload.config.context import WorkloadContext
+    from workload.releases.registry import PromptChoice
+
+__all__ = [
+    "add_parser",
+    "add_prompt_name_argument",
+    "add_prompt_version_arguments",
+    "chosen_prompt",
+    "run_list",
+    "run_push",
+]
 
 _DESCRIPTION = """\
 The lab's two messages as one chat prompt in MLflow's Prompt Registry, so that
@@ -34,6 +46,28 @@ def add_prompt_name_argument(parser: argparse.ArgumentParser) -> None:
         help="the prompt in the registry (else LLMOPS_PROMPT_NAME, else the stack output "
         "mlflow_prompt_name, else lab_chat on a local store)",
     )
+
+
+def add_prompt_version_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--prompt-version N|ALIAS`` and ``--prompt-name``: the prompt a call runs."""
+    add_prompt_name_argument(parser)
+    parser.add_argument(
+        "--prompt-version",
+        metavar="N|ALIAS",
+        default="production",
+        help="the registered prompt version (a number or an alias) whose messages make the "
+        "request (production); the packaged prompt when the registry has no such prompt",
+    )
+
+
+def chosen_prompt(args: argparse.Namespace, context: WorkloadContext) -> PromptChoice:
+    """The version ``--prompt-version`` names, checked before anything is sent (exit 2)."""
+    import os
+
+    from workload.releases.registry import choose_prompt, resolve_prompt_name
+
+    name = resolve_prompt_name(args.prompt_name, context.outputs, os.environ)
+    return choose_prompt(name, str(args.prompt_version).strip())
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
