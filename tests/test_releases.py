@@ -23,6 +23,8 @@ KEY = "test-key-releases-0123456789abcdef"
 LAB_SYSTEM = "Assistant is a large language model trained by OpenAI."
 #: Version 2's system message: another wording of the lab's.
 TERSE_SYSTEM = "You are a terse assistant. Answer in one line."
+#: Version 3's: another wording the fake answers as well as the lab's.
+KIND_SYSTEM = "Assistant is a kind large language model trained by OpenAI."
 
 
 def _clean_env() -> dict[str, str]:
@@ -97,13 +99,16 @@ class Loop:
             r.body for r in self.fakes[name].requests if not is_judge_prompt(r.body["messages"])
         ]
 
-    def json(self, name: str) -> Any:
+    def json(self, name: str, code: int = 0) -> Any:
         result = self.results[name]
-        assert result["code"] == 0, result["stderr"]
+        assert result["code"] == code, result["stderr"]
         return json.loads(result["stdout"])
 
 
 EVAL = ["--json", "--tpm", "600000"]
+GATE = ["--fail-under", "expectations_guidelines=0.9"]
+#: The eval scenarios whose runs promote takes, and their exit status (version 2 fails its gate).
+EVAL_CODES = {"eval_v1": 0, "eval_v2": 3, "eval_v3": 0, "eval_v3_other": 0}
 
 
 @pytest.fixture(scope="module")
@@ -111,9 +116,17 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
     tmp = tmp_path_factory.mktemp("releases")
     loop = Loop(tmp)
     v2 = _prompt_file(tmp / "v2.json", TERSE_SYSTEM, model_config={"temperature": 0.5})
+    v3 = _prompt_file(tmp / "v3.json", KIND_SYSTEM)
     bad = _prompt_file(tmp / "bad.json", "{{tone}}")
     dataset = tmp / "rows.jsonl"
     dataset.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    # The same rows under another path, and other rows under a path like the first's.
+    (tmp / "copy").mkdir()
+    (tmp / "copy" / "rows.jsonl").write_text(dataset.read_text())
+    other = tmp / "other" / "rows.jsonl"
+    other.parent.mkdir()
+    other.write_text("".join(json.dumps(row) + "\n" for row in ROWS[:4]))
+    copy = str(tmp / "copy" / "rows.jsonl")
     elsewhere = f"sqlite:///{tmp / 'untouched.db'}"
     ds = ["--dataset", str(dataset)]
     loop.batch(
@@ -130,8 +143,35 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
             ("chat_missing", "chat", ["--json", "--prompt-version", "9"], {}),
             ("chat_override", "chat", ["--json", "--system-prompt", "Be brief."], {}),
             ("eval_v1", "eval", [*EVAL, *ds, "--prompt-version", "1"], {}),
-            ("eval_v2", "eval", [*EVAL, *ds, "--prompt-version", "2"], {}),
+            ("eval_v2", "eval", [*EVAL, *ds, "--prompt-version", "2", *GATE], {}),
             ("eval_missing", "eval", [*EVAL, *ds, "--prompt-version", "nope"], {}),
+            ("push_v3", "prompt", ["push", "--file", v3, "--json"], {}),
+            ("eval_v3", "eval", [*EVAL, "--prompt-version", "3", "--dataset", copy], {}),
+            (
+                "eval_v3_other",
+                "eval",
+                [*EVAL, "--prompt-version", "3", "--dataset", str(other)],
+                {},
+            ),
+        ]
+    )
+    run = {name: loop.json(name, code)["run_id"] for name, code in EVAL_CODES.items()}
+    chat_run = loop.json("chat_production")["run_id"]
+    loop.batch(
+        [
+            ("promote_chat_run", "promote", [chat_run], {}),
+            ("promote_v2", "promote", [run["eval_v2"], "--json"], {}),
+            (
+                "promote_other_dataset",
+                "promote",
+                [run["eval_v3"], "--baseline", run["eval_v3_other"]],
+                {},
+            ),
+            ("promote_v3", "promote", [run["eval_v3"], "--json"], {}),
+            ("list_promoted", "prompt", ["list", "--json"], {}),
+            ("rollback", "rollback", ["--json"], {}),
+            ("rollback_never_promoted", "rollback", ["--alias", "candidate"], {}),
+            ("list_rolled_back", "prompt", ["list", "--json"], {}),
         ]
     )
     return loop
@@ -265,7 +305,7 @@ def test_eval_sends_each_row_with_the_versions_messages_and_tags_run_and_traces(
     loop: Loop,
 ) -> None:
     for name, version, system in (("eval_v1", 1, LAB_SYSTEM), ("eval_v2", 2, TERSE_SYSTEM)):
-        result = loop.json(name)
+        result = loop.json(name, EVAL_CODES[name])
         assert result["prompt_version"] == f"lab_chat/{version}"
         bodies = loop.requests(name)
         assert sorted(b["messages"][1]["content"] for b in bodies) == sorted(
@@ -280,3 +320,73 @@ def test_eval_sends_each_row_with_the_versions_messages_and_tags_run_and_traces(
         )
         assert len(traces) == len(ROWS)
         assert {t.info.tags.get("llmops.prompt_version") for t in traces} == {f"lab_chat/{version}"}
+
+
+# --- promote and rollback ---------------------------------------------------------------------
+
+
+def _production(loop: Loop) -> int:
+    return int(_client(loop).get_prompt_version_by_alias("lab_chat", "production").version)
+
+
+def test_promote_refuses_a_version_the_judges_score_worse_and_changes_nothing(
+    loop: Loop,
+) -> None:
+    decision = loop.json("promote_v2", 3)
+    assert decision["promoted"] is False
+    assert (decision["alias"], decision["from_version"], decision["to_version"]) == (
+        "production",
+        1,
+        2,
+    )
+    reasons = "\n".join(decision["reasons"])
+    assert "gates failed" in reasons, "its own --fail-under gate failed"
+    assert "expectations_guidelines regressed" in reasons, "compare's test found the regression"
+    assert loop.json("list_promoted")["history"][0]["action"] == "promote", (
+        "the refusal left no move"
+    )
+
+
+def test_promote_moves_production_to_an_equally_good_version_and_records_it(loop: Loop) -> None:
+    decision = loop.json("promote_v3")
+    assert decision == {
+        "promoted": True,
+        "alias": "production",
+        "from_version": 1,
+        "to_version": 3,
+        "reasons": [],
+    }, "the baseline is version 1's eval on the same rows (another path, same digest)"
+    listed = loop.json("list_promoted")
+    assert listed["production"] == 3
+    (move,) = listed["history"]
+    run_v3 = loop.json("eval_v3")["run_id"]
+    assert {k: move[k] for k in ("action", "from_version", "to_version", "run_id")} == {
+        "action": "promote",
+        "from_version": 1,
+        "to_version": 3,
+        "run_id": run_v3,
+    }
+    assert move["time"] and move["user"]
+
+
+def test_promote_exits_2_for_a_run_that_is_no_eval_or_a_baseline_on_other_rows(
+    loop: Loop,
+) -> None:
+    chat = loop.results["promote_chat_run"]
+    assert chat["code"] == 2 and "is not an eval run" in chat["stderr"], chat
+    other = loop.results["promote_other_dataset"]
+    assert other["code"] == 2 and "the datasets differ" in other["stderr"], other
+
+
+def test_rollback_restores_the_previous_version_and_the_history_holds_both_moves(
+    loop: Loop,
+) -> None:
+    assert loop.json("rollback") == {"alias": "production", "from_version": 3, "to_version": 1}
+    assert _production(loop) == 1
+    history = loop.json("list_rolled_back")["history"]
+    assert [(m["action"], m["from_version"], m["to_version"]) for m in history] == [
+        ("promote", 1, 3),
+        ("rollback", 3, 1),
+    ]
+    never = loop.results["rollback_never_promoted"]
+    assert never["code"] == 2 and "never moved by promote" in never["stderr"], never

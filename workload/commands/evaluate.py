@@ -321,6 +321,15 @@ def _failed_gates(summary: EvalSummary, gates: list[tuple[str, float]]) -> list[
     return failed
 
 
+def _record_gates(run_id: str, failed: list[str]) -> None:
+    """The run's tag ``llmops.gates``: what ``promote`` reads to know the gates held."""
+    from mlflow import MlflowClient
+
+    from workload.releases.promotion import GATES_TAG, gates_tag
+
+    MlflowClient().set_tag(run_id, GATES_TAG, gates_tag(failed))
+
+
 def run(args: argparse.Namespace) -> int:
     """Check everything, evaluate, print, apply the gates."""
     import contextlib
@@ -443,6 +452,7 @@ def run(args: argparse.Namespace) -> int:
             **hint,
         )
     failed = _failed_gates(summary, args.fail_under)
+    _record_gates(summary.run_id, failed)
     if args.json:
         result = {**summary.as_dict(), "passed": not failed, "prompt_version": prompt.label}
         print(json.dumps(result, indent=2))
