@@ -107,6 +107,8 @@ class Loop:
 
 EVAL = ["--json", "--tpm", "600000"]
 GATE = ["--fail-under", "expectations_guidelines=0.9"]
+#: The monitor's windows: the four chats and version 1's eval; versions 3's two evals.
+WINDOWS = ["--baseline", "10", "--recent", "10"]
 #: The eval scenarios whose runs promote takes, and their exit status (version 2 fails its gate).
 EVAL_CODES = {"eval_v1": 0, "eval_v2": 3, "eval_v3": 0, "eval_v3_other": 0}
 
@@ -172,6 +174,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
             ("rollback", "rollback", ["--json"], {}),
             ("rollback_never_promoted", "rollback", ["--alias", "candidate"], {}),
             ("list_rolled_back", "prompt", ["list", "--json"], {}),
+            ("monitor", "monitor", ["--json", *WINDOWS], {}),
+            ("monitor_table", "monitor", WINDOWS, {}),
         ]
     )
     return loop
@@ -390,3 +394,18 @@ def test_rollback_restores_the_previous_version_and_the_history_holds_both_moves
     ]
     never = loop.results["rollback_never_promoted"]
     assert never["code"] == 2 and "never moved by promote" in never["stderr"], never
+
+
+# --- the monitor sees versions ----------------------------------------------------------------
+
+
+def test_the_monitor_counts_prompt_versions_per_window_and_says_they_differ(loop: Loop) -> None:
+    report = loop.json("monitor")
+    assert report["prompt_versions"] == {
+        "baseline": {"packaged": 1, "lab_chat/1": 7, "lab_chat/2": 1, "override": 1},
+        "recent": {"lab_chat/3": 10},
+    }
+    table = loop.results["monitor_table"]
+    assert table["code"] == 0, table["stderr"]
+    assert "the windows ran different prompt versions" in table["stdout"]
+    assert "recent lab_chat/3 x10" in table["stdout"]
