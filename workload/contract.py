@@ -46,6 +46,7 @@ __all__ = [
     "ENV_VIA",
     "JOB_ENTRY_POINT",
     "KEY_MODE_OUTPUTS",
+    "LAB_PROMPT",
     "MLFLOW_EXPERIMENT_PATH",
     "MLFLOW_PROMPT_NAME",
     "OPENAI_ACCOUNT_NAME",
@@ -170,6 +171,12 @@ def job_parameters(command: Sequence[str], settings: Mapping[str, str] | None = 
     serverless jobs have no cluster environment), then the command line
     (``["AZURE_OPENAI_ENDPOINT=https://...", "chat"]``); ``job_entry.main`` reads them so."""
     return [f"{name}={value}" for name, value in sorted((settings or {}).items())] + list(command)
+
+
+#: The lab's prompt's own name in the Prompt Registry: the whole name on a local store, the
+#: last of three in Unity Catalog (``<catalog>.<schema>.lab_chat``, the output
+#: ``mlflow_prompt_name``).
+LAB_PROMPT: Final = "lab_chat"
 
 
 #: The workload's folder in the deploying user's home (the jobs run as that user).

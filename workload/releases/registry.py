@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 #: The prompt's name on a local store (the demo, a laptop), where names have one level.
-LOCAL_PROMPT_NAME: Final = "lab_chat"
+LOCAL_PROMPT_NAME: Final = contract.LAB_PROMPT
 #: The alias the lab's calls and jobs run, unless ``--prompt-version`` says otherwise.
 PRODUCTION: Final = "production"
 #: The prompt tags holding an alias's moves: ``llmops.history.<alias>.<NNNN>``.
