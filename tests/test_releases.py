@@ -38,12 +38,16 @@ def _prompt_file(path: Path, system: str, **extra: Any) -> str:
     return str(path)
 
 
-#: The dataset every eval here runs: six rows, each with a guideline the fake's judge checks.
+#: The dataset every eval here runs: six rows, each with a guideline the fake's judge checks,
+#: and a last one with its own system prompt (an override, whatever the version).
+OWN_SYSTEM = "You are a zookeeper."
 ROWS = [
     {"inputs": {"prompt": f"Tell me a joke about {animal}."},
      "expectations": {"guidelines": [f"The response is a joke about {animal}."]}}
     for animal in ("cats", "dogs", "owls", "penguins", "fish", "frogs")
-]  # fmt: skip
+] + [{"inputs": {"prompt": "Tell me about lions.", "system_prompt": OWN_SYSTEM}}]  # fmt: skip
+#: The rows whose messages are the version's.
+VERSIONED = [row for row in ROWS if "system_prompt" not in row["inputs"]]
 #: What the fake answers a request whose system message is version 2's: no joke at all.
 NO_JOKE = "I will not tell jokes."
 
@@ -108,7 +112,7 @@ class Loop:
 EVAL = ["--json", "--tpm", "600000"]
 GATE = ["--fail-under", "expectations_guidelines=0.9"]
 #: The monitor's windows: the four chats and version 1's eval; versions 3's two evals.
-WINDOWS = ["--baseline", "10", "--recent", "10"]
+WINDOWS = ["--baseline", "11", "--recent", "11"]
 #: The eval scenarios whose runs promote takes, and their exit status (version 2 fails its gate).
 EVAL_CODES = {"eval_v1": 0, "eval_v2": 3, "eval_v3": 0, "eval_v3_other": 0}
 
@@ -312,18 +316,23 @@ def test_eval_sends_each_row_with_the_versions_messages_and_tags_run_and_traces(
         result = loop.json(name, EVAL_CODES[name])
         assert result["prompt_version"] == f"lab_chat/{version}"
         bodies = loop.requests(name)
-        assert sorted(b["messages"][1]["content"] for b in bodies) == sorted(
+        assert sorted(b["messages"][-1]["content"] for b in bodies) == sorted(
             row["inputs"]["prompt"] for row in ROWS
         )
-        assert {b["messages"][0]["content"] for b in bodies} == {system}
+        systems = [b["messages"][0]["content"] for b in bodies]
+        assert systems.count(system) == len(VERSIONED), "the version's system message"
+        assert systems.count(OWN_SYSTEM) == 1, "a row's own system prompt wins"
         client = _client(loop)
         run = client.get_run(result["run_id"])
         assert run.data.tags["llmops.prompt_version"] == f"lab_chat/{version}"
+        assert json.loads(run.data.tags["mlflow.linkedPrompts"]) == [
+            {"name": "lab_chat", "version": str(version)}
+        ]
         traces = client.search_traces(
             locations=[run.info.experiment_id], run_id=result["run_id"], max_results=50
         )
-        assert len(traces) == len(ROWS)
-        assert {t.info.tags.get("llmops.prompt_version") for t in traces} == {f"lab_chat/{version}"}
+        tags = sorted(t.info.tags.get("llmops.prompt_version") for t in traces)
+        assert tags == sorted([f"lab_chat/{version}"] * len(VERSIONED) + ["override"])
 
 
 # --- promote and rollback ---------------------------------------------------------------------
@@ -402,10 +411,10 @@ def test_rollback_restores_the_previous_version_and_the_history_holds_both_moves
 def test_the_monitor_counts_prompt_versions_per_window_and_says_they_differ(loop: Loop) -> None:
     report = loop.json("monitor")
     assert report["prompt_versions"] == {
-        "baseline": {"packaged": 1, "lab_chat/1": 7, "lab_chat/2": 1, "override": 1},
-        "recent": {"lab_chat/3": 10},
+        "baseline": {"packaged": 1, "lab_chat/1": 7, "lab_chat/2": 1, "override": 2},
+        "recent": {"lab_chat/3": 10, "override": 1},
     }
     table = loop.results["monitor_table"]
     assert table["code"] == 0, table["stderr"]
     assert "the windows ran different prompt versions" in table["stdout"]
-    assert "recent lab_chat/3 x10" in table["stdout"]
+    assert "recent lab_chat/3 x10, override x1" in table["stdout"]
