@@ -83,16 +83,17 @@ def run(args: argparse.Namespace) -> int:
     context = resolve_context(args)
     settings = context.settings
 
-    from workload.commands.prompt import chosen_prompt
-
-    # A version or alias that does not exist stops here, before anything is sent.
-    prompt = None if args.system_prompt is not None else chosen_prompt(args, context)
-
     from workload.model.chat import make_client, traced_chat
     from workload.model.retry_notice import retry_notices
 
     # In entra mode this fetches the first token: no credential is exit 2, nothing sent.
     client = make_client(settings, max_retries=args.max_retries, timeout=args.timeout)
+
+    from workload.commands.prompt import chosen_prompt
+
+    # A version or alias that does not exist stops here, before anything is sent (after the
+    # credential: a missing one is the first thing to say, in one line).
+    prompt = None if args.system_prompt is not None else chosen_prompt(args, context)
     try:
         with retry_notices():  # a 429's wait is said on stderr, not waited in silence
             result = traced_chat(

@@ -353,10 +353,6 @@ def run(args: argparse.Namespace) -> int:
     context = resolve_context(args)
     outputs, settings, experiment = context.outputs, context.settings, context.experiment
 
-    from workload.commands.prompt import chosen_prompt
-
-    # A version or alias that does not exist stops here, before anything is sent.
-    prompt = chosen_prompt(args, context)
     budgets = resolve_budgets(args, outputs, os.environ, settings.model, via=settings.via)
     guidelines = tuple(g.strip() for g in args.guideline if g.strip())
     plan = EvalPlan(
@@ -366,9 +362,7 @@ def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         guidelines=guidelines,
         judges=not args.no_judge,
-        prompt=prompt,
         params={
-            "prompt_version": prompt.label,
             "dataset": args.dataset or "(shipped) lab_prompts.jsonl",
             "rows": str(len(rows)),
             "deployment": settings.model,
@@ -413,6 +407,13 @@ def run(args: argparse.Namespace) -> int:
         return paced_client(base, pacer, control, timeout=args.timeout)
 
     chat_client = client_for(settings.model, chat_pacer)
+
+    from workload.commands.prompt import chosen_prompt
+
+    # A version or alias that does not exist stops here, before anything is sent (after the
+    # credential: a missing one is the first thing to say, in one line).
+    prompt = chosen_prompt(args, context)
+    plan = replace(plan, prompt=prompt, params={**plan.params, "prompt_version": prompt.label})
     judge = None
     if not args.no_judge:
         judge_client = (
