@@ -5,7 +5,10 @@ experiment; the ``workload`` commands do the rest. The demo stands in for the fi
 the project's fake of Azure OpenAI (``tests/fake_azure_openai.py``: Azure's wire format and
 rate limits, canned replies, a canned judge) and for the second with a sqlite MLflow store
 in a folder it names, then runs the real commands against them, each in its own process
-exactly as a user types them: ``chat`` a few times, a short ``eval`` with judges, and
+exactly as a user types them: ``prompt push`` (version 1 of the lab's prompt, production),
+``chat`` a few times, a short ``eval`` with judges, then a release that fails: a second
+version whose system message the fake answers worse is pushed, evaluated, and refused by
+``promote`` (exit 3, with its reasons), and ``prompt list`` shows production unmoved; then
 ``monitor --plot``. It ends by saying what was made and how to look at it.
 
 The fake is the tests' own (one fake, so the demo shows what the tests prove); it lives
@@ -66,7 +69,20 @@ _JOKES: Final = {
 }
 _ANIMAL: Final = re.compile(r"about (?:an? )?([a-z]+?)s?\b", re.IGNORECASE)
 #: Files the demo makes in its folder (and removes first, so each run starts afresh).
-_MADE: Final = ("mlflow.db", "mlruns", "outputs.json", "dataset.jsonl", "drift.png")
+_MADE: Final = (
+    "mlflow.db",
+    "mlruns",
+    "outputs.json",
+    "dataset.jsonl",
+    "drift.png",
+    "lab_chat_v2.json",
+)
+#: Version 2's system message: the fake answers it with no joke at all, so its judge says no.
+_V2_SYSTEM: Final = "Assistant is a serious large language model. It never tells jokes."
+#: The fake's answer under version 2's system message.
+_NO_JOKE: Final = "I am afraid I do not tell jokes."
+#: promote's exit status when it refused (workload.commands.promote.EXIT_REFUSED).
+_REFUSED: Final = 3
 _DEPLOYMENT: Final = "gpt-4o"
 _JUDGE: Final = "gpt-4o-mini"
 #: The fake's limits: Azure's Standard rules (a sixth of a minute's allowance per 10 s).
@@ -116,7 +132,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _canned_reply(messages: list[dict[str, Any]]) -> str:
-    """The fake's answer: its joke about the prompt's animal, else the tests' elephant joke."""
+    """The fake's answer: its joke about the prompt's animal, else the tests' elephant joke;
+    under version 2's system message, no joke at all."""
+    if any(m.get("role") == "system" and m.get("content") == _V2_SYSTEM for m in messages):
+        return _NO_JOKE
     joke = str(_fake_module().JOKE)
     found = _ANIMAL.search(str(messages[-1].get("content") or "")) if messages else None
     return _JOKES.get(found.group(1).lower(), joke) if found else joke
@@ -178,7 +197,7 @@ def _store_uri(folder: Path) -> str:
     return f"sqlite:///{(folder / 'mlflow.db').resolve()}"
 
 
-def _workload(folder: Path, env: dict[str, str], *args: str) -> str:
+def _workload(folder: Path, env: dict[str, str], *args: str, expect: int = 0) -> str:
     """Run ``python -m workload ARGS`` in ``folder`` (its artifacts land there); its stdout.
 
     Its stderr (progress, retries, errors) reaches the user as it comes. The child is
@@ -188,7 +207,7 @@ def _workload(folder: Path, env: dict[str, str], *args: str) -> str:
     print(f"\n$ python -m workload {shown}", flush=True)
     with _child([sys.executable, "-m", "workload", *args], folder, env) as child:
         out, _ = child.communicate()
-    if child.returncode != 0:
+    if child.returncode != expect:
         print(out, end="")
         raise _Failed(f"`python -m workload {args[0]}` exited {child.returncode}")
     return str(out)
@@ -255,8 +274,39 @@ def _banner(fake: Any) -> None:
     )
 
 
+def _release(folder: Path, env: dict[str, str], outputs: str, dataset: str) -> None:
+    """A second version that the judges score worse: pushed, evaluated, refused."""
+    v2 = folder / "lab_chat_v2.json"
+    template = [
+        {"role": "system", "content": _V2_SYSTEM},
+        {"role": "user", "content": "{{prompt}}"},
+    ]
+    v2.write_text(json.dumps({"template": template, "commit_message": "a serious assistant"}))
+    print(
+        _workload(folder, env, "prompt", "push", "--file", str(v2), "--alias", "candidate"), end=""
+    )
+    result = json.loads(
+        _workload(
+            folder, env, "eval", "--outputs", outputs, "--dataset", dataset,
+            "--prompt-version", "candidate", "--json",
+        )
+    )  # fmt: skip
+    rates = ", ".join(
+        f"{s['name']} {s['pass_rate']:.2f}" for s in result["scorers"] if s["pass_rate"] is not None
+    )
+    print(f"eval run {result['run_id']} of {result['prompt_version']}: {rates}")
+    refused = _workload(
+        folder, env, "promote", "--outputs", outputs, result["run_id"], expect=_REFUSED
+    )
+    print(refused, end="")
+    print(f"(promote refused, exit {_REFUSED}: production keeps version 1)")
+    print(_workload(folder, env, "prompt", "list"), end="")
+
+
 def _steps(folder: Path, env: dict[str, str], chats: int) -> None:
     outputs = str(folder / "outputs.json")
+    dataset = str(folder / "dataset.jsonl")
+    print(_workload(folder, env, "prompt", "push"), end="")
     for prompt in _CHAT_PROMPTS[:chats]:
         answer = json.loads(
             _workload(folder, env, "chat", "--outputs", outputs, "--prompt", prompt, "--json")
@@ -266,11 +316,10 @@ def _steps(folder: Path, env: dict[str, str], chats: int) -> None:
             f"  run {answer['run_id']}, trace {answer['trace_id']}, "
             f"{answer['completion_tokens']} completion tokens"
         )
-    table = _workload(
-        folder, env, "eval", "--outputs", outputs, "--dataset", str(folder / "dataset.jsonl")
-    )
+    table = _workload(folder, env, "eval", "--outputs", outputs, "--dataset", dataset)
     print(table, end="")
     print(f"(the judges' verdicts are the {LABEL}'s canned judge's)")
+    _release(folder, env, outputs, dataset)
     table = _workload(
         folder, env, "monitor", "--outputs", outputs, "--plot", str(folder / "drift.png")
     )
@@ -287,8 +336,9 @@ def _summary(folder: Path) -> None:
     print(
         f"\nWhat the demo made, in {folder}:\n"
         f"  {folder / 'mlflow.db'}  the MLflow store: the experiment "
-        f"'llmops-lab', the chat runs and their traces, the eval run and its traces with the\n"
-        f"    judges' assessments (all answered by the {LABEL}, not a model)\n"
+        f"'llmops-lab', the chat runs and their traces, the eval runs and their traces with the\n"
+        f"    judges' assessments (all answered by the {LABEL}, not a model), and the prompt\n"
+        f"    lab_chat's two versions (MLflow's Prompt Registry: the UI's Prompts tab)\n"
         f"  {folder / 'drift.png'}  the monitor's plot: oldest traces against newest\n"
         f"  {folder / 'outputs.json'}  the stack outputs the commands read (the fake's endpoint, "
         f"a made-up key)\n"

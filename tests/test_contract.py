@@ -30,6 +30,7 @@ DESIGN_OUTPUTS = (
     "databricks_serving_endpoint",
     "databricks_judge_serving_endpoint",
     "databricks_gateway_tokens_per_minute",
+    "mlflow_prompt_name",
 )
 
 
@@ -87,3 +88,7 @@ def test_the_wheel_jobs_names_are_pinned() -> None:
     assert contract.JOB_ENTRY_POINT == "llmops-workload-job"
     assert contract.ENV_API_KEY_SECRET == "LLMOPS_API_KEY_SECRET"
     assert contract.job_parameters(["chat"], {"B": "2", "A": "1"}) == ["A=1", "B=2", "chat"]
+
+
+def test_the_prompt_name_variable_is_design_s() -> None:
+    assert contract.ENV_PROMPT_NAME == "LLMOPS_PROMPT_NAME"

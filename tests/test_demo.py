@@ -56,7 +56,7 @@ def _start(folder: Path) -> subprocess.Popen[str]:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds processes in /proc")
 def test_demo_leaves_traces_judged_eval_and_plot_and_no_process(tmp_path: Path) -> None:
     demo = _start(tmp_path)
-    out, _ = demo.communicate(timeout=240)
+    out, _ = demo.communicate(timeout=420)
     err = (tmp_path / "stderr.txt").read_text()
     assert demo.returncode == 0, err[-3000:]
     assert _group_members(demo.pid) == [], "every process the demo started is gone"
@@ -74,24 +74,39 @@ def test_demo_leaves_traces_judged_eval_and_plot_and_no_process(tmp_path: Path) 
     from mlflow import MlflowClient
     from mlflow.entities import AssessmentSourceType, Feedback
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.get_experiment_by_name("llmops-lab")
     assert experiment is not None
     traces = client.search_traces(locations=[experiment.experiment_id], max_results=100)
-    assert len(traces) == 1 + 9, "a chat call and nine eval rows, each one trace"
+    assert len(traces) == 1 + 9 + 9, "a chat call and two evals of nine rows, each one trace"
     runs = client.search_runs([experiment.experiment_id])
-    evals = [r for r in runs if r.info.run_name == "workload-eval"]
-    assert len(evals) == 1
-    judged = [
-        a
-        for t in traces
-        if t.info.request_metadata.get("mlflow.sourceRun") == evals[0].info.run_id
-        for a in t.info.assessments
-        if isinstance(a, Feedback) and a.source.source_type == AssessmentSourceType.LLM_JUDGE
-    ]
-    assert len(judged) == 9, "each eval row carries its judge's verdict"
-    verdicts = {a.value for a in judged}
-    assert verdicts == {"yes", "no"}, "the canned judge refuses the joke about dogs"
+    evals = {
+        r.data.tags["llmops.prompt_version"]: r.info.run_id
+        for r in runs
+        if r.info.run_name == "workload-eval"
+    }
+    assert set(evals) == {"lab_chat/1", "lab_chat/2"}, "production's eval and the candidate's"
+
+    def verdicts(run_id: str) -> list[str]:
+        return [
+            a.value
+            for t in traces
+            if t.info.request_metadata.get("mlflow.sourceRun") == run_id
+            for a in t.info.assessments
+            if isinstance(a, Feedback) and a.source.source_type == AssessmentSourceType.LLM_JUDGE
+        ]
+
+    first = verdicts(evals["lab_chat/1"])
+    assert len(first) == 9, "each eval row carries its judge's verdict"
+    assert set(first) == {"yes", "no"}, "the canned judge refuses the joke about dogs"
+    assert verdicts(evals["lab_chat/2"]).count("no") > first.count("no"), "version 2 is worse"
+
+    assert "refused: production stays at version 1 (not 2)" in out, "promote said no"
+    assert "expectations_guidelines regressed" in out, "and why"
+    production = client.get_prompt_version_by_alias("lab_chat", "production")
+    assert int(production.version) == 1, "production did not move"
+    assert "the windows ran different prompt versions" in out, "the monitor says so"
 
 
 def _command_line(pid: int) -> str:

@@ -152,6 +152,7 @@ def test_the_workload_is_uploaded_as_one_wheel_under_its_contents_hash(dev: Prog
     names = zipfile.ZipFile(source).namelist()
     assert "workload/job_entry.py" in names
     assert "workload/evaluation/datasets/lab_prompts.jsonl" in names, "the eval job's dataset"
+    assert "workload/prompts/lab_chat.json" in names, "the packaged prompt"
     assert not [n for n in names if n.startswith(("llmops_infra/", "tests/"))], "workload only"
 
 

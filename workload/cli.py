@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from workload.commands import chat, compare, evaluate, monitor, submit
+from workload.commands import chat, compare, evaluate, monitor, promote, prompt, submit
 from workload.errors import WorkloadError
 
 __all__ = ["build_parser", "main"]
@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parser(subparsers)
     compare.add_parser(subparsers)
     submit.add_parser(subparsers)
+    prompt.add_parser(subparsers)
+    promote.add_parser(subparsers)
     for command in subparsers.choices.values():
         command.set_defaults(parser=command)  # whose usage an unknown option shows
     return parser

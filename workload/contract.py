@@ -40,12 +40,15 @@ __all__ = [
     "ENV_GATEWAY_JUDGE_ENDPOINT",
     "ENV_JUDGE_DEPLOYMENT",
     "ENV_JUDGE_TOKENS_PER_MINUTE",
+    "ENV_PROMPT_NAME",
     "ENV_SERVICE_CREDENTIAL",
     "ENV_TOKENS_PER_MINUTE",
     "ENV_VIA",
     "JOB_ENTRY_POINT",
     "KEY_MODE_OUTPUTS",
+    "LAB_PROMPT",
     "MLFLOW_EXPERIMENT_PATH",
+    "MLFLOW_PROMPT_NAME",
     "OPENAI_ACCOUNT_NAME",
     "OPENAI_API_KEY",
     "OPENAI_API_VERSION",
@@ -91,6 +94,8 @@ DATABRICKS_COMPUTE: Final = "databricks_compute"
 DATABRICKS_SERVING_ENDPOINT: Final = "databricks_serving_endpoint"
 DATABRICKS_JUDGE_SERVING_ENDPOINT: Final = "databricks_judge_serving_endpoint"
 DATABRICKS_GATEWAY_TOKENS_PER_MINUTE: Final = "databricks_gateway_tokens_per_minute"
+#: ``<catalog>.<schema>.lab_chat`` when ``llmops:catalog`` is set, else "".
+MLFLOW_PROMPT_NAME: Final = "mlflow_prompt_name"
 
 #: Every output a stack can export, in docs/reference.md's order.
 ALL_OUTPUTS: Final[tuple[str, ...]] = (
@@ -118,6 +123,7 @@ ALL_OUTPUTS: Final[tuple[str, ...]] = (
     DATABRICKS_SERVING_ENDPOINT,
     DATABRICKS_JUDGE_SERVING_ENDPOINT,
     DATABRICKS_GATEWAY_TOKENS_PER_MINUTE,
+    MLFLOW_PROMPT_NAME,
 )
 #: Exported only in key mode (the lab's ``authMode``); an entra stack has no key and no scope.
 KEY_MODE_OUTPUTS: Final[frozenset[str]] = frozenset({OPENAI_API_KEY, DATABRICKS_SECRET_SCOPE})
@@ -142,6 +148,9 @@ ENV_GATEWAY_ENDPOINT: Final = "LLMOPS_GATEWAY_ENDPOINT"
 ENV_GATEWAY_JUDGE_ENDPOINT: Final = "LLMOPS_GATEWAY_JUDGE_ENDPOINT"
 #: ``gateway`` or ``direct``: which way the workload reaches the model (``--via`` wins).
 ENV_VIA: Final = "LLMOPS_VIA"
+#: The lab's prompt in the Prompt Registry (``--prompt-name`` wins; else the output
+#: ``mlflow_prompt_name``): the jobs' environment names the Unity Catalog prompt.
+ENV_PROMPT_NAME: Final = "LLMOPS_PROMPT_NAME"
 
 # --- inside the workspace ---------------------------------------------------------------------
 #: The secret's key in the scope (key mode).
@@ -162,6 +171,12 @@ def job_parameters(command: Sequence[str], settings: Mapping[str, str] | None = 
     serverless jobs have no cluster environment), then the command line
     (``["AZURE_OPENAI_ENDPOINT=https://...", "chat"]``); ``job_entry.main`` reads them so."""
     return [f"{name}={value}" for name, value in sorted((settings or {}).items())] + list(command)
+
+
+#: The lab's prompt's own name in the Prompt Registry: the whole name on a local store, the
+#: last of three in Unity Catalog (``<catalog>.<schema>.lab_chat``, the output
+#: ``mlflow_prompt_name``).
+LAB_PROMPT: Final = "lab_chat"
 
 
 #: The workload's folder in the deploying user's home (the jobs run as that user).

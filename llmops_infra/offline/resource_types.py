@@ -379,6 +379,19 @@ def _permissions(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, 
     return f"/serving-endpoints/{endpoint_id}", {"objectType": "serving-endpoint"}
 
 
+def _schema(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    # Unity Catalog names a schema by its full name; the provider's id is that name.
+    full_name = f"{inputs['catalogName']}.{inputs['name']}"
+    return full_name, {"schemaId": cloud.later(full_name)}
+
+
+def _uc_grants(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    schema = inputs.get("schema")
+    if cloud.is_unknown(schema):
+        return f"{name}-id", {}
+    return f"schema/{schema}", {}
+
+
 def _purge(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     # The dynamic provider's create records its inputs, with no Azure call.
     fields = ("subscription_id", "resource_group_name", "location", "account_name")
@@ -623,6 +636,13 @@ def _guardrail_summary(inputs: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _uc_privileges(inputs: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{g.get('principal')}: {', '.join(g.get('privileges') or [])}"
+        for g in inputs.get("grants") or []
+    ]
+
+
 def _grants(inputs: Mapping[str, Any]) -> list[str]:
     return [
         f"{c.get('groupName') or c.get('userName') or c.get('servicePrincipalName')}: "
@@ -782,6 +802,19 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         "databricks:index/mlflowExperiment:MlflowExperiment",
         shows=(("path", field("name")),),
         answer=_experiment,
+        provisioning_seconds=1.0,
+    ),
+    ResourceType("llmops:databricks:PromptSchema"),
+    ResourceType(
+        "databricks:index/schema:Schema",
+        shows=(("catalog", field("catalogName")), ("name", field("name"))),
+        answer=_schema,
+        provisioning_seconds=1.0,
+    ),
+    ResourceType(
+        "databricks:index/grants:Grants",
+        shows=(("on", field("schema")), ("grants", _uc_privileges)),
+        answer=_uc_grants,
         provisioning_seconds=1.0,
     ),
     ResourceType("llmops:databricks:LabGateway"),

@@ -116,6 +116,10 @@ class LlmopsConfig:
     """``catalog.schema`` the gateway writes its inference tables to; "" = none."""
     compute: Compute
     """Where the jobs run: ``cluster`` (the seed's cluster) or ``serverless`` (no cluster)."""
+    catalog: str | None
+    """A Unity Catalog catalog for the prompt's schema; None = no schema, no prompt name."""
+    schema: str
+    """The schema in ``catalog`` holding the lab's prompt."""
 
 
 @dataclass(frozen=True)
@@ -425,6 +429,14 @@ def _inference_table(value: str, settings: Mapping[str, Any]) -> str | None:
     return None if settings["gateway"] else _only_with_gateway("inferenceTable")
 
 
+def _uc_name(value: str, _: Mapping[str, Any]) -> str | None:
+    if _UC_NAME.fullmatch(value):
+        return None
+    return (
+        "must be a Unity Catalog name: at most 255 characters, without spaces, slashes or periods"
+    )
+
+
 def _principal_type(value: str, _: Mapping[str, Any]) -> str | None:
     # Azure's principal types also name Group, ForeignGroup and Device, but none of those can
     # be the identity that signs in and deploys (the assignment names the deployer's own id).
@@ -491,6 +503,8 @@ RULES: Final[dict[str, Rule]] = {
     "gatewayGuardrails": Rule("gateway_guardrails", _gateway_guardrails),
     "inferenceTable": Rule("inference_table", _inference_table),
     "compute": Rule("compute", _compute),
+    "catalog": Rule("catalog", _uc_name, empty_is_none=True),
+    "schema": Rule("schema", _uc_name),
 }
 
 

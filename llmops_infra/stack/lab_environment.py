@@ -127,6 +127,8 @@ class LabEnvironmentArgs:
     """Gateway mode: the chat deployment's serving endpoint; "" = the cluster calls Azure."""
     gateway_judge_endpoint: str = ""
     """Gateway mode: the judge deployment's serving endpoint ("" without a judge)."""
+    prompt_name: str = ""
+    """The lab's prompt in Unity Catalog (``LLMOPS_PROMPT_NAME``); "" = no such variable."""
 
 
 class LabEnvironment(pulumi.ComponentResource):
@@ -185,6 +187,9 @@ class LabEnvironment(pulumi.ComponentResource):
             contract.ENV_JUDGE_DEPLOYMENT: args.judge_deployment,
             contract.ENV_JUDGE_TOKENS_PER_MINUTE: str(args.judge_tokens_per_minute),
         }
+        if args.prompt_name:
+            # Only with a catalog: a stack without one keeps its cluster's environment.
+            env[contract.ENV_PROMPT_NAME] = args.prompt_name
         packages = list(RUNTIME_PACKAGES)
         self.secret_scope = None
         self.key_secret = None

@@ -47,6 +47,7 @@ from llmops_infra.stack.lab_environment import (
     pinned_requirements,
 )
 from llmops_infra.stack.lab_jobs import ClusterCompute, LabJobs, LabJobsArgs, ServerlessCompute
+from llmops_infra.stack.prompt_schema import PromptSchema, PromptSchemaArgs
 from llmops_infra.stack.region_features import (
     draw_candidates,
     draw_problem,
@@ -309,9 +310,20 @@ def deploy(config: LlmopsConfig) -> None:
             judge_tokens_per_minute=gateway_judge_tpm if config.gateway else judge_tpm,
             gateway_endpoint=chat_endpoint,
             gateway_judge_endpoint=judge_endpoint,
+            prompt_name=_prompt_name(config),
         ),
         opts=in_workspace,
     )
+
+    # The lab's prompt in Unity Catalog's Prompt Registry, when the stack names a catalog.
+    prompt_name: pulumi.Input[str] = ""
+    if config.catalog is not None:
+        prompts = PromptSchema(
+            "databricks-prompts",
+            PromptSchemaArgs(catalog=config.catalog, schema=config.schema),
+            opts=in_workspace,
+        )
+        prompt_name = prompts.prompt_name
 
     if config.gateway:
         assert lab.key_secret is not None  # the gateway is key mode only (config refuses entra)
@@ -394,11 +406,20 @@ def deploy(config: LlmopsConfig) -> None:
         contract.DATABRICKS_SERVING_ENDPOINT: chat_endpoint_output,
         contract.DATABRICKS_JUDGE_SERVING_ENDPOINT: judge_endpoint_output,
         contract.DATABRICKS_GATEWAY_TOKENS_PER_MINUTE: gateway_tpm,
+        contract.MLFLOW_PROMPT_NAME: prompt_name,
     }
     for name in contract.ALL_OUTPUTS:
         # Keyless stacks have no key and no secret scope: those outputs are not exported.
         if exports[name] is not None and not (keyless and name in contract.KEY_MODE_OUTPUTS):
             pulumi.export(name, exports[name])
+
+
+def _prompt_name(config: LlmopsConfig) -> str:
+    """The configured ``<catalog>.<schema>.lab_chat`` for the jobs' environment ("" without a
+    catalog): the configured name, so the cluster need not wait for the schema."""
+    if config.catalog is None:
+        return ""
+    return f"{config.catalog}.{config.schema}.{contract.LAB_PROMPT}"
 
 
 def _gateway(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from workload.commands.prompt import add_prompt_version_arguments
 from workload.config.context import add_source_arguments, add_via_argument
-from workload.config.defaults import LAB_SYSTEM_PROMPT, LAB_USER_PROMPT
+from workload.config.defaults import LAB_USER_PROMPT
 
 __all__ = ["add_parser", "run"]
 
@@ -27,8 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "OpenAI-compatible server instead. Through the stack's AI Gateway (--via gateway, "
             "the default when the stack has one) the call goes to its Databricks serving "
             "endpoint with your Databricks identity (DATABRICKS_TOKEN, az login, the "
-            "cluster's own), never with the key. Traces go to MLFLOW_TRACKING_URI, tagged "
-            "llmops.via. "
+            "cluster's own), never with the key. The messages are those of the prompt version "
+            "--prompt-version names (production; the packaged prompt when the registry has "
+            "none). Traces go to MLFLOW_TRACKING_URI, tagged llmops.via and "
+            "llmops.prompt_version. "
             "Exit status: 0 done, 1 the service refused or kept failing, 2 bad settings."
         ),
     )
@@ -40,9 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--system-prompt",
         metavar="TEXT",
-        default=LAB_SYSTEM_PROMPT,
-        help="the system prompt (the lab's)",
+        help="a system prompt instead of the prompt version's messages (tagged override)",
     )
+    add_prompt_version_arguments(parser)
     parser.add_argument(
         "--model", metavar="NAME", help="model name for an OpenAI-compatible server"
     )
@@ -85,13 +88,20 @@ def run(args: argparse.Namespace) -> int:
 
     # In entra mode this fetches the first token: no credential is exit 2, nothing sent.
     client = make_client(settings, max_retries=args.max_retries, timeout=args.timeout)
+
+    from workload.commands.prompt import chosen_prompt
+
+    # A version or alias that does not exist stops here, before anything is sent (after the
+    # credential: a missing one is the first thing to say, in one line).
+    prompt = None if args.system_prompt is not None else chosen_prompt(args, context)
     try:
         with retry_notices():  # a 429's wait is said on stderr, not waited in silence
             result = traced_chat(
                 client,
                 model=settings.model,
-                system_prompt=args.system_prompt,
                 user_prompt=args.prompt,
+                prompt=prompt,
+                system_prompt=args.system_prompt,
                 experiment=context.experiment,
                 secret=settings.secret,
                 auth_mode=settings.auth_mode,

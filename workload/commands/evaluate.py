@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from workload import contract
 from workload.commands.arguments import bounded
+from workload.commands.prompt import add_prompt_version_arguments
 from workload.config.context import add_via_argument, command_parser
 from workload.config.via import Via, gateway_judge_endpoint
 
@@ -163,6 +164,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--timeout", type=float, default=60.0, metavar="SECONDS", help="per attempt (60)"
     )
+    add_prompt_version_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object, no table")
     parser.set_defaults(run=run)
 
@@ -334,6 +336,15 @@ def _failed_gates(summary: EvalSummary, gates: list[tuple[str, float]]) -> list[
     return failed
 
 
+def _record_gates(run_id: str, failed: list[str]) -> None:
+    """The run's tag ``llmops.gates``: what ``promote`` reads to know the gates held."""
+    from mlflow import MlflowClient
+
+    from workload.releases.promotion import GATES_TAG, gates_tag
+
+    MlflowClient().set_tag(run_id, GATES_TAG, gates_tag(failed))
+
+
 def run(args: argparse.Namespace) -> int:
     """Check everything, evaluate, print, apply the gates."""
     import contextlib
@@ -356,6 +367,7 @@ def run(args: argparse.Namespace) -> int:
     # tracking store and experiment.
     context = resolve_context(args)
     outputs, settings, experiment = context.outputs, context.settings, context.experiment
+
     budgets = resolve_budgets(args, outputs, os.environ, settings.model, via=settings.via)
     guidelines = tuple(g.strip() for g in args.guideline if g.strip())
     plan = EvalPlan(
@@ -410,6 +422,13 @@ def run(args: argparse.Namespace) -> int:
         return paced_client(base, pacer, control, timeout=args.timeout)
 
     chat_client = client_for(settings.model, chat_pacer)
+
+    from workload.commands.prompt import chosen_prompt
+
+    # A version or alias that does not exist stops here, before anything is sent (after the
+    # credential: a missing one is the first thing to say, in one line).
+    prompt = chosen_prompt(args, context)
+    plan = replace(plan, prompt=prompt, params={**plan.params, "prompt_version": prompt.label})
     judge = None
     if not args.no_judge:
         judge_client = (
@@ -449,8 +468,10 @@ def run(args: argparse.Namespace) -> int:
             **hint,
         )
     failed = _failed_gates(summary, args.fail_under)
+    _record_gates(summary.run_id, failed)
     if args.json:
-        print(json.dumps({**summary.as_dict(), "passed": not failed}, indent=2))
+        result = {**summary.as_dict(), "passed": not failed, "prompt_version": prompt.label}
+        print(json.dumps(result, indent=2))
     else:
         print(_table(summary, args.fail_under))
     if summary.errors == summary.rows:

@@ -11,8 +11,9 @@ or plots. This command does that for one experiment: it reads the traces
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from workload.commands.arguments import bounded
 from workload.config.context import command_parser
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from workload.monitoring.drift import DriftReport, MetricResult
     from workload.monitoring.traces import TraceRecord, Windows
 
-__all__ = ["EXIT_DRIFT", "add_parser", "run"]
+__all__ = ["EXIT_DRIFT", "UNTAGGED", "add_parser", "prompt_versions", "run"]
 
 #: Exit status with --fail-on-drift when a metric drifted (not an error: the check worked).
 EXIT_DRIFT = 3
@@ -193,7 +194,32 @@ def _table(windows: Windows, report: DriftReport) -> str:
         else f"no drift: no metric has {rule}"
     )
     notes = [f"{m.name}: {m.note}" for m in report.metrics if m.note]
-    return "\n".join([*head, *lines, "", verdict, *notes])
+    return "\n".join([*head, *lines, "", verdict, *notes, *_versions_note(windows)])
+
+
+#: The count's key for traces made before runs carried a prompt version.
+UNTAGGED: Final = "untagged"
+
+
+def prompt_versions(records: tuple[TraceRecord, ...]) -> dict[str, int]:
+    """Traces per ``llmops.prompt_version`` in one window."""
+    return dict(Counter(r.prompt_version or UNTAGGED for r in records))
+
+
+def _versions_note(windows: Windows) -> list[str]:
+    """A line saying the windows ran different versions, when they did: a drift verdict
+    across a promotion is the promotion's effect, not drift within one version."""
+    old, new = prompt_versions(windows.baseline), prompt_versions(windows.recent)
+    if set(old) == set(new):
+        return []
+
+    def listed(counts: dict[str, int]) -> str:
+        return ", ".join(f"{name} x{n}" for name, n in sorted(counts.items()))
+
+    return [
+        f"the windows ran different prompt versions: baseline {listed(old)}; recent "
+        f"{listed(new)} (a change here may be the new version's, not drift within one)"
+    ]
 
 
 def _as_json(windows: Windows, report: DriftReport, plot: str | None) -> dict[str, Any]:
@@ -214,6 +240,10 @@ def _as_json(windows: Windows, report: DriftReport, plot: str | None) -> dict[st
         "recent": window(windows.recent),
         **report.as_dict(),
         "plot": plot,
+        "prompt_versions": {
+            "baseline": prompt_versions(windows.baseline),
+            "recent": prompt_versions(windows.recent),
+        },
     }
 
 

@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from workload.config.context import use_experiment
-from workload.config.defaults import LAB_SYSTEM_PROMPT
 from workload.errors import ServiceError, first_line
 from workload.evaluation.dataset import ROW_KEY_TAG, EvalRow
 from workload.evaluation.judges import (
@@ -46,7 +45,9 @@ from workload.evaluation.judges import (
 from workload.model.gateway import GUARDRAIL_REFUSAL, guardrail_refusal
 from workload.model.masking import mask_secret
 from workload.model.paced_client import FATAL_STATUSES, RunControl, Stopped
+from workload.model.trace_tags import PROMPT_VERSION_TAG, tag_prompt_version
 from workload.monitoring.traces import EVAL_RUN_NAME
+from workload.releases.template import ChatTemplate
 
 if TYPE_CHECKING:
     import openai
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
     from workload.model.pacing import Pacer
     from workload.progress import Progress
+    from workload.releases.registry import PromptChoice
 
 __all__ = [
     "PASS_RATE_METRIC",
@@ -108,6 +110,8 @@ class EvalPlan:
     judges: bool = True
     params: dict[str, str] = field(default_factory=dict)
     """Logged on the evaluation run (budgets, dataset, deployments)."""
+    prompt: PromptChoice | None = None
+    """The prompt version whose messages make each row's request (None: the packaged)."""
 
 
 @dataclass(frozen=True)
@@ -300,6 +304,28 @@ class _Rows:
         self._lock = threading.Lock()
         self.errors = 0
         self.last_error: str | None = None
+        self._template: ChatTemplate | None = None
+        self._label = "packaged"
+        #: The prompt version of the row this thread is calling (for its trace's tag).
+        self._row = threading.local()
+
+    def use(self, template: ChatTemplate, label: str) -> None:
+        """The prompt the rows run, loaded inside the run (``llmops.prompt_version`` label)."""
+        self._template, self._label = template, label
+
+    def row_label(self) -> str:
+        """The ``llmops.prompt_version`` of the row this thread called last."""
+        return str(getattr(self._row, "label", self._label))
+
+    def _messages(self, prompt: str, system_prompt: str | None) -> list[Any]:
+        if system_prompt is not None or self._template is None:
+            self._row.label = "override" if system_prompt is not None else self._label
+            from workload.releases.template import packaged_template
+
+            system = system_prompt or packaged_template().template[0]["content"]
+            return [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+        self._row.label = self._label
+        return list(self._template.messages(prompt))
 
     def _failed(self, text: str) -> RowFailed:
         with self._lock:
@@ -313,14 +339,16 @@ class _Rows:
         import openai
 
         self._control.check()
+        messages = self._messages(prompt, system_prompt)
+        # The prompt's model config, but the budget is --max-tokens: the pacing counts it.
+        extra = self._template.request_parameters() if self._template is not None else {}
+        extra.pop("max_tokens", None)
         try:
             response = self._client.chat.completions.create(
                 model=self._plan.chat_model,
-                messages=[
-                    {"role": "system", "content": system_prompt or LAB_SYSTEM_PROMPT},
-                    {"role": "user", "content": prompt},
-                ],
+                messages=messages,
                 max_tokens=self._plan.max_tokens,
+                **extra,
             )
         except openai.APIStatusError as err:
             if err.status_code in FATAL_STATUSES:
@@ -407,8 +435,13 @@ def run_evaluation(
             mlflow.start_run(run_name=EVAL_RUN_NAME, nested=mlflow.active_run() is not None) as run,
             # MLflow prints its summary to stdout; stdout is for the table or the JSON.
             contextlib.redirect_stdout(sys.stderr),
+            tag_prompt_version(predict.row_label),
         ):
             mlflow.log_params(plan.params)
+            if plan.prompt is not None:
+                # Loaded inside the run: MLflow links the registered version to it.
+                predict.use(plan.prompt.load(), plan.prompt.label)
+                mlflow.set_tag(PROMPT_VERSION_TAG, plan.prompt.label)
             mlflow.genai.evaluate(data=data, predict_fn=predict, scorers=scorers)
             summaries = _summaries(rows, plan, tally)
             mlflow.log_metrics(

@@ -21,10 +21,12 @@ from workload.errors import ServiceError, first_line
 from workload.model.auth import make_client, status_hint
 from workload.model.gateway import GUARDRAIL_REFUSAL, gateway_hint, guardrail_refusal
 from workload.model.masking import mask_secret
-from workload.model.trace_tags import tag_traces
+from workload.model.trace_tags import PROMPT_VERSION_TAG, tag_prompt_version, tag_traces
 
 if TYPE_CHECKING:
     import openai
+
+    from workload.releases.registry import PromptChoice
 
 __all__ = ["ChatResult", "make_client", "traced_chat"]
 
@@ -41,6 +43,8 @@ class ChatResult:
     prompt_tokens: int | None
     completion_tokens: int | None
     total_tokens: int | None
+    prompt_version: str = "packaged"
+    """The tag ``llmops.prompt_version``: ``<name>/<version>``, ``packaged`` or ``override``."""
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` object."""
@@ -104,14 +108,20 @@ def traced_chat(
     client: openai.OpenAI,
     *,
     model: str,
-    system_prompt: str,
     user_prompt: str,
     experiment: str,
+    prompt: PromptChoice | None = None,
+    system_prompt: str | None = None,
     secret: str = "",
     auth_mode: AuthMode = "key",
     via: Via = "direct",
 ) -> ChatResult:
     """Run the lab's traced call in a new MLflow run; raise ServiceError when it fails.
+
+    The messages are ``prompt``'s (the packaged prompt when None), loaded inside the run so
+    MLflow links a registered version to it, with ``user_prompt`` for ``{{prompt}}``; a
+    ``system_prompt`` replaces them with the lab's two messages of that text (``override``).
+    The run and its trace are tagged ``llmops.prompt_version``.
 
     ``secret`` is blanked out of any error text; ``auth_mode`` and ``via`` pick what a 401
     or 403 tells the user to check; the trace is tagged ``llmops.via=<via>``.
@@ -129,15 +139,18 @@ def traced_chat(
     # for MLflow's export thread, which polls its queue once a second (bench/tracing_overhead.py);
     # the caller flushes once when it is done, as the chat command does.
     previous_trace = mlflow.get_last_active_trace_id()
+    label = "override" if system_prompt is not None else (prompt.label if prompt else "packaged")
     try:
-        with mlflow.start_run() as run, tag_traces(via):
+        with (
+            mlflow.start_run() as run,
+            tag_traces(via),
+            tag_prompt_version(lambda: label),
+        ):
+            mlflow.set_tag(PROMPT_VERSION_TAG, label)
+            messages, parameters = _messages(prompt, system_prompt, user_prompt)
             try:
                 response = client.chat.completions.create(
-                    model=model,
-                    messages=[
-                        {"role": "system", "content": system_prompt},
-                        {"role": "user", "content": user_prompt},
-                    ],
+                    model=model, messages=messages, **parameters
                 )
             except (openai.OpenAIError, ValueError) as err:
                 # Raised inside the run: MLflow ends it FAILED; autolog kept the error.
@@ -164,7 +177,27 @@ def traced_chat(
         prompt_tokens=usage["prompt_tokens"] if usage else None,
         completion_tokens=usage["completion_tokens"] if usage else None,
         total_tokens=usage["total_tokens"] if usage else None,
+        prompt_version=label,
     )
+
+
+def _messages(
+    prompt: PromptChoice | None, system_prompt: str | None, user_prompt: str
+) -> tuple[list[Any], dict[str, Any]]:
+    """The request's messages and the prompt's request parameters (inside the run)."""
+    if system_prompt is not None:
+        override = [
+            {"role": "system", "content": system_prompt},
+            {"role": "user", "content": user_prompt},
+        ]
+        return override, {}
+    if prompt is None:
+        from workload.releases.template import packaged_template
+
+        template = packaged_template()
+    else:
+        template = prompt.load()
+    return list(template.messages(user_prompt)), template.request_parameters()
 
 
 def _read(response: Any) -> tuple[str, dict[str, int] | None]:

@@ -38,6 +38,7 @@ from workload.errors import (
     WorkloadError,
     first_line,
 )
+from workload.model.trace_tags import PROMPT_VERSION_TAG
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -92,6 +93,8 @@ class TraceRecord:
     judge_errors: frozenset[str] = frozenset()
     """Judges (by scorer name) that gave this trace no verdict: their call failed, or their
     answer was cut off or unparsable. A row whose own call failed is not one."""
+    prompt_version: str | None = None
+    """The trace's tag ``llmops.prompt_version`` (None: a trace made before versions)."""
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,7 @@ def record_from_trace(trace: Trace) -> TraceRecord:
         error=error,
         assessments=_assessments(trace),
         judge_errors=_judge_errors(trace),
+        prompt_version=(info.tags or {}).get(PROMPT_VERSION_TAG),
     )
 
 
