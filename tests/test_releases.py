@@ -143,7 +143,13 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
             ("push_again", "prompt", ["push", "--json"], {}),
             ("push_v2", "prompt", ["push", "--file", v2, "--alias", "candidate", "--json"], {}),
             ("list", "prompt", ["list", "--json"], {}),
-            ("uc_without_name", "prompt", ["list"], {"MLFLOW_TRACKING_URI": "databricks"}),
+            (
+                "uc_without_name",
+                "prompt",
+                ["list"],
+                # a workspace named (never reached): the missing prompt name is what stops it
+                {"MLFLOW_TRACKING_URI": "databricks", "DATABRICKS_HOST": "https://127.0.0.1:9"},
+            ),
             ("chat_production", "chat", ["--json"], {}),
             ("chat_candidate", "chat", ["--json", "--prompt-version", "candidate"], {}),
             ("chat_missing", "chat", ["--json", "--prompt-version", "9"], {}),

@@ -9,7 +9,8 @@ only when its messages or model config changed; the first version becomes
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from workload.config.context import command_parser
 
@@ -114,7 +115,10 @@ def _name(args: argparse.Namespace) -> str:
     from workload.config.context import resolve_context
     from workload.releases.registry import require_prompt_name
 
-    context = resolve_context(args, model=False)
+    def check(outputs: Mapping[str, Any], env: Mapping[str, str]) -> None:
+        require_prompt_name(args.prompt_name, outputs, env)  # exit 2 before anything is reached
+
+    context = resolve_context(args, model=False, check=check)
     return require_prompt_name(args.prompt_name, context.outputs, os.environ)
 
 

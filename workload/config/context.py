@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +121,7 @@ def resolve_context(
     model: bool = True,
     require_outputs: bool = False,
     env: MutableMapping[str, str] | None = None,
+    check: Callable[[Mapping[str, Any], Mapping[str, str]], None] | None = None,
 ) -> WorkloadContext:
     """Resolve what the command needs from its arguments and the environment.
 
@@ -129,7 +130,8 @@ def resolve_context(
     ``model=False`` skips the model's settings (the monitor reads traces only).
     ``require_outputs`` refuses a run without ``--outputs``/``--stack``. When MLflow
     tracks to Databricks, the workspace's host is added to ``env`` (``os.environ`` by
-    default) for MLflow to find.
+    default) for MLflow to find. ``check(outputs, env)`` is a command's own settings check,
+    run with the others, before anything is reached.
     Raises one :class:`SettingsError` (exit 2) before anything is sent, or a
     :class:`~workload.errors.ServiceError` (exit 1) when the tracking server cannot be
     reached (:mod:`workload.config.reachability`).
@@ -159,6 +161,8 @@ def resolve_context(
     experiment = resolve_experiment(getattr(args, "experiment", None), outputs, environ)
     environ.update(tracking_env(outputs, environ))
     check_databricks_workspace(environ)
+    if check is not None:
+        check(outputs, environ)
     # An unreachable tracking server fails here in seconds, not after MLflow's retries.
     check_tracking_store(environ)
     return WorkloadContext(outputs=outputs, experiment=experiment, model_settings=settings)
