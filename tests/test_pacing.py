@@ -125,9 +125,26 @@ def test_threads_get_distinct_evenly_spaced_slots() -> None:
     assert min(gaps) == pytest.approx(0.01), "no two requests share a slot"
 
 
-def _send_all(fake: FakeAzureOpenAI, tpm: int, count: int) -> tuple[float, int]:
+class SharedClock:
+    """The time of the pacer and the fake alike: it moves only when a request waits for its
+    slot, by that wait, so the fake's limiter sees the pacer's schedule (no later, however
+    long the machine takes to run the threads) and never more requests than it holds."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += max(seconds, 0.0)
+
+
+def _send_all(fake: FakeAzureOpenAI, clock: SharedClock, tpm: int, count: int) -> tuple[float, int]:
     """``count`` requests from 4 threads through a client paced for ``tpm``: the seconds
-    taken, and how many requests still failed after the client's retries."""
+    taken on ``clock``, and how many requests still failed after the client's retries."""
     import openai
 
     from workload.model.paced_client import RunControl, paced_client
@@ -138,8 +155,9 @@ def _send_all(fake: FakeAzureOpenAI, tpm: int, count: int) -> tuple[float, int]:
         api_version="2024-05-01-preview",
         max_retries=5,
     )
-    pacer = Pacer(Budget("gpt-4o", tpm, tpm))  # the fake's requests limit does not bind
-    client = paced_client(base, pacer, RunControl(4), timeout=10)
+    # The fake's requests limit does not bind.
+    pacer = Pacer(Budget("gpt-4o", tpm, tpm), clock=clock, sleep=clock.sleep)
+    client = paced_client(base, pacer, RunControl(4, sleep=clock.sleep), timeout=10)
     todo = list(range(count))
     failed: list[int] = []
     lock = threading.Lock()
@@ -158,27 +176,30 @@ def _send_all(fake: FakeAzureOpenAI, tpm: int, count: int) -> tuple[float, int]:
                 with lock:
                     failed.append(1)
 
-    start = time.monotonic()
+    start = clock()
     threads = [threading.Thread(target=work) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
-    return time.monotonic() - start, len(failed)
+        thread.join(timeout=300)
+        assert not thread.is_alive(), "every request was answered"
+    return clock() - start, len(failed)
 
 
 def test_paced_at_the_fakes_limit_no_request_is_refused() -> None:
     # 100 admission tokens a request, 6,000 tokens a second: evenly paced, 150 take 2.5 s.
-    with FakeAzureOpenAI(tpm=360_000, rpm=360_000, window=1.0) as fake:
-        took, failed = _send_all(fake, 360_000, 150)
+    clock = SharedClock()
+    with FakeAzureOpenAI(tpm=360_000, rpm=360_000, window=1.0, clock=clock) as fake:
+        took, failed = _send_all(fake, clock, 360_000, 150)
         assert fake.throttled == 0 and failed == 0, "paced at the fake's own limits: no 429"
         assert len(fake.admitted) == 150
-        assert took >= 149 * 100 / 6_000 * 0.95, "paced evenly, no burst"
+        assert took >= 149 * 100 / 6_000 - 1e-9, "paced evenly, no burst"
 
 
 def test_paced_for_ten_times_the_limit_the_fake_refuses() -> None:
-    with FakeAzureOpenAI(tpm=360_000, rpm=360_000, window=1.0) as fake:
-        _, failed = _send_all(fake, 3_600_000, 150)
+    clock = SharedClock()
+    with FakeAzureOpenAI(tpm=360_000, rpm=360_000, window=1.0, clock=clock) as fake:
+        _, failed = _send_all(fake, clock, 3_600_000, 150)
         assert fake.throttled > 0, "the fake enforces its limits (this test can fail)"
         assert len(fake.admitted) + failed == 150, "a refused request is retried or reported"
 
