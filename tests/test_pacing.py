@@ -457,11 +457,12 @@ def test_at_the_labs_limits_scaled_tenfold_in_time_sliding_windows_see_no_429() 
 
 def test_the_fake_refuses_the_eleventh_request_of_a_sliding_window() -> None:
     """The strictness the test above relies on: unpaced, the fake refuses (this can fail)."""
-    with FakeAzureOpenAI(tpm=100_000, rpm=600, window=1.0, limiter="sliding") as fake:
+    clock = Clock()
+    with FakeAzureOpenAI(tpm=100_000, rpm=600, window=1.0, limiter="sliding", clock=clock) as fake:
         body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
         waits = [fake._admit("gpt-4o", body)[0] for _ in range(11)]
         assert waits[:10] == [0.0] * 10 and waits[10] > 0
         big = {"messages": [{"role": "user", "content": "hi"}]}  # no max_tokens
-        time.sleep(1.05)
+        clock.sleep(1.05)
         assert fake._admit("gpt-4o", big)[0] == 0.0, "alone in an empty window, admitted"
         assert fake._admit("gpt-4o", body)[0] > 0, "and the window is then full"
