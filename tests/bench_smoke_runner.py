@@ -54,7 +54,7 @@ def _run_one(name: str) -> SmokeRun:
         stdout, stderr = process.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         _kill(process)
-        stdout, _ = process.communicate()
+        stdout, _ = process.communicate(timeout=60)
         return SmokeRun(-1, stdout, f"timed out after {TIMEOUT} s")
     finally:
         _current = None

@@ -424,7 +424,12 @@ def test_help_does_not_import_mlflow_or_openai() -> None:
         "print(sorted(m for m in ('mlflow', 'openai') if m in sys.modules))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     assert done.stdout.strip() == "[]", "--help stays quick: no mlflow, no openai"
 

@@ -119,7 +119,8 @@ def test_threads_get_distinct_evenly_spaced_slots() -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "every thread got its slot"
     slots.sort()
     gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert min(gaps) == pytest.approx(0.01), "no two requests share a slot"
@@ -422,7 +423,8 @@ def _paced_burst(
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join()
+        worker.join(timeout=300)
+        assert not worker.is_alive(), "every request was answered"
     return time.monotonic() - start, [a.at for a in fake.admitted]
 
 

@@ -145,13 +145,14 @@ def test_the_installed_wheel_gives_the_workload_command_outside_the_project(
     outside.mkdir()
     command = env_dir / "bin" / "workload"
     helped = subprocess.run(
-        [str(command), "--help"], cwd=outside, capture_output=True, text=True, env=clean
-    )
+        [str(command), "--help"], cwd=outside, capture_output=True, text=True, env=clean,
+        timeout=120,
+    )  # fmt: skip
     assert helped.returncode == 0, helped.stderr
     assert "chat" in helped.stdout and "usage: workload" in helped.stdout
     where = subprocess.run(
         [str(python), "-c", "import workload; print(workload.__file__)"],
-        cwd=outside, capture_output=True, text=True, env=clean,
+        cwd=outside, capture_output=True, text=True, env=clean, timeout=120,
     )  # fmt: skip
     assert Path(where.stdout.strip()).is_relative_to(site), "the wheel's copy, not the project's"
 
