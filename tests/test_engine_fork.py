@@ -47,3 +47,25 @@ def test_a_child_stuck_twice_is_an_error(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(engine, "_CHILD_SECONDS", 0.5)
     with pytest.raises(RuntimeError, match="stuck twice"):
         engine.run_program_isolated({})
+
+
+def test_a_slow_child_that_keeps_working_is_not_taken_for_stuck(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A run on a busy machine takes longer than the limit and uses CPU all along: it is
+    waited for, not ended (a limit on the wall time failed such runs twice in a row)."""
+    forks = tmp_path / "forks"
+    answer = engine.ProgramRun(stack="slow", preview=False, config={})
+
+    def slow(conn: Any, config: Any, kwargs: Any) -> None:
+        with forks.open("a") as log:
+            log.write("fork\n")
+        while time.process_time() < 1.5:  # three limits' worth of work
+            pass
+        conn.send(("ok", answer))
+        conn.close()
+
+    monkeypatch.setattr(engine, "_child", slow)
+    monkeypatch.setattr(engine, "_CHILD_SECONDS", 0.5)
+    assert engine.run_program_isolated({}) == answer
+    assert forks.read_text() == "fork\n", "forked once: the working child was not ended"
