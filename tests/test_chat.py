@@ -29,6 +29,9 @@ from llmops_infra.offline.engine import PROJECT_DIR, ProgramRun
 from workload import contract
 from workload.config.settings import resolve_settings
 
+#: End-to-end runs (processes, MLflow): a parallel session starts this module first.
+pytestmark = pytest.mark.slow
+
 KEY = "test-key-5f1c0ffee0123456789"
 
 

@@ -27,6 +27,9 @@ from workload.model.pacing import (
     text_tokens,
 )
 
+#: End-to-end runs (processes, MLflow): a parallel session starts this module first.
+pytestmark = pytest.mark.slow
+
 #: The checkout's root, for the child process's imports.
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -27,6 +27,9 @@ from llmops_infra.offline.engine import PROJECT_DIR, ProgramRun
 from llmops_infra.stack import program
 from llmops_infra.stack.workload_wheel import build_wheel, dependency_names
 
+#: End-to-end runs (processes, MLflow): a parallel session starts this module first.
+pytestmark = pytest.mark.slow
+
 Run = Callable[..., ProgramRun]
 FILE = "databricks:index/workspaceFile:WorkspaceFile"
 JOB = "databricks:index/job:Job"
