@@ -500,19 +500,22 @@ def preload_program() -> None:
     gc.freeze()
 
 
-#: How long a forked run may go without answering and without using any CPU before it counts
-#: as stuck: a child waiting on a lock it inherited uses none, and a slow one on a busy machine
-#: (a run takes a few seconds of CPU, minutes of wall time when other processes hold the cores)
-#: keeps using some. Where the CPU time cannot be read, this is the limit on the wall time.
+#: How long a forked run may go without answering and without its main thread using any CPU
+#: before it counts as stuck: a child waiting on a lock it inherited uses none, and a slow one
+#: on a busy machine (a run takes a few seconds of CPU, minutes of wall time when other
+#: processes hold the cores) keeps using some. Where the CPU time cannot be read, this is the
+#: limit on the wall time.
 _CHILD_SECONDS: Final = 30.0
 #: However busy it keeps, a run still going after this many of those intervals is stuck too.
-_CHILD_INTERVALS: Final = 20
+_CHILD_INTERVALS: Final = 10
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """The CPU time process ``pid`` has used so far (Linux's /proc), None where unknown."""
+    """The CPU time the main thread of process ``pid`` has used so far (Linux's /proc), None
+    where unknown. The main thread's alone: the program runs its event loop there, and a stuck
+    child's other threads (gRPC's timers and pollers) still wake up now and then."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rpartition(")")[2].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
