@@ -203,6 +203,8 @@ def main(argv: list[str]) -> int:
         _install("requirements-dev.txt")
         # Test modules spread over up to four processes (pytest-xdist), a module's tests in
         # one of them, as their fixtures expect; ``-n 0`` among ARGS runs them in this one.
+        # Modules go out in the order tests/conftest.py gives (the longest first), not
+        # xdist's (the most tests first, which left the benchmarks' smoke runs to the end).
         workers = (
             []
             if any(a == "-n" or a.startswith("--numprocesses") for a in rest)
@@ -210,6 +212,7 @@ def main(argv: list[str]) -> int:
                 "--numprocesses=auto",
                 "--maxprocesses=4",
                 "--dist=loadfile",
+                "--no-loadscope-reorder",
             ]
         )
         return _run("-m", "pytest", *workers, *(rest or ["-q"]))

@@ -36,25 +36,29 @@ _done: dict[str, threading.Event] = {name: threading.Event() for name in BENCHMA
 _started = threading.Lock()
 _thread: threading.Thread | None = None
 _current: subprocess.Popen[str] | None = None
+_current_lock = threading.Lock()
 _stopping = threading.Event()
 
 
 def _run_one(name: str) -> SmokeRun:
     global _current
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", name],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # stop() ends the benchmark's own children with it
-    )
-    _current = process
+    with _current_lock:  # a stop() meanwhile either comes first or sees this process
+        if _stopping.is_set():
+            return SmokeRun(-1, "", "the session ended first")
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", name],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # stop() ends the benchmark's own children with it
+        )
+        _current = process
     try:
         stdout, stderr = process.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         _kill(process)
-        stdout, _ = process.communicate()
+        stdout, _ = process.communicate(timeout=60)
         return SmokeRun(-1, stdout, f"timed out after {TIMEOUT} s")
     finally:
         _current = None
@@ -89,8 +93,9 @@ def start(names: tuple[str, ...] = BENCHMARKS) -> None:
 
 def stop() -> None:
     """End the runs still going (the session ended without waiting for them)."""
-    _stopping.set()
-    process = _current
+    with _current_lock:
+        _stopping.set()
+        process = _current
     if process is not None and process.poll() is None:
         _kill(process)
     if _thread is not None:

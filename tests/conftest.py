@@ -30,15 +30,25 @@ os.environ.setdefault("LLMOPS_PRICES_ENDPOINT", "http://127.0.0.1:9/api/retail/p
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the benchmarks' smoke tests last: their runs go on in the background meanwhile.
+    """Order the modules for the way the session runs them.
 
-    Under pytest-xdist they stay first instead: one worker waits for them while the other
-    goes on with the rest.
+    In one process, the benchmarks' smoke tests go last: their runs go on in the background
+    meanwhile. Under pytest-xdist (``tasks.py test`` passes ``--no-loadscope-reorder``, so
+    modules are handed out in this order), the longest go first: the smoke tests, whose
+    worker waits for the benchmarks while the others go on, then the modules marked
+    ``slow``, so that no long module starts when the rest is done and keeps one core busy
+    alone at the end.
     """
+
+    def smoke(item: pytest.Item) -> bool:
+        return item.path.name == "test_bench_smoke.py"
+
     if hasattr(config, "workerinput"):
-        return
-    smoke = [item for item in items if item.path.name == "test_bench_smoke.py"]
-    items[:] = [item for item in items if item not in smoke] + smoke
+        items.sort(
+            key=lambda item: 0 if smoke(item) else 1 if item.get_closest_marker("slow") else 2
+        )
+    else:
+        items.sort(key=smoke)  # stable: the others keep their order
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -200,4 +200,4 @@ def fake_arm() -> Iterator[FakeArm]:
     finally:
         server.shutdown()
         server.server_close()
-        thread.join()
+        thread.join(timeout=30)

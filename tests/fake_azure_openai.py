@@ -187,7 +187,7 @@ class Admission:
 
     deployment: str
     at: float
-    """``time.monotonic()`` when it was admitted."""
+    """The fake's clock (``time.monotonic()`` unless given one) when it was admitted."""
     tokens: int
     """Its admission tokens (prompt estimate plus max_tokens)."""
     judge: bool
@@ -227,11 +227,11 @@ class _Window:
 class _Bucket:
     """A token bucket: ``capacity`` (the window's allowance), refilled at ``rate`` a second."""
 
-    def __init__(self, per_minute: int, window: float) -> None:
+    def __init__(self, per_minute: int, window: float, now: float) -> None:
         self.rate = per_minute / 60.0
         self.capacity = per_minute * window / 60.0
         self.level = self.capacity
-        self.stamp = time.monotonic()
+        self.stamp = now
 
     def refill(self, now: float) -> None:
         self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
@@ -344,6 +344,7 @@ class FakeAzureOpenAI(LoopbackServer):
         judge_rationale_words: int = 0,
         unbounded_tokens: int = UNBOUNDED_TOKENS,
         judge_status: int = 200,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_key = api_key
         self.ad_token = ad_token
@@ -359,6 +360,8 @@ class FakeAzureOpenAI(LoopbackServer):
         self.judge_rationale_words = judge_rationale_words
         self.unbounded_tokens = unbounded_tokens
         self.judge_status = judge_status
+        #: The rate limiter's time (a test shares its pacer's simulated clock with the fake).
+        self.clock = clock
         self._random = random.Random(0)
         #: The answer times drawn for ``latency``.
         self.latencies: list[float] = []
@@ -387,9 +390,15 @@ class FakeAzureOpenAI(LoopbackServer):
     def set_limits(self, deployment: str, tpm: int, rpm: int | None = None) -> None:
         """Enforce ``tpm`` (and ``rpm``, else 6 per 1,000 TPM) on ``deployment``, buckets full."""
         requests = rpm if rpm is not None else max(1, tpm * 6 // 1000)
-        kind = _Window if self.limiter == "sliding" else _Bucket
         with self._lock:
-            self._limits[deployment] = _Limits(kind(tpm, self.window), kind(requests, self.window))
+            if self.limiter == "sliding":
+                limits = _Limits(_Window(tpm, self.window), _Window(requests, self.window))
+            else:
+                now = self.clock()
+                limits = _Limits(
+                    _Bucket(tpm, self.window, now), _Bucket(requests, self.window, now)
+                )
+            self._limits[deployment] = limits
 
     def admission_tokens(self, body: dict[str, Any]) -> int:
         """What this fake counts against TPM for ``body`` (its ``estimate``)."""
@@ -418,7 +427,7 @@ class FakeAzureOpenAI(LoopbackServer):
 
         with self._lock:
             limits = self._limits.get(deployment)
-            now = time.monotonic()
+            now = self.clock()
             if limits is None:
                 self.admitted.append(Admission(deployment, now, tokens, judge))
                 return 0.0, nothing

@@ -21,6 +21,8 @@ from workload.contract import PROJECT_DIR
 
 PLAN = [sys.executable, "-m", "llmops_infra", "plan"]
 Result = tuple[int, str, str]
+#: The longest a plan may take (seconds of imports when the machine is busy) before it fails.
+TIMEOUT = 300
 
 
 def clean_env() -> dict[str, str]:
@@ -39,10 +41,14 @@ class Started:
     def result(self) -> Result:
         """Wait for it: its exit status, stdout and stderr."""
         if self.process is not None:
-            out, err = self.process.communicate(timeout=300)
+            out, err = self.process.communicate(timeout=TIMEOUT)
             return self.process.returncode, out, err
+        if not self.receiver.poll(TIMEOUT):
+            self.child.kill()
+            self.child.join(timeout=30)
+            raise TimeoutError(f"the forked plan did not answer in {TIMEOUT} s")
         result: Result = self.receiver.recv()
-        self.child.join()
+        self.child.join(timeout=30)
         return result
 
 

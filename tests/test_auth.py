@@ -42,6 +42,9 @@ from workload.errors import ServiceError, SettingsError
 from workload.model.auth import COGNITIVE_SERVICES_SCOPE, make_client
 from workload.model.chat import _describe
 
+#: End-to-end runs (processes, MLflow): a parallel session starts this module first.
+pytestmark = pytest.mark.slow
+
 PROJECT = Path(__file__).resolve().parent.parent
 KEY = "lab-key-that-must-stay-home-0123456789"
 AD_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.ad-token-from-the-variable"

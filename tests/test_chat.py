@@ -29,6 +29,9 @@ from llmops_infra.offline.engine import PROJECT_DIR, ProgramRun
 from workload import contract
 from workload.config.settings import resolve_settings
 
+#: End-to-end runs (processes, MLflow): a parallel session starts this module first.
+pytestmark = pytest.mark.slow
+
 KEY = "test-key-5f1c0ffee0123456789"
 
 
@@ -424,7 +427,12 @@ def test_help_does_not_import_mlflow_or_openai() -> None:
         "print(sorted(m for m in ('mlflow', 'openai') if m in sys.modules))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     assert done.stdout.strip() == "[]", "--help stays quick: no mlflow, no openai"
 

@@ -28,6 +28,9 @@ from workload.config.defaults import DEFAULT_EXPERIMENT
 from workload.errors import SettingsError
 from workload.monitoring.drift import MIN_VALUES
 
+#: End-to-end runs (processes, MLflow): a parallel session starts this module first.
+pytestmark = pytest.mark.slow
+
 PROJECT = Path(__file__).resolve().parent.parent
 CALLS = 2 * MIN_VALUES
 STACK_EXPERIMENT = "/Shared/llmops-lab"

@@ -18,6 +18,9 @@ import pytest
 
 from llmops_infra.demo import LABEL
 
+#: End-to-end runs (processes, MLflow): a parallel session starts this module first.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = [sys.executable, "-m", "llmops_infra", "demo"]
 

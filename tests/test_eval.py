@@ -29,6 +29,9 @@ from workload.config.defaults import LAB_USER_PROMPT
 from workload.errors import SettingsError
 from workload.evaluation.dataset import load_dataset, parse_dataset
 
+#: End-to-end runs (processes, MLflow): a parallel session starts this module first.
+pytestmark = pytest.mark.slow
+
 KEY = "test-key-eval-0123456789abcdef"
 #: The Entra ID token of the keyless scenarios (AZURE_OPENAI_AD_TOKEN).
 AD_TOKEN = "entra-token-eval-0123456789abcdef"

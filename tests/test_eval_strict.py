@@ -30,6 +30,9 @@ from test_eval import KEY, _clean_env, _scenario, _write
 
 from llmops_infra.offline.engine import PROJECT_DIR
 
+#: End-to-end runs (processes, MLflow): a parallel session starts this module first.
+pytestmark = pytest.mark.slow
+
 JUDGE = "gpt-4o-judge"
 DATASETS = PROJECT_DIR / "workload" / "evaluation" / "datasets"
 

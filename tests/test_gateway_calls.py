@@ -28,6 +28,9 @@ from workload import contract
 from workload.config.settings import resolve_settings
 from workload.errors import SettingsError
 
+#: End-to-end runs (processes, MLflow): a parallel session starts this module first.
+pytestmark = pytest.mark.slow
+
 KEY = "azure-key-0123456789abcdef0123"
 CHAT_ENDPOINT = "llmops-gpt-4o"
 JUDGE_ENDPOINT = "llmops-gpt-4o-mini"

@@ -30,6 +30,9 @@ from workload.errors import InsufficientDataError, TrackingStoreError, WorkloadE
 from workload.monitoring.drift import compare_windows
 from workload.monitoring.traces import connect, load_windows, record_from_trace
 
+#: End-to-end runs (processes, MLflow): a parallel session starts this module first.
+pytestmark = pytest.mark.slow
+
 PROJECT = Path(__file__).resolve().parent.parent
 HEAVY = ("mlflow", "scipy", "matplotlib", "openai")
 GROWN = {"latency_ms", "completion_tokens", "total_tokens", "response_chars"}

@@ -13,6 +13,9 @@ from llmops_infra import cli
 from llmops_infra.offline.engine import PROJECT_DIR
 from workload import contract
 
+#: End-to-end runs (processes, MLflow): a parallel session starts this module first.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def plans(run: object) -> dict[str, tuple[int, str, str]]:

@@ -547,8 +547,38 @@ def preload_program() -> None:
     gc.freeze()
 
 
-#: How long a forked run may take (a run takes a few seconds) before it counts as stuck.
-_CHILD_SECONDS: Final = 90.0
+#: How long a forked run may go without answering and without its main thread using any CPU
+#: before it counts as stuck: a child waiting on a lock it inherited uses none, and a slow one
+#: on a busy machine (a run takes a few seconds of CPU, minutes of wall time when other
+#: processes hold the cores) keeps using some. Where the CPU time cannot be read, this is the
+#: limit on the wall time.
+_CHILD_SECONDS: Final = 30.0
+#: However busy it keeps, a run still going after this many of those intervals is stuck too.
+_CHILD_INTERVALS: Final = 10
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """The CPU time the main thread of process ``pid`` has used so far (Linux's /proc), None
+    where unknown. The main thread's alone: the program runs its event loop there, and a stuck
+    child's other threads (gRPC's timers and pollers) still wake up now and then."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _answers(receiver: Any, pid: int) -> bool:
+    """Wait for the child's answer (True), or until it has stopped working (False)."""
+    used = _cpu_seconds(pid)
+    for _ in range(_CHILD_INTERVALS):
+        if receiver.poll(_CHILD_SECONDS):
+            return True
+        now = _cpu_seconds(pid)
+        if used is None or now is None or now <= used:
+            return False
+        used = now
+    return False
 
 
 def run_program_isolated(config: Mapping[str, str], **kwargs: Any) -> ProgramRun:
@@ -560,8 +590,8 @@ def run_program_isolated(config: Mapping[str, str], **kwargs: Any) -> ProgramRun
     that moment stays held in the child for good (Python's ``os.fork`` documentation warns
     of it; the test processes run servers and pytest-xdist's own threads). Seen once in
     several hundred runs: a child waiting forever on its first invoke. So a child that
-    has not answered in :data:`_CHILD_SECONDS` is ended and the run forked once more; a
-    second stuck child is an error, never a silent pass.
+    has used no CPU for :data:`_CHILD_SECONDS` without answering is ended and the run
+    forked once more; a second stuck child is an error, never a silent pass.
     """
     for attempt in (1, 2):
         context = multiprocessing.get_context("fork")
@@ -569,13 +599,16 @@ def run_program_isolated(config: Mapping[str, str], **kwargs: Any) -> ProgramRun
         child = context.Process(target=_child, args=(sender, dict(config), kwargs))
         child.start()
         sender.close()
-        if not receiver.poll(_CHILD_SECONDS):
+        assert child.pid is not None
+        if not _answers(receiver, child.pid):
             child.kill()
             child.join()
             receiver.close()
             if attempt == 1:
                 continue
-            raise RuntimeError(f"the program's process was stuck twice ({_CHILD_SECONDS:g} s)")
+            raise RuntimeError(
+                f"the program's process was stuck twice (no CPU used in {_CHILD_SECONDS:g} s)"
+            )
         try:
             status, payload = receiver.recv()
         except EOFError:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -66,6 +66,9 @@ class RunControl:
     """Requests in flight per deployment."""
     stopped: str | None = None
     """Why the run stopped (one line), or None while it runs."""
+    sleep: Callable[[float], None] | None = None
+    """How a request waiting for its slot sleeps: None waits on the stop flag, so that a stop
+    wakes it; a test gives its fake clock's sleep (the one its pacers have)."""
     _gates: dict[str, threading.Semaphore] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _event: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -85,7 +88,10 @@ class RunControl:
     def wait(self, seconds: float) -> None:
         """Sleep ``seconds`` (a request waiting for its slot), or raise Stopped sooner."""
         if seconds > 0:
-            self._event.wait(seconds)
+            if self.sleep is None:
+                self._event.wait(seconds)
+            else:
+                self.sleep(seconds)
         self.check()
 
     def check(self) -> None:
@@ -164,7 +170,7 @@ class PacedTransport(httpx2.BaseTransport):
         except ValueError:
             body = {}
         tokens = admission_tokens(body if isinstance(body, dict) else {})
-        queued = time.monotonic()
+        queued = self.pacer.now()  # the waits are measured on the pacer's clock, as its slots
         gate = self.control.gate(self.pacer.budget.deployment)
         slot = self.pacer.reserve(tokens)
         self.control.wait(self.pacer.until(slot))
@@ -185,7 +191,7 @@ class PacedTransport(httpx2.BaseTransport):
             raise
         try:
             # Recorded before sending: the span ends when the answer is in.
-            _record_wait(request, time.monotonic() - queued)
+            _record_wait(request, self.pacer.now() - queued)
             response = self._inner.handle_request(request)
             try:
                 response.read()  # the place is held until the answer is in, not just its head

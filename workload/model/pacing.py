@@ -284,6 +284,10 @@ class Pacer:
             self.requests -= 1
             self.tokens -= tokens
 
+    def now(self) -> float:
+        """The pacer's clock: the time its slots are in."""
+        return self._clock()
+
     def until(self, slot: float) -> float:
         """Seconds from now to ``slot`` (negative when it has passed)."""
         return slot - self._clock()
