@@ -385,6 +385,8 @@ def test_pulumi_yaml_declares_every_key_the_program_reads_typed_and_described() 
         "gatewayGuardrails": "boolean",
         "inferenceTable": "string",
         "compute": "string",
+        "catalog": "string",
+        "schema": "string",
     }, "the documented types"
     for key, declaration in declared.items():
         assert declaration.get("description"), f"{key} is described"
