@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -69,3 +71,33 @@ def test_a_slow_child_that_keeps_working_is_not_taken_for_stuck(
     monkeypatch.setattr(engine, "_CHILD_SECONDS", 0.5)
     assert engine.run_program_isolated({}) == answer
     assert forks.read_text() == "fork\n", "forked once: the working child was not ended"
+
+
+_IN_PROCESS_THEN_FORKED = """
+import threading
+from llmops_infra.offline import engine
+engine.preload_program()
+first = engine.run_program({})
+assert threading.active_count() == 1, [t.name for t in threading.enumerate()]
+second = engine.run_program_isolated({})
+assert sorted(r.type for r in second.resources) == sorted(r.type for r in first.resources)
+print("forked run answered")
+"""
+
+
+def test_a_fork_after_a_run_in_this_process_does_not_inherit_its_idle_thread_pool() -> None:
+    """Seen in CI: a run in the xdist worker itself left its event loop's thread pool waiting
+    idle, and every later forked run waited forever on its first invoke (the pool, copied
+    without its threads, started none). A run now leaves no thread behind, and the fork
+    after it answers. In a process of its own: the mock runtime is process-global."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    done = subprocess.run(
+        [sys.executable, "-c", _IN_PROCESS_THEN_FORKED],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,  # only a bound: a stuck fork fails by itself after two 30 s waits
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "forked run answered" in done.stdout

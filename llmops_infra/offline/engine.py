@@ -20,6 +20,8 @@ many configurations after importing the provider SDKs only once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import gc
 import hashlib
@@ -31,7 +33,7 @@ import runpy
 import sys
 import traceback
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -453,6 +455,53 @@ def run_program(
     :class:`ProgramFailed` with the program's own message when it stops, as
     ``pulumi up`` would.
     """
+    with _own_event_loop():
+        return _run_program(
+            config,
+            stack=stack,
+            preview=preview,
+            program=program,
+            seed=seed,
+            state=state,
+            world=world,
+        )
+
+
+@contextlib.contextmanager
+def _own_event_loop() -> Iterator[None]:
+    """A new event loop for one run, its threads ended and the loop closed afterwards.
+
+    Pulumi runs every invoke and registration in the event loop's default thread pool. A loop
+    left over from an earlier run in this process keeps a pool whose threads wait idle; a
+    process forked from this one inherits that pool without its threads (a fork copies only
+    the forking thread), the pool still counts them as idle, so it starts none and the
+    child's first invoke waits for good. Seen in the tests: forked runs stuck in
+    ``_sync_await`` after another test had planned in the xdist worker itself.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_default_executor())
+        asyncio.set_event_loop(None)  # Pulumi's next ``_sync_await`` makes a new one
+        loop.close()
+
+
+def _run_program(
+    config: Mapping[str, str],
+    *,
+    stack: str,
+    preview: bool,
+    program: Path,
+    seed: str | None,
+    state: ProgramRun | None,
+    world: World | None,
+) -> ProgramRun:
     qualified = _qualify(config)
     mocks = ProviderMocks(
         stack=stack, preview=preview, seed=seed, state=state, world=world, config=qualified
