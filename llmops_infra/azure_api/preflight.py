@@ -40,6 +40,7 @@ from llmops_infra.stack.region_features import (
     missing_features,
     unconfirmed_features,
 )
+from llmops_infra.stack_arguments import add_stack_arguments
 from workload.config.outputs import PULUMI_TIMEOUT, run_pulumi
 from workload.contract import PROJECT_DIR, REGION
 from workload.errors import first_line
@@ -571,16 +572,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "credentials, unreachable) or the configuration is bad. Read-only in Azure."
         ),
     )
-    parser.add_argument(
-        "--stack", default="dev", metavar="NAME", help="stack whose Pulumi.<NAME>.yaml to read"
-    )
-    parser.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a configuration value, e.g. llmops:capacity=20 (repeatable)",
-    )
+    add_stack_arguments(parser, example="llmops:capacity=20")
     parser.add_argument(
         "--subscription",
         metavar="ID",

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Final
 
+from llmops_infra.stack_arguments import add_stack_arguments
+
 if TYPE_CHECKING:
     from llmops_infra.cost.estimate import RegionCost
     from llmops_infra.stack.config import LlmopsConfig
@@ -39,14 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "region the draw can land on is priced. See docs/cost.md."
         ),
     )
-    parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to read")
-    parser.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a configuration value, e.g. llmops:region=swedencentral (repeatable)",
-    )
+    add_stack_arguments(parser, example="llmops:region=swedencentral")
     parser.add_argument("--hours", default="8", metavar="N", help="hours of a class day (8)")
     parser.add_argument("--students", default="1", metavar="N", help="students, one stack each")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

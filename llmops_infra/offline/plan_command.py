@@ -7,6 +7,8 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from llmops_infra.stack_arguments import add_stack_arguments
+
 if TYPE_CHECKING:
     from llmops_infra.offline.policy_check import PolicyAnalyzer
 
@@ -29,14 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "mandatory one makes the command exit with status 3."
         ),
     )
-    parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to read")
-    parser.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a configuration value, e.g. llmops:region=swedencentral (repeatable)",
-    )
+    add_stack_arguments(parser, example="llmops:region=swedencentral")
     parser.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     parser.add_argument(
         "--no-policy", action="store_true", help="skip the policy pack (no violations, exit 0)"
