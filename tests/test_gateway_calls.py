@@ -274,9 +274,6 @@ def test_eval_paces_by_the_gateways_limit_and_judges_on_the_judge_endpoint(
     assert len(rows) == 3, "one request per row"
     assert len(judges) == 2, "the judges ask the judge endpoint about each row's guidelines"
     assert all("<guidelines>" in r.body["messages"][-1]["content"] for r in judges)
-    starts = sorted(r.at for r in rows)
-    gap = 60 / (GATEWAY_TPM * 6 // 1000)  # Azure's ratio of requests to tokens
-    assert all(b - a >= gap * 0.9 for a, b in itertools.pairwise(starts)), starts
     traces = run.traces()
     assert len(traces) == 3, "one trace per row, none of the judges"
     assert {t.info.tags[TAG] for t in traces} == {"gateway"}
@@ -285,7 +282,10 @@ def test_eval_paces_by_the_gateways_limit_and_judges_on_the_judge_endpoint(
 
     client = MlflowClient(tracking_uri=f"sqlite:///{run.store / 'mlflow.db'}")
     params = client.get_run(result["run_id"]).data.params
+    # The pacer's budget (its spacing is proved in test_pacing.py on a clock the tests own:
+    # arrival times here are the wall clock's, which a busy machine stretches unevenly).
     assert params["tokens_per_minute"] == str(GATEWAY_TPM), "the gateway's limit, not Azure's"
+    assert params["requests_per_minute"] == str(GATEWAY_TPM * 6 // 1000), "Azure's ratio"
     assert params["deployment"] == CHAT_ENDPOINT and params["via"] == "gateway"
 
 
