@@ -242,3 +242,14 @@ def test_anywhere_but_databricks_in_gateway_mode_exits_2_in_one_line_calling_not
     assert len(result["stderr"].strip().splitlines()) == 1, "one line, no traceback"
     assert result["calls"] == [], "nothing called: no experiment, no registry"
     assert result["stdout"] == ""
+
+
+def test_the_production_judges_guidelines_are_those_more_than_half_the_rows_share() -> None:
+    from workload.evaluation.dataset import EvalRow, general_guidelines
+
+    def row(*guidelines: str) -> EvalRow:
+        return EvalRow(prompt="p", system_prompt=None, guidelines=guidelines)
+
+    rows = [row("kind", "cats", "kind"), row("kind", "dogs"), row("kind", "brief"), row("brief")]
+    assert general_guidelines(rows) == ("kind",), "3 of 4 rows; 'brief' has only half"
+    assert general_guidelines([]) == ()
