@@ -96,6 +96,11 @@ def _experiment(args: argparse.Namespace) -> tuple[str, str]:
     return model, use_experiment(context.experiment)
 
 
+def _rate(rate: float | None) -> str:
+    """A sample rate as the commands print it ("-": never started)."""
+    return "-" if rate is None else f"{rate:g}"
+
+
 def run_start(args: argparse.Namespace) -> int:
     """Register (or update) the judge and set its sample rate."""
     from workload.releases.scorers import start_scorers
@@ -103,7 +108,7 @@ def run_start(args: argparse.Namespace) -> int:
     model, experiment_id = _experiment(args)
     for scorer in start_scorers(experiment_id, model, args.sample_rate):
         if scorer.ours:
-            print(f"{scorer.name}: judging {scorer.sample_rate:g} of the traces with {model}")
+            print(f"{scorer.name}: judging {_rate(scorer.sample_rate)} of the traces with {model}")
     return 0
 
 
@@ -136,7 +141,7 @@ def run_list(args: argparse.Namespace) -> int:
     if not listed:
         print("no scorer is registered on the experiment (scorers start registers the judge)")
     for scorer in listed:
-        rate = "-" if scorer.sample_rate is None else f"{scorer.sample_rate:g}"
+        rate = _rate(scorer.sample_rate)
         state = "active" if scorer.active else "stopped"
         print(f"{scorer.name:<24} {rate:>6}  {state:<8} {scorer.model or '-'}")
     return 0
