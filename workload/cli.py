@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from workload.commands import chat, compare, evaluate, monitor, promote, prompt, submit
+from workload.commands import chat, compare, evaluate, monitor, promote, prompt, scorers, submit
 from workload.errors import WorkloadError
 
 __all__ = ["build_parser", "main"]
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_parser(subparsers)
     prompt.add_parser(subparsers)
     promote.add_parser(subparsers)
+    scorers.add_parser(subparsers)
     for command in subparsers.choices.values():
         command.set_defaults(parser=command)  # whose usage an unknown option shows
     return parser

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -24,7 +25,15 @@ from typing import Any, Final
 
 from workload.errors import SettingsError
 
-__all__ = ["DEFAULT_DATASET", "ROW_KEY_TAG", "EvalRow", "load_dataset", "parse_dataset", "row_key"]
+__all__ = [
+    "DEFAULT_DATASET",
+    "ROW_KEY_TAG",
+    "EvalRow",
+    "general_guidelines",
+    "load_dataset",
+    "parse_dataset",
+    "row_key",
+]
 
 #: The shipped prompt set, relative to the ``workload`` package.
 DEFAULT_DATASET: Final = "datasets/lab_prompts.jsonl"
@@ -70,6 +79,20 @@ def row_key(record: dict[str, Any]) -> str:
     whole = {"inputs": record.get("inputs") or {}, "expectations": record.get("expectations") or {}}
     text = json.dumps(whole, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def general_guidelines(rows: Sequence[EvalRow]) -> tuple[str, ...]:
+    """The guidelines most rows share (more than half of them), in the order first seen.
+
+    A prompt set's rows mix general rules (suitable for all ages) with their own
+    (a joke about cats); only the general ones fit any reply, such as a production
+    trace's, which carries no row's expectations.
+    """
+    counts: dict[str, int] = {}
+    for row in rows:
+        for guideline in dict.fromkeys(row.guidelines):
+            counts[guideline] = counts.get(guideline, 0) + 1
+    return tuple(g for g, n in counts.items() if 2 * n > len(rows))
 
 
 def _text(value: Any) -> bool:
