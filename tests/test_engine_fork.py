@@ -81,6 +81,9 @@ first = engine.run_program({})
 assert threading.active_count() == 1, [t.name for t in threading.enumerate()]
 second = engine.run_program_isolated({})
 assert sorted(r.type for r in second.resources) == sorted(r.type for r in first.resources)
+assert "openai_api_key" in first.exports
+keyless = engine.run_program_isolated({"authMode": "entra"})
+assert "openai_api_key" not in keyless.exports, sorted(keyless.exports)
 print("forked run answered")
 """
 
@@ -89,7 +92,9 @@ def test_a_fork_after_a_run_in_this_process_does_not_inherit_its_idle_thread_poo
     """Seen in CI: a run in the xdist worker itself left its event loop's thread pool waiting
     idle, and every later forked run waited forever on its first invoke (the pool, copied
     without its threads, started none). A run now leaves no thread behind, and the fork
-    after it answers. In a process of its own: the mock runtime is process-global."""
+    after it answers. And each run's stack is its own: a forked keyless run after an
+    in-process run with a key exports no key (the root stack resource, left over, kept the
+    first run's outputs). In a process of its own: the mock runtime is process-global."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
     done = subprocess.run(
         [sys.executable, "-c", _IN_PROCESS_THEN_FORKED],

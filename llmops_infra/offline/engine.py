@@ -42,6 +42,7 @@ import pulumi
 from pulumi.output import Unknown
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -507,6 +508,9 @@ def _run_program(
         stack=stack, preview=preview, seed=seed, state=state, world=world, config=qualified
     )
     monitor = _RecordingMonitor(mocks)
+    # A new stack for each run: ``set_mocks`` keeps a root stack resource it finds, and with
+    # it an earlier run's outputs (a keyless run then exported the key run's key).
+    pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_all_config(qualified)
     warnings = _WarningsKept()
     pulumi.runtime.set_mocks(
