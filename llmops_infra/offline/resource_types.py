@@ -315,6 +315,16 @@ def _job_installs(inputs: Mapping[str, Any]) -> Any:
     return [library.get("whl") for library in task.get("libraries") or []]
 
 
+def _job_schedule(inputs: Mapping[str, Any]) -> str:
+    schedule = inputs.get("schedule")
+    if not isinstance(schedule, Mapping):
+        return "none (run on demand)"
+    return (
+        f"{schedule.get('pauseStatus')}, {schedule.get('quartzCronExpression')} "
+        f"(Quartz cron, {schedule.get('timezoneId')})"
+    )
+
+
 def _job(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     job_id = str(cloud.rng(name).randrange(10**14, 10**15))
     return job_id, {"url": cloud.later(f"#job/{job_id}")}
@@ -604,7 +614,9 @@ def _workspace_lookup(cloud: Cloud, args: dict[str, Any]) -> dict[str, Any]:
             "https://aka.ms/ARMResourceNotFoundFix",
         )
     workspace = held[found]
-    numeric_id = str(cloud.rng(f"existing-workspace/{found.lower()}").randrange(10**15, 10**16))
+    # The workspace's own, made when it was created: the same on every `up`, whoever asks.
+    digest = hashlib.sha256(f"workspace/{found.lower()}".encode()).digest()
+    numeric_id = str(random.Random(int.from_bytes(digest[:8], "big")).randrange(10**15, 10**16))
     return {
         "id": found,
         "name": found.rsplit("/", 1)[-1],
@@ -978,7 +990,7 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         "databricks:index/job:Job",
         shows=(
             ("name", field("name")),
-            ("schedule", lambda i: field("schedule.pauseStatus")(i) or "none (run on demand)"),
+            ("schedule", _job_schedule),
             ("runs", _job_runs),
             ("compute", _job_compute),
             ("installs", _job_installs),

@@ -19,7 +19,12 @@ from pulumi_azure_native import databricks as azure_databricks
 from pulumi_azure_native import resources
 
 from llmops_infra.stack.config import WORKSPACE_ID, LlmopsConfig
-from llmops_infra.stack.region_features import region_problem
+from llmops_infra.stack.region_features import (
+    FEATURE_LABELS,
+    feature_keys,
+    missing_features,
+    needed_features,
+)
 from workload.errors import first_line
 
 __all__ = [
@@ -182,6 +187,15 @@ def workspace_problem(config: LlmopsConfig, found: FoundWorkspace) -> str | None
             f"{_INVALID}{key} is a serverless workspace, which has no classic compute for "
             "the lab's cluster: set llmops:compute serverless, or name a Hybrid workspace"
         )
-    if region is not None and (problem := region_problem(config, region)):
-        return f"the existing workspace's {problem}"
+    lacks = missing_features(region, needed_features(config)) if region is not None else ()
+    if lacks:
+        keys = feature_keys(config)
+        needs = sorted({keys[feature] for feature in lacks})
+        return (
+            f"{_INVALID}{key} is in {region}, which does not offer "
+            f"{', '.join(FEATURE_LABELS[f] for f in lacks)} on Azure Databricks, which "
+            f"{' and '.join(needs)} {'needs' if len(needs) == 1 else 'need'} (the table of "
+            "features by region, with its sources: llmops_infra/stack/region_features.py): "
+            "turn the option off, or use a workspace in a region that offers it"
+        )
     return None
