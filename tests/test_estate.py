@@ -8,6 +8,7 @@ import json
 
 import pytest
 from conftest import Run
+from plan_runs import start_in_fork
 
 from llmops_infra.offline import plan
 from llmops_infra.offline.engine import (
@@ -161,6 +162,28 @@ def test_an_existing_group_and_workspace_together(run: Run) -> None:
     }
     assert built.exports["resource_group_name"].value == PLATFORM_GROUP
     assert built.exports["databricks_workspace_url"].value == _workspace_url(built)
+
+
+def test_keyless_in_an_existing_group_and_workspace_builds_its_connector_beside_the_account(
+    run: Run,
+) -> None:
+    built = run(
+        {
+            "resourceGroupName": PLATFORM_GROUP,
+            "workspaceResourceId": WORKSPACE_ID,
+            "authMode": "entra",
+        },
+        world=ESTATE,
+    )
+    connector = built.one("azure-native:databricks:AccessConnector")
+    assert connector.inputs["resourceGroupName"] == PLATFORM_GROUP
+    assert connector.inputs["location"] == "northcentralus"
+    metastore = [i for i in built.invokes if "getCurrentMetastore" in i.token]
+    assert metastore and metastore[0].provider.startswith(built.one(PROVIDER).urn), (
+        "Unity Catalog is asked through the existing workspace"
+    )
+    roles = built.by_type("azure-native:authorization:RoleAssignment")
+    assert len(roles) == 2 and all(PLATFORM_GROUP in r.inputs["scope"] for r in roles)
 
 
 @pytest.mark.parametrize(
@@ -364,27 +387,34 @@ def test_quartz_cron_expressions_are_accepted(expression: str) -> None:
 # --- the offline plan ----------------------------------------------------------------------------
 
 
-def test_the_plan_names_the_existing_group_and_workspace_and_shows_their_values_after_up() -> None:
-    config = {
-        "llmops:resourceGroupName": PLATFORM_GROUP,
-        "llmops:workspaceResourceId": WORKSPACE_ID,
-        "llmops:monitorSchedule": "0 30 7 ? * MON-FRI",
-    }
-    result = plan.make_plan(config, stack="estate")
-    assert isinstance(result, plan.Plan), result
-    types = {r["type"] for r in result.resources}
+def test_the_plan_names_the_existing_group_and_workspace_and_shows_their_values_after_up(
+    run: Run,  # loads the SDKs before the forks
+) -> None:
+    config = [
+        f"llmops:resourceGroupName={PLATFORM_GROUP}",
+        f"llmops:workspaceResourceId={WORKSPACE_ID}",
+        "llmops:monitorSchedule=0 30 7 ? * MON-FRI",
+    ]
+    args = [arg for pair in zip(["--config"] * 3, config, strict=True) for arg in pair]
+    as_json, as_text = (start_in_fork("--no-policy", *args, *more) for more in (["--json"], []))
+    code, out, err = as_json.result()
+    assert code == 0, err
+    document = json.loads(out)
+    types = {r["type"] for r in document["resources"]}
     assert GROUP not in types and WORKSPACE not in types and SHUFFLE not in types
-    assert result.outputs["resource_group_name"]["value"] == PLATFORM_GROUP
-    assert result.outputs["databricks_workspace_resource_id"]["value"] == WORKSPACE_ID
+    outputs = document["outputs"]
+    assert outputs["resource_group_name"]["value"] == PLATFORM_GROUP
+    assert outputs["databricks_workspace_resource_id"]["value"] == WORKSPACE_ID
     for looked_up in ("region", "databricks_workspace_url"):
-        assert result.outputs[looked_up]["value"] == plan.KNOWN_AFTER_UP, looked_up
-    text = plan.to_text(result)
+        assert outputs[looked_up]["value"] == plan.KNOWN_AFTER_UP, looked_up
+    assert document["estate"] == {"resource_group": PLATFORM_GROUP, "workspace": WORKSPACE_ID}
+    code, text, err = as_text.result()
+    assert code == 0, err
     assert (
         f"the stack uses resource group {PLATFORM_GROUP} (llmops:resourceGroupName) and "
         f"Databricks workspace {WORKSPACE_ID} (llmops:workspaceResourceId)"
     ) in text
     assert "it will not create or delete them" in text
-    assert "the existing workspace's region" in text and "preflight --pin" not in text
+    assert "in the existing workspace's region" in text and "preflight --pin" not in text
+    assert "region: (the existing workspace's, known after up)" in text
     assert "UNPAUSED, 0 30 7 ? * MON-FRI (Quartz cron, UTC)" in text
-    document = json.loads(plan.to_json(result))
-    assert document["estate"] == {"resource_group": PLATFORM_GROUP, "workspace": WORKSPACE_ID}

@@ -1,8 +1,10 @@
 """The lab's section "Azure Databricks ワークスペースをプロビジョニングする".
 
-One component: the Premium workspace in the lab's resource group and region,
-and a Databricks provider signed in to it with the same Azure identity that
-deploys the stack, so the in-workspace components can be created through it.
+One component: the Premium workspace in the lab's resource group and region (or an
+existing workspace, ``llmops:workspaceResourceId``, which is only used: nothing is
+registered for it), and a Databricks provider signed in to it with the same Azure
+identity that deploys the stack, so the in-workspace components can be created
+through it.
 """
 
 from __future__ import annotations
