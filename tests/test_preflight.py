@@ -822,11 +822,16 @@ def test_an_existing_workspace_in_a_full_region_does_not_fit(
             "no such workspace (ResourceNotFound)",
         ),
         (
+            Answer(403, {"error": {"code": "AuthorizationFailed", "message": "no"}}),
+            "the identity may not read the workspace (AuthorizationFailed): it needs at least "
+            "Reader on it",
+        ),
+        (
             Answer(200, {"id": WORKSPACE_ID, "location": "westeurope"}),
             "is in westeurope, which llmops:allowedRegions",
         ),
     ],
-    ids=["missing", "region-not-allowed"],
+    ids=["missing", "not-readable", "region-not-allowed"],
 )
 def test_an_existing_workspace_preflight_cannot_check_with_exits_2_in_one_line(
     azure: FakeArm, capsys: pytest.CaptureFixture[str], answer: Answer, says: str

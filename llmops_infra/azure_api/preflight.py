@@ -336,6 +336,11 @@ def in_workspace_region(session: ArmSession, settings: LlmopsConfig) -> LlmopsCo
     except ArmError as err:
         if err.status == 404:
             raise _Refused(f"{key}: no such workspace ({err.code or 'HTTP 404'})") from None
+        if err.status == 403:
+            raise _Refused(
+                f"{key}: the identity may not read the workspace ({err.code or 'HTTP 403'}): "
+                "it needs at least Reader on it (docs/estate.md lists the roles)"
+            ) from None
         raise
     region = _region(workspace.get("location"))
     if region not in settings.allowed_regions:
