@@ -19,7 +19,7 @@ from llmops_infra.offline.engine import (
     World,
 )
 from llmops_infra.stack.config import parse_config
-from llmops_infra.stack.estate import network_refusal
+from llmops_infra.stack.estate import _lookup_failure, network_refusal
 from llmops_infra.stack.quartz_cron import cron_problem
 
 GROUP = "azure-native:resources:ResourceGroup"
@@ -258,6 +258,25 @@ def test_a_workspace_in_an_allowed_region_passes_a_trial_workspace_too(run: Run)
     world = World(workspaces={WORKSPACE_ID: HeldWorkspace(location="eastus2", sku="trial")})
     built = run({"workspaceResourceId": WORKSPACE_ID}, world=world)
     assert built.exports["region"].value == "eastus2"
+
+
+@pytest.mark.parametrize(
+    ("provider_error", "says"),
+    [
+        # azure-native 3 (azcore), then the older autorest text: both carry ARM's code.
+        ("RESPONSE 404: 404 Not Found\nERROR CODE: ResourceGroupNotFound\n", "no such"),
+        ('Status=404 Code="ResourceGroupNotFound" Message="Resource group', "no such"),
+        ("RESPONSE 403: 403 Forbidden\nERROR CODE: AuthorizationFailed\n", "needs at least Reader"),
+        ("connection reset by peer", "could not be looked up (connection reset by peer)"),
+    ],
+)
+def test_a_failed_lookup_is_one_line_naming_the_key_and_what_to_do(
+    provider_error: str, says: str
+) -> None:
+    error = Exception(provider_error)
+    message = str(_lookup_failure("resourceGroupName", "rg-x", "resource group", error))
+    assert "llmops:resourceGroupName = 'rg-x'" in message and says in message
+    assert "\n" not in message
 
 
 def test_an_existing_workspace_with_private_networking_is_refused() -> None:
