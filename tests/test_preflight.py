@@ -757,3 +757,98 @@ def test_no_subscription_names_every_way_to_give_one(
     for way in ("--subscription", "AZURE_SUBSCRIPTION_ID", "ARM_SUBSCRIPTION_ID"):
         assert way in line
     assert "azure-native:subscriptionId" in line and "az login" in line
+
+
+# --- an existing workspace (llmops:workspaceResourceId) -----------------------------------------
+
+WORKSPACE_ID = (
+    f"/subscriptions/{SUB}/resourceGroups/rg-data/providers/"
+    "Microsoft.Databricks/workspaces/dbw-data"
+)
+
+
+def _workspace_in(fake: FakeArm, location: str) -> None:
+    """The workspace as ARM's GET answers it (Microsoft.Databricks/workspaces, 2024-05-01)."""
+    fake.on(
+        "GET",
+        WORKSPACE_ID,
+        Answer(
+            200,
+            {
+                "id": WORKSPACE_ID,
+                "name": "dbw-data",
+                "type": "Microsoft.Databricks/workspaces",
+                "location": location,
+                "sku": {"name": "premium"},
+                "properties": {"workspaceUrl": "adb-1234567890123456.16.azuredatabricks.net"},
+            },
+        ),
+    )
+
+
+def test_with_an_existing_workspace_only_its_region_is_checked_and_said(
+    azure: FakeArm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _workspace_in(azure, "Sweden Central")  # ARM's display name, as some answers carry it
+    assert run("--config", f"llmops:workspaceResourceId={WORKSPACE_ID}") == 0
+    out = capsys.readouterr().out
+    assert "the stack deploys to the existing workspace's region, swedencentral; only " in out
+    table = out.split("\n\n")[0]
+    regions = {line.split()[0] for line in table.splitlines() if line.split()[0] in REGIONS}
+    assert regions == {"swedencentral"}, "no other region is checked"
+    assert "swedencentral (the workspace's)" in table
+    (lookup,) = azure.calls("GET", WORKSPACE_ID)
+    assert lookup.query["api-version"] == ["2024-05-01"]
+    assert lookup.headers["authorization"] == f"Bearer {TOKEN}"
+    for other in ("eastus2", "northcentralus", "switzerlandwest"):
+        assert azure.calls("GET", models_path(other)) == [], f"{other} is not asked about"
+
+
+def test_an_existing_workspace_in_a_full_region_does_not_fit(
+    azure: FakeArm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _workspace_in(azure, "eastus2")
+    assert run("--config", f"llmops:workspaceResourceId={WORKSPACE_ID}") == 1
+    out = capsys.readouterr().out
+    assert "eastus2 has 0 free for gpt-4o, llmops:capacity needs 10" in out
+    assert "pulumi config set llmops:region" not in out, "the region is the workspace's"
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        (
+            Answer(404, {"error": {"code": "ResourceNotFound", "message": "not found"}}),
+            "no such workspace (ResourceNotFound)",
+        ),
+        (
+            Answer(403, {"error": {"code": "AuthorizationFailed", "message": "no"}}),
+            "the identity may not read the workspace (AuthorizationFailed): it needs at least "
+            "Reader on it",
+        ),
+        (
+            Answer(200, {"id": WORKSPACE_ID, "location": "westeurope"}),
+            "is in westeurope, which llmops:allowedRegions",
+        ),
+    ],
+    ids=["missing", "not-readable", "region-not-allowed"],
+)
+def test_an_existing_workspace_preflight_cannot_check_with_exits_2_in_one_line(
+    azure: FakeArm, capsys: pytest.CaptureFixture[str], answer: Answer, says: str
+) -> None:
+    azure.on("GET", WORKSPACE_ID, answer)
+    assert run("--config", f"llmops:workspaceResourceId={WORKSPACE_ID}") == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: llmops:workspaceResourceId = '{WORKSPACE_ID}'")
+    assert says in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert azure.calls("GET", models_path("swedencentral")) == [], "no quota asked"
+
+
+def test_pin_refuses_a_stack_on_an_existing_workspace(
+    azure: FakeArm, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = f"llmops:workspaceResourceId={WORKSPACE_ID}"
+    assert main(["preflight", "--stack", "test", "--pin", "--config", config]) == 2
+    assert "nothing to draw or pin" in capsys.readouterr().err
+    assert project.read_text(encoding="utf-8") == STACK_FILE
+    assert azure.requests == []

@@ -387,6 +387,9 @@ def test_pulumi_yaml_declares_every_key_the_program_reads_typed_and_described() 
         "compute": "string",
         "catalog": "string",
         "schema": "string",
+        "resourceGroupName": "string",
+        "workspaceResourceId": "string",
+        "monitorSchedule": "string",
     }, "the documented types"
     for key, declaration in declared.items():
         assert declaration.get("description"), f"{key} is described"

@@ -47,6 +47,8 @@ ARM_ENDPOINT_ENV: Final = "LLMOPS_ARM_ENDPOINT"
 DEFAULT_ENDPOINT: Final = "https://management.azure.com"
 #: Hosts a bearer token may reach over plain http: a local fake, never the network.
 _LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+#: Microsoft.Databricks/workspaces' API version for reading a workspace (GA).
+_DATABRICKS_API_VERSION: Final = "2024-05-01"
 
 T = TypeVar("T")
 
@@ -189,6 +191,38 @@ class ArmSession:
             f"list the models offered in {location}",
             lambda: list(self.client.models.list(location, **self._call)),
         )
+
+    def workspace(self, resource_id: str) -> dict[str, Any]:
+        """An Azure Databricks workspace as Resource Manager describes it (``location``,
+        ``sku`` ...); ArmError with status 404 when there is none."""
+        from azure.core.rest import HttpRequest
+
+        what = f"read the workspace {resource_id}"
+
+        def run() -> dict[str, Any]:
+            # The client's own pipeline (endpoint, credential, retries), for a type this SDK
+            # has no operation for: the generated clients' documented way
+            # (https://aka.ms/azsdk/dpcodegen/python/send_request).
+            request = HttpRequest("GET", f"{resource_id}?api-version={_DATABRICKS_API_VERSION}")
+            response = self.client._send_request(request, **self._call)
+            try:
+                body = response.json()
+            except ValueError:
+                body = {}
+            if response.status_code == 200 and isinstance(body, dict):
+                return body
+            error = body.get("error") if isinstance(body, dict) else None
+            code = str(error.get("code") or "") if isinstance(error, dict) else ""
+            message = first_line(str(error.get("message") or "")) if isinstance(error, dict) else ""
+            raise ArmError(
+                f"cannot {what}: HTTP {response.status_code}"
+                + (f" {code}" if code else "")
+                + (f": {message}" if message else ""),
+                status=response.status_code,
+                code=code,
+            )
+
+        return self._run(what, run)
 
     def purge(
         self, location: str, resource_group: str, account: str, timeout: float = 1800.0

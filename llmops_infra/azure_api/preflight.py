@@ -20,6 +20,7 @@ region would replace every resource, so a deployed stack is never pinned anew.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
 import re
@@ -271,7 +272,7 @@ def _table(regions: Sequence[RegionCheck], settings: LlmopsConfig, out: TextIO) 
             pinned = [v for v in m.demand.versions if v]
             rows.append(
                 (
-                    r.region + (" (pinned)" if r.region == settings.region else ""),
+                    r.region + _region_label(r.region, settings),
                     m.demand.model,
                     ",".join(m.versions or pinned) or "-",
                     "yes" if m.offered else "no",
@@ -311,6 +312,50 @@ def _table(regions: Sequence[RegionCheck], settings: LlmopsConfig, out: TextIO) 
             ),
             file=out,
         )
+
+
+def _region_label(region: str, settings: LlmopsConfig) -> str:
+    if region != settings.region:
+        return ""
+    return " (the workspace's)" if settings.workspace_resource_id else " (pinned)"
+
+
+class _Refused(Exception):
+    """A setting preflight cannot check with (exit 2), in one line."""
+
+
+def in_workspace_region(session: ArmSession, settings: LlmopsConfig) -> LlmopsConfig:
+    """The settings narrowed to the existing workspace's region (``llmops:workspaceResourceId``):
+    the stack goes there, so no other region is checked. Raises _Refused as ``up`` refuses."""
+    from llmops_infra.azure_api.clients import ArmError
+
+    resource_id = settings.workspace_resource_id
+    assert resource_id is not None
+    key = f"llmops:workspaceResourceId = {resource_id!r}"
+    try:
+        workspace = session.workspace(resource_id)
+    except ArmError as err:
+        if err.status == 404:
+            raise _Refused(f"{key}: no such workspace ({err.code or 'HTTP 404'})") from None
+        if err.status == 403:
+            raise _Refused(
+                f"{key}: the identity may not read the workspace ({err.code or 'HTTP 403'}): "
+                "it needs at least Reader on it (docs/estate.md lists the roles)"
+            ) from None
+        raise
+    region = _region(workspace.get("location"))
+    if region not in settings.allowed_regions:
+        raise _Refused(
+            f"{key} is in {region}, which llmops:allowedRegions "
+            f"({', '.join(settings.allowed_regions)}) does not list: the stack goes to the "
+            "workspace's region"
+        )
+    if settings.region is not None and settings.region != region:
+        raise _Refused(
+            f"llmops:region = {settings.region!r} differs from the existing workspace's "
+            f"region, {region} ({key}): leave llmops:region unset"
+        )
+    return dataclasses.replace(settings, region=region, allowed_regions=(region,))
 
 
 def _why_not(region: RegionCheck) -> list[str]:
@@ -606,6 +651,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.pin and settings.workspace_resource_id is not None:
+        print(
+            "error: llmops:workspaceResourceId is set: the stack goes to the existing "
+            "workspace's region, so there is nothing to draw or pin; --pin writes nothing",
+            file=sys.stderr,
+        )
+        return 2
     if args.pin:
         refusal = _deployed_refusal(args.stack)
         if refusal is not None:
@@ -622,7 +674,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         with ArmSession(subscription) as session:
+            if settings.workspace_resource_id is not None:
+                settings = in_workspace_region(session, settings)
+                print(
+                    f"llmops:workspaceResourceId: the stack deploys to the existing "
+                    f"workspace's region, {settings.region}; only {settings.region} is checked.",
+                    file=sys.stdout,
+                )
             regions = check(session, settings)
+    except _Refused as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except ArmError as err:
         hint = (
             " (reading models and quota needs the Cognitive Services Usages Reader or Reader "

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import grpc  # type: ignore[import-untyped]
 import pulumi
 from pulumi.output import Unknown
 from pulumi.runtime import mocks as pulumi_mocks
@@ -53,6 +54,8 @@ from llmops_infra.offline.resource_types import (
     FAKE_USER,
     FUNCTIONS,
     RESOURCE_TYPES,
+    HeldWorkspace,
+    ProviderError,
     World,
 )
 from workload.contract import PROJECT_DIR, SECRET_MASK
@@ -62,6 +65,7 @@ __all__ = [
     "FAKE_USER",
     "PROJECT_DIR",
     "UNKNOWN",
+    "HeldWorkspace",
     "ProgramFailed",
     "ProgramRun",
     "ProviderMocks",
@@ -158,7 +162,9 @@ class RecordedInvoke:
     provider: str
     result: dict[str, Any] | None = None
     """What the engine answered (``{}``: the empty result of a preview through a provider
-    whose settings are unknown)."""
+    whose settings are unknown; None when the provider failed)."""
+    error: str = ""
+    """The provider's error when the function failed (a lookup of what does not exist)."""
 
 
 @dataclass(frozen=True)
@@ -401,7 +407,20 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             # it answers unknown without asking the engine.)
             response = resource_pb2.ResourceInvokeResponse()
         else:
-            response = super().Invoke(request)  # type: ignore[no-untyped-call]
+            try:
+                response = super().Invoke(request)  # type: ignore[no-untyped-call]
+            except ProviderError as err:
+                # As the engine passes a provider's failure on: a gRPC error with its text,
+                # which the SDK raises as "invoke of <token> failed: <text>".
+                self.invokes.append(
+                    RecordedInvoke(
+                        token=request.tok,
+                        args=_plain(rpc.deserialize_properties(request.args, keep_unknowns=True)),
+                        provider=request.provider,
+                        error=str(err),
+                    )
+                )
+                raise _InvokeFailed(str(err)) from None
         self.invokes.append(
             RecordedInvoke(
                 token=request.tok,
@@ -421,6 +440,20 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             if resource.urn == provider_urn:
                 return _has_unknown(resource.inputs)
         return False
+
+
+class _InvokeFailed(grpc.RpcError):  # type: ignore[misc]
+    """A provider function's failure as the engine returns it to the program."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(details)
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNKNOWN
+
+    def details(self) -> str:
+        return self._details
 
 
 def _has_unknown(value: Any) -> bool:

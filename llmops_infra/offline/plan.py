@@ -61,6 +61,9 @@ class Plan:
     tags: Mapping[str, str] = field(default_factory=dict)
     """The stack's tags (``llmops:tags``), which the program puts on the Azure resources and
     the cluster."""
+    estate: Mapping[str, str] = field(default_factory=dict)
+    """What the stack only uses and never creates or deletes: ``resource_group`` (the
+    group's name) and ``workspace`` (the workspace's resource id), when configured."""
 
 
 def _display(value: Any) -> Any:
@@ -148,10 +151,21 @@ def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
 
     region: dict[str, Any] = (
         {"pinned": True, "value": settings.region, "candidates": [settings.region]}
-        if settings.region is not None
-        # The regions the program's first draw picks from (region_features.draw_candidates).
+        if settings.region is not None and settings.workspace_resource_id is None
+        # The regions the program's first draw picks from (region_features.draw_candidates);
+        # with an existing workspace, the regions its own may be (`up` looks it up).
         else {"pinned": False, "value": None, "candidates": list(draw_candidates(settings))}
     )
+    if settings.workspace_resource_id is not None:
+        region["workspace"] = settings.workspace_resource_id
+    estate = {
+        name: value
+        for name, value in (
+            ("resource_group", settings.resource_group_name),
+            ("workspace", settings.workspace_resource_id),
+        )
+        if value is not None
+    }
     # The options' Databricks features, per allowed region (a pinned one stops the program).
     region["unusable"] = {
         name: [FEATURE_LABELS[feature] for feature in missing]
@@ -164,7 +178,12 @@ def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
         for name in region["candidates"]
         if (unconfirmed := unconfirmed_features(name, needed))
     }
-    if not settings.region:
+    if settings.workspace_resource_id is not None:
+        # The offline engine cannot look the workspace up: say where the region comes from.
+        for shown in resources:
+            if shown["settings"].get("region") == KNOWN_AFTER_UP:
+                shown["settings"]["region"] = "(the existing workspace's, known after up)"
+    elif not settings.region:
         # Say what the unknown region will be drawn from, where a reader looks for it.
         for shown in resources:
             if shown["settings"].get("region") == KNOWN_AFTER_UP:
@@ -178,6 +197,7 @@ def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
         recorded=tuple(run.resources),
         warnings=tuple(run.warnings),
         tags=dict(sorted(settings.tags.items())),
+        estate=estate,
     )
 
 
@@ -187,6 +207,7 @@ def to_json(plan: Plan) -> str:
         {
             "stack": plan.stack,
             "tags": dict(plan.tags),
+            "estate": dict(plan.estate),
             "region": plan.region,
             "resources": plan.resources,
             "outputs": plan.outputs,
@@ -197,6 +218,12 @@ def to_json(plan: Plan) -> str:
 
 
 def _region_phrase(plan: Plan) -> str:
+    if plan.region.get("workspace"):
+        return (
+            "the existing workspace's region (looked up at up; it must be one of "
+            + ", ".join(plan.region["candidates"])
+            + ")"
+        )
     if plan.region["pinned"]:
         return str(plan.region["value"])
     return "a region drawn at random once from " + ", ".join(plan.region["candidates"])
@@ -219,12 +246,29 @@ def _tags_line(tags: Mapping[str, str]) -> str:
     return f"Tags ({NAMESPACE}:tags) on the Azure resources and the cluster: {shown}"
 
 
+def _estate_lines(estate: Mapping[str, str]) -> list[str]:
+    """What the stack uses and never creates or deletes (docs/estate.md)."""
+    used = []
+    if "resource_group" in estate:
+        used.append(f"resource group {estate['resource_group']} ({NAMESPACE}:resourceGroupName)")
+    if "workspace" in estate:
+        used.append(f"Databricks workspace {estate['workspace']} ({NAMESPACE}:workspaceResourceId)")
+    if not used:
+        return []
+    return [
+        "Existing estate: the stack uses " + " and ".join(used) + ", looked up at up (offline, "
+        f"what they say shows as {KNOWN_AFTER_UP}); it will not create or delete them, nor "
+        "anything else they hold."
+    ]
+
+
 def to_text(plan: Plan) -> str:
     """The plan as a tree of resources, nested as Pulumi nests them, for a person."""
     lines = [
         f"Plan for stack '{plan.stack}' (offline preview: nothing is created; "
         f"{KNOWN_AFTER_UP} marks values only Azure or Databricks know)",
         _tags_line(plan.tags),
+        *_estate_lines(plan.estate),
         "",
         f"pulumi:pulumi:Stack  llmops-{plan.stack}",
     ]
@@ -250,7 +294,7 @@ def to_text(plan: Plan) -> str:
     for name, output in plan.outputs.items():
         lines.append(f"  {name.ljust(width)}  {_format(output['value'])}")
     lines += ["", f"{plan.to_create} resources to create in {_region_phrase(plan)}"]
-    if not plan.region["pinned"]:
+    if not plan.region["pinned"] and not plan.region.get("workspace"):
         lines.append(
             "The draw is kept in the stack's state; before the first `up`, let "
             "`python -m llmops_infra preflight --pin` draw among the regions that fit."

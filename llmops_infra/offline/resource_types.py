@@ -32,6 +32,8 @@ __all__ = [
     "VSCODE_CLIENT_ID",
     "Cloud",
     "FunctionType",
+    "HeldWorkspace",
+    "ProviderError",
     "ResourceType",
     "World",
     "field",
@@ -49,6 +51,22 @@ VSCODE_CLIENT_ID: Final = "aebc6443-996d-45c2-90f0-388ff96faa56"
 
 
 @dataclass(frozen=True)
+class HeldWorkspace:
+    """An Azure Databricks workspace the tenant holds already (``llmops:workspaceResourceId``)."""
+
+    location: str = "swedencentral"
+    """Its region, as ARM answers it."""
+    sku: str = "premium"
+    """Its pricing tier: ``premium``, ``trial`` or ``standard``."""
+    compute_mode: str = "Hybrid"
+    """``Hybrid`` or ``Serverless``."""
+
+
+class ProviderError(Exception):
+    """A provider function's failure, in the provider's own words (an ARM error's text)."""
+
+
+@dataclass(frozen=True)
 class World:
     """What the engine's tenant holds that the program neither sends nor creates."""
 
@@ -58,6 +76,13 @@ class World:
     metastore_assigned: bool = True
     """Whether the new workspace has a Unity Catalog metastore (Azure's default for new
     workspaces in a region with one)."""
+    resource_groups: Mapping[str, str] | None = None
+    """The subscription's resource groups beyond the stack's: name -> region. None: the
+    engine cannot know (the offline plan, which cannot reach Azure), and a lookup of a
+    group answers the empty result: what it would say is known after ``up``."""
+    workspaces: Mapping[str, HeldWorkspace] | None = None
+    """The subscription's Databricks workspaces: resource id -> workspace (their groups
+    exist with them). None: as for ``resource_groups``."""
 
 
 class Cloud(Protocol):
@@ -290,6 +315,16 @@ def _job_installs(inputs: Mapping[str, Any]) -> Any:
     return [library.get("whl") for library in task.get("libraries") or []]
 
 
+def _job_schedule(inputs: Mapping[str, Any]) -> str:
+    schedule = inputs.get("schedule")
+    if not isinstance(schedule, Mapping):
+        return "none (run on demand)"
+    return (
+        f"{schedule.get('pauseStatus')}, {schedule.get('quartzCronExpression')} "
+        f"(Quartz cron, {schedule.get('timezoneId')})"
+    )
+
+
 def _job(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     job_id = str(cloud.rng(name).randrange(10**14, 10**15))
     return job_id, {"url": cloud.later(f"#job/{job_id}")}
@@ -512,6 +547,90 @@ def _access_connector_lookup(cloud: Cloud, args: dict[str, Any]) -> dict[str, An
             "tenantId": FAKE_TENANT_ID,
         },
         "properties": {"provisioningState": "Succeeded"},
+    }
+
+
+def _arm_not_found(path: str, code: str, message: str) -> ProviderError:
+    """A 404 as azure-native reports it (azcore's ``ResponseError`` text)."""
+    rule = "-" * 80
+    body = json.dumps({"error": {"code": code, "message": message}}, indent=2)
+    return ProviderError(
+        f"GET https://management.azure.com{path}\n{rule}\nRESPONSE 404: 404 Not Found\n"
+        f"ERROR CODE: {code}\n{rule}\n{body}\n{rule}"
+    )
+
+
+def _group_not_found(group: str) -> ProviderError:
+    return _arm_not_found(
+        f"/subscriptions/{FAKE_SUBSCRIPTION_ID}/resourcegroups/{group}",
+        "ResourceGroupNotFound",
+        f"Resource group '{group}' could not be found.",
+    )
+
+
+#: A lookup the offline engine cannot make (the tenant's estate is not in its world): the
+#: empty result, as the engine answers an invoke it cannot serve in a preview; the program
+#: shows what it would have read as known after ``up``.
+_NOT_LOOKED_UP: Final[dict[str, Any]] = {}
+
+
+def _resource_group_lookup(cloud: Cloud, args: dict[str, Any]) -> dict[str, Any]:
+    held = cloud.world.resource_groups
+    if held is None:
+        return dict(_NOT_LOOKED_UP)
+    name = args["resourceGroupName"]
+    # Azure's group names are case-insensitive; it answers with the name as created.
+    found = next((group for group in held if group.lower() == name.lower()), None)
+    if found is None:
+        raise _group_not_found(name)
+    return {
+        "id": f"/subscriptions/{FAKE_SUBSCRIPTION_ID}/resourceGroups/{found}",
+        "name": found,
+        "type": "Microsoft.Resources/resourceGroups",
+        "location": held[found],
+        "properties": {"provisioningState": "Succeeded"},
+        "azureApiVersion": "2024-03-01",
+    }
+
+
+def _workspace_lookup(cloud: Cloud, args: dict[str, Any]) -> dict[str, Any]:
+    held = cloud.world.workspaces
+    if held is None:
+        return dict(_NOT_LOOKED_UP)
+    group, name = args["resourceGroupName"], args["workspaceName"]
+    arm_id = _arm(group, f"Microsoft.Databricks/workspaces/{name}")
+    found = next((key for key in held if key.lower() == arm_id.lower()), None)
+    if found is None:
+        groups = {key.split("/")[4].lower() for key in held} | {
+            g.lower() for g in cloud.world.resource_groups or {}
+        }
+        if group.lower() not in groups:
+            raise _group_not_found(group)
+        raise _arm_not_found(
+            arm_id,
+            "ResourceNotFound",
+            f"The Resource 'Microsoft.Databricks/workspaces/{name}' under resource group "
+            f"'{group}' was not found. For more details please go to "
+            "https://aka.ms/ARMResourceNotFoundFix",
+        )
+    workspace = held[found]
+    # The workspace's own, made when it was created: the same on every `up`, whoever asks.
+    digest = hashlib.sha256(f"workspace/{found.lower()}".encode()).digest()
+    numeric_id = str(random.Random(int.from_bytes(digest[:8], "big")).randrange(10**15, 10**16))
+    return {
+        "id": found,
+        "name": found.rsplit("/", 1)[-1],
+        "type": "Microsoft.Databricks/workspaces",
+        "location": workspace.location,
+        "sku": {"name": workspace.sku},
+        "computeMode": workspace.compute_mode,
+        "workspaceId": numeric_id,
+        "workspaceUrl": f"adb-{numeric_id}.{numeric_id[-2:]}.azuredatabricks.net",
+        "managedResourceGroupId": (
+            f"/subscriptions/{FAKE_SUBSCRIPTION_ID}/resourceGroups/databricks-rg-{name}"
+        ),
+        "provisioningState": "Succeeded",
+        "azureApiVersion": "2026-01-01",
     }
 
 
@@ -871,7 +990,7 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         "databricks:index/job:Job",
         shows=(
             ("name", field("name")),
-            ("schedule", lambda i: field("schedule.pauseStatus")(i) or "none (run on demand)"),
+            ("schedule", _job_schedule),
             ("runs", _job_runs),
             ("compute", _job_compute),
             ("installs", _job_installs),
@@ -886,6 +1005,8 @@ FUNCTIONS: Final[tuple[FunctionType, ...]] = (
     FunctionType("azure-native:authorization:getClientConfig", _client_config),
     FunctionType("azure-native:authorization:getClientToken", _client_token),
     FunctionType("azure-native:databricks:getAccessConnector", _access_connector_lookup),
+    FunctionType("azure-native:resources:getResourceGroup", _resource_group_lookup),
+    FunctionType("azure-native:databricks:getWorkspace", _workspace_lookup),
     FunctionType("databricks:index/getCurrentMetastore:getCurrentMetastore", _current_metastore),
     FunctionType("azure-native:cognitiveservices:listAccountKeys", _account_keys),
     FunctionType("databricks:index/getCurrentUser:getCurrentUser", _current_user),

@@ -23,6 +23,7 @@ from typing import Any, Final, Literal
 from ruamel.yaml import YAML
 
 from llmops_infra.errors import ConfigError
+from llmops_infra.stack.quartz_cron import cron_problem
 from llmops_infra.stack.regions import AZURE_REGIONS
 from workload.contract import PROJECT_DIR
 
@@ -30,6 +31,7 @@ __all__ = [
     "NAMESPACE",
     "PROVIDER_NAMESPACES",
     "RULES",
+    "WORKSPACE_ID",
     "AuthMode",
     "Compute",
     "ConfigType",
@@ -120,6 +122,15 @@ class LlmopsConfig:
     """A Unity Catalog catalog for the prompt's schema; None = no schema, no prompt name."""
     schema: str
     """The schema in ``catalog`` holding the lab's prompt."""
+    resource_group_name: str | None
+    """An existing resource group to build in (looked up, never created), or None: the stack
+    makes its own."""
+    workspace_resource_id: str | None
+    """The ARM id of an existing Databricks workspace to build in, or None: the stack makes
+    its own."""
+    monitor_schedule: str | None
+    """A Quartz cron expression the monitor job runs on, unpaused; None: its schedule stays
+    paused."""
 
 
 @dataclass(frozen=True)
@@ -471,6 +482,49 @@ def _access_connector_id(value: str, settings: Mapping[str, Any]) -> str | None:
     return None
 
 
+# Azure resource group names: 1 to 90 letters, digits, underscores, parentheses, hyphens and
+# periods, not ending in a period (Microsoft Learn, "Naming rules and restrictions for Azure
+# resources", Microsoft.Resources/resourcegroups).
+_GROUP_NAME: Final = re.compile(r"[-\w.()]{0,89}[-\w()]")
+#: A Databricks workspace's resource id, as `az databricks workspace show --query id` prints.
+WORKSPACE_ID: Final = re.compile(
+    r"/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)/providers/"
+    r"Microsoft\.Databricks/workspaces/(?P<name>[^/]+)",
+    re.IGNORECASE,
+)
+
+
+def _resource_group_name(value: str, _: Mapping[str, Any]) -> str | None:
+    if _GROUP_NAME.fullmatch(value):
+        return None
+    return (
+        "must be an existing resource group's name: 1 to 90 letters, digits, underscores, "
+        "parentheses, hyphens or periods, not ending in a period; empty = the stack makes "
+        "its own group"
+    )
+
+
+def _workspace_resource_id(value: str, settings: Mapping[str, Any]) -> str | None:
+    if not WORKSPACE_ID.fullmatch(value):
+        return (
+            "must be an Azure Databricks workspace's resource id, /subscriptions/<id>/"
+            "resourceGroups/<group>/providers/Microsoft.Databricks/workspaces/<name> "
+            "(`az databricks workspace show --query id`); empty = the stack makes its own"
+        )
+    if settings["workspace_sku"] != "premium":
+        # The workspace's own SKU is looked up at `up`; a different one set here would be
+        # silently ignored.
+        return (
+            "the existing workspace keeps its own pricing tier, so llmops:workspaceSku does "
+            "not apply: leave workspaceSku unset"
+        )
+    return None
+
+
+def _monitor_schedule(value: str, _: Mapping[str, Any]) -> str | None:
+    return cron_problem(value)
+
+
 #: Each key's rule, in the order keys are checked (a rule sees the fields before it).
 RULES: Final[dict[str, Rule]] = {
     "allowedRegions": Rule("allowed_regions", _regions),
@@ -505,6 +559,11 @@ RULES: Final[dict[str, Rule]] = {
     "compute": Rule("compute", _compute),
     "catalog": Rule("catalog", _uc_name, empty_is_none=True),
     "schema": Rule("schema", _uc_name),
+    "resourceGroupName": Rule("resource_group_name", _resource_group_name, empty_is_none=True),
+    "workspaceResourceId": Rule(
+        "workspace_resource_id", _workspace_resource_id, empty_is_none=True
+    ),
+    "monitorSchedule": Rule("monitor_schedule", _monitor_schedule, empty_is_none=True),
 }
 
 

@@ -4,8 +4,8 @@ One component, created through the workspace's provider: the ``workload``
 wheel uploaded as one workspace file, and three Python wheel tasks that
 install it, on the lab's cluster or on serverless compute: a job that runs
 ``workload chat``, one that runs ``workload monitor --fail-on-drift`` on a
-schedule that starts paused, and one that runs ``workload eval`` on the prompt
-set shipped in the wheel.
+schedule (``llmops:monitorSchedule``, else paused), and one that runs
+``workload eval`` on the prompt set shipped in the wheel.
 
 The wheel sits in a folder named after its content's hash: a changed module
 is a new path, which the jobs follow, so a running cluster (which keeps a
@@ -45,8 +45,13 @@ SERVERLESS_ENVIRONMENT_VERSION: Final = "5"
 #: The jobs' one environment (a task names it by this key).
 _ENVIRONMENT_KEY: Final = "workload"
 
-#: Daily at 06:00 UTC (Quartz syntax); the schedule is created paused.
+#: Daily at 06:00 UTC (Quartz syntax): the paused schedule of a stack without
+#: ``llmops:monitorSchedule``.
 _MONITOR_CRON: Final = "0 0 6 * * ?"
+#: The time zone every schedule is read in. UTC, not a region's zone: the stack's region is
+#: drawn at random (or is an existing workspace's), so a local zone would move the run with
+#: the draw and with daylight saving time, and MLflow stamps the traces the monitor compares
+#: in UTC, so the windows line up with the schedule.
 _MONITOR_TIMEZONE: Final = "UTC"
 
 
@@ -89,6 +94,8 @@ class LabJobsArgs:
     """Workspace folder for the wheel, e.g. ``/Users/<user>/llmops-workload``."""
     wheel: WorkloadWheel
     """The built wheel (``llmops_infra.stack.workload_wheel.build_wheel``)."""
+    monitor_schedule: str | None = None
+    """A Quartz cron expression (UTC) the monitor runs on, unpaused; None: paused."""
 
 
 class LabJobs(pulumi.ComponentResource):
@@ -100,7 +107,7 @@ class LabJobs(pulumi.ComponentResource):
     chat_job_id: pulumi.Output[str]
     """Id of the job that runs ``workload chat``."""
     monitor_job_id: pulumi.Output[str]
-    """Id of the job that runs ``workload monitor --fail-on-drift`` (schedule paused)."""
+    """Id of the job that runs ``workload monitor --fail-on-drift`` on its schedule."""
     eval_job_id: pulumi.Output[str]
     """Id of the job that runs ``workload eval`` on the shipped prompt set."""
     wheel_path: pulumi.Output[str]
@@ -193,11 +200,14 @@ class LabJobs(pulumi.ComponentResource):
             name="LLMOps lab: drift monitor (python -m workload monitor)",
             description="Compares the experiment's trace windows; fails when a metric drifted.",
             tasks=[task("monitor", ["monitor", "--fail-on-drift"], 60 * 60)],
+            # Every field sent, always: the provider reads the block back, and one left out
+            # would keep whatever the job had.
             schedule=databricks.JobScheduleArgs(
-                quartz_cron_expression=_MONITOR_CRON,
+                quartz_cron_expression=args.monitor_schedule or _MONITOR_CRON,
                 timezone_id=_MONITOR_TIMEZONE,
-                # Created paused: resume it in the Jobs UI once the experiment has traces.
-                pause_status="PAUSED",
+                # Without llmops:monitorSchedule it stays paused: resume it in the Jobs UI
+                # once the experiment has traces.
+                pause_status="UNPAUSED" if args.monitor_schedule else "PAUSED",
             ),
             max_concurrent_runs=1,
             environments=environments,

@@ -25,6 +25,12 @@ from llmops_infra.stack.config import (
     parse_config,
     undeclared_keys,
 )
+from llmops_infra.stack.estate import (
+    look_up_group,
+    look_up_workspace,
+    network_refusal,
+    workspace_problem,
+)
 from llmops_infra.stack.gateway import (
     GatewayDeployment,
     LabGateway,
@@ -55,7 +61,11 @@ from llmops_infra.stack.region_features import (
     region_warning,
 )
 from llmops_infra.stack.workload_wheel import WheelBuildError, build_wheel, dependency_names
-from llmops_infra.stack.workspace import DatabricksWorkspace, DatabricksWorkspaceArgs
+from llmops_infra.stack.workspace import (
+    DatabricksWorkspace,
+    DatabricksWorkspaceArgs,
+    ExistingWorkspaceArgs,
+)
 from workload import contract
 
 __all__ = ["deploy", "load_config", "main", "name_base", "refuse_service_principal_credential"]
@@ -133,12 +143,32 @@ def deploy(config: LlmopsConfig) -> None:
     deployer = deployer_principal_type(config.deployer_principal_type) if keyless else "User"
     refuse_service_principal_credential(config, deployer)
     base = name_base(pulumi.get_project(), pulumi.get_stack())
-    if config.region is not None and (problem := region_problem(config, config.region)):
-        # A pinned region without a feature an option needs: stop before anything.
+    # Into an existing estate: looked up first, so a group or workspace that is missing or
+    # cannot hold the lab stops the program before anything is registered.
+    # Hook for llmops:network (issue 28): read once that key exists; "public" until then.
+    network = str(getattr(config, "network", "public"))
+    if refusal := network_refusal(config.workspace_resource_id, network):
+        raise pulumi.RunError(refusal)
+    if config.resource_group_name is not None:
+        look_up_group(config.resource_group_name)
+    existing = (
+        look_up_workspace(config.workspace_resource_id)
+        if config.workspace_resource_id is not None
+        else None
+    )
+    if existing is not None and (problem := workspace_problem(config, existing)):
         raise pulumi.RunError(problem)
-    if config.region is not None and (warning := region_warning(config, config.region)):
+    if existing is None and config.region is not None:
+        if problem := region_problem(config, config.region):
+            # A pinned region without a feature an option needs: stop before anything.
+            raise pulumi.RunError(problem)
+        if warning := region_warning(config, config.region):
+            pulumi.log.warn(warning)
+    if existing is not None and (
+        warning := region_warning(config, existing.location) if existing.location else None
+    ):
         pulumi.log.warn(warning)
-    if config.region is None and (problem := draw_problem(config)):
+    if existing is None and config.region is None and (problem := draw_problem(config)):
         # No allowed region offers what the options need: nothing to draw from.
         raise pulumi.RunError(problem)
     # Gateway mode: the endpoints' names come from the configured deployment names (checked
@@ -155,8 +185,13 @@ def deploy(config: LlmopsConfig) -> None:
         "name-suffix", length=6, special=False, upper=False, numeric=True, lower=True
     ).result
 
-    if config.region is not None:
-        region: pulumi.Output[str] = pulumi.Output.from_input(config.region)
+    region: pulumi.Output[str]
+    if existing is not None:
+        # The workspace's region (the lab keeps the account beside it): no draw is made.
+        # Unknown only where the lookup cannot say (the offline plan): known after up.
+        region = existing.region()
+    elif config.region is not None:
+        region = pulumi.Output.from_input(config.region)
     else:
         # [リージョン]: drawn at random once, then kept in state for the stack's life, among
         # the allowed regions that offer what the options need when it is first made (the
@@ -171,12 +206,17 @@ def deploy(config: LlmopsConfig) -> None:
         )
         region = draw.results.apply(lambda results: _usable(config, results[0]))
 
-    group = resources.ResourceGroup(
-        "resource-group",
-        resource_group_name=suffix.apply(lambda s: f"rg-{base}-{s}"),
-        location=region,
-        tags=dict(config.tags),
-    )
+    group_name: pulumi.Output[str]
+    if config.resource_group_name is not None:
+        # An existing group: never a resource of the stack, so `destroy` leaves it.
+        group_name = pulumi.Output.from_input(config.resource_group_name)
+    else:
+        group_name = resources.ResourceGroup(
+            "resource-group",
+            resource_group_name=suffix.apply(lambda s: f"rg-{base}-{s}"),
+            location=region,
+            tags=dict(config.tags),
+        ).name
 
     client = authorization.get_client_config_output()
     subscription_id = client.subscription_id
@@ -191,7 +231,7 @@ def deploy(config: LlmopsConfig) -> None:
                 "openai-account-purge",
                 DeletedAccountPurgeArgs(
                     subscription_id=subscription_id,
-                    resource_group_name=group.name,
+                    resource_group_name=group_name,
                     location=region,
                     account_name=account_name,
                 ),
@@ -199,10 +239,16 @@ def deploy(config: LlmopsConfig) -> None:
         )
 
     # [Azure Databricks ワークスペース], signed in to as the identity that deploys the stack.
-    workspace = DatabricksWorkspace(
-        "databricks",
-        DatabricksWorkspaceArgs(
-            resource_group_name=group.name,
+    workspace_args: DatabricksWorkspaceArgs | ExistingWorkspaceArgs
+    if existing is not None:
+        workspace_args = ExistingWorkspaceArgs(
+            resource_id=existing.resource_id,
+            url=existing.workspace_url(),
+            identity=identity,
+        )
+    else:
+        workspace_args = DatabricksWorkspaceArgs(
+            resource_group_name=group_name,
             location=region,
             workspace_name=suffix.apply(lambda s: f"dbw-{base}-{s}"),
             managed_resource_group_id=pulumi.Output.all(subscription_id, suffix).apply(
@@ -211,8 +257,8 @@ def deploy(config: LlmopsConfig) -> None:
             sku=config.workspace_sku,
             identity=identity,
             tags=config.tags,
-        ),
-    )
+        )
+    workspace = DatabricksWorkspace("databricks", workspace_args)
     in_workspace = pulumi.ResourceOptions(provider=workspace.provider)
     # Keyless needs Unity Catalog: the workspace's metastore is asked first, and every
     # keyless resource (both role assignments, the connector, the credential) waits for it.
@@ -232,7 +278,7 @@ def deploy(config: LlmopsConfig) -> None:
     openai = AzureOpenAI(
         "openai",
         AzureOpenAIArgs(
-            resource_group_name=group.name,
+            resource_group_name=group_name,
             location=region,
             account_name=account_name,
             chat=DeploymentArgs(
@@ -262,7 +308,7 @@ def deploy(config: LlmopsConfig) -> None:
         credential = LabCredential(
             "databricks-credential",
             LabCredentialArgs(
-                resource_group_name=group.name,
+                resource_group_name=group_name,
                 location=region,
                 connector_name=suffix.apply(lambda s: f"dbac-{base}-{s}"),
                 # Unique across the region's metastore, which other workspaces share.
@@ -377,12 +423,13 @@ def deploy(config: LlmopsConfig) -> None:
             compute=compute,
             folder=workspace.home.apply(lambda home: f"{home}/{contract.WORKLOAD_FOLDER}"),
             wheel=wheel,
+            monitor_schedule=config.monitor_schedule,
         ),
         opts=in_workspace,
     )
 
     exports: dict[str, pulumi.Input[str] | pulumi.Input[int] | None] = {
-        contract.RESOURCE_GROUP_NAME: group.name,
+        contract.RESOURCE_GROUP_NAME: group_name,
         contract.REGION: region,
         contract.OPENAI_ACCOUNT_NAME: openai.account_name,
         contract.OPENAI_ENDPOINT: openai.endpoint,

@@ -1,8 +1,10 @@
 """The lab's section "Azure Databricks ワークスペースをプロビジョニングする".
 
-One component: the Premium workspace in the lab's resource group and region,
-and a Databricks provider signed in to it with the same Azure identity that
-deploys the stack, so the in-workspace components can be created through it.
+One component: the Premium workspace in the lab's resource group and region (or an
+existing workspace, ``llmops:workspaceResourceId``, which is only used: nothing is
+registered for it), and a Databricks provider signed in to it with the same Azure
+identity that deploys the stack, so the in-workspace components can be created
+through it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pulumi_azure_native import databricks as azure_databricks
 from llmops_infra.stack.azure_identity import AzureIdentity
 from llmops_infra.stack.identity import FORMER_DATABRICKS_TYPE
 
-__all__ = ["DatabricksWorkspace", "DatabricksWorkspaceArgs"]
+__all__ = ["DatabricksWorkspace", "DatabricksWorkspaceArgs", "ExistingWorkspaceArgs"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,22 @@ class DatabricksWorkspaceArgs:
     """Tags for the workspace."""
 
 
+@dataclass(frozen=True)
+class ExistingWorkspaceArgs:
+    """A workspace that exists already (``llmops:workspaceResourceId``): only used, never
+    registered, so ``destroy`` leaves it."""
+
+    resource_id: str
+    """Its ARM id."""
+    url: pulumi.Input[str]
+    """``https://adb-<id>.<n>.azuredatabricks.net``, as looked up."""
+    identity: AzureIdentity
+    """The deploying identity, handed to the provider (it signs in to the workspace)."""
+
+
 class DatabricksWorkspace(pulumi.ComponentResource):
-    """A Databricks workspace and the provider that creates resources inside it."""
+    """A Databricks workspace (created, or an existing one) and the provider that creates
+    resources inside it."""
 
     workspace_url: pulumi.Output[str]
     """``https://adb-<id>.<n>.azuredatabricks.net``."""
@@ -55,7 +71,10 @@ class DatabricksWorkspace(pulumi.ComponentResource):
     """Its home folder, ``/Users/<user>``."""
 
     def __init__(
-        self, name: str, args: DatabricksWorkspaceArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: DatabricksWorkspaceArgs | ExistingWorkspaceArgs,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         # Until 2026-11 this component also held the cluster, the lab and the jobs.
         super().__init__(
@@ -66,26 +85,31 @@ class DatabricksWorkspace(pulumi.ComponentResource):
                 opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=FORMER_DATABRICKS_TYPE)])
             ),
         )
-        workspace = azure_databricks.Workspace(
-            f"{name}-workspace",
-            workspace_name=args.workspace_name,
-            resource_group_name=args.resource_group_name,
-            location=args.location,
-            sku=azure_databricks.SkuArgs(name=args.sku),
-            # Classic compute (the lab's cluster) needs Hybrid; Serverless has none.
-            compute_mode=azure_databricks.ComputeMode.HYBRID,
-            managed_resource_group_id=args.managed_resource_group_id,
-            tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.workspace_url = workspace.workspace_url.apply(lambda host: f"https://{host}")
-        self.workspace_resource_id = workspace.id
+        if isinstance(args, ExistingWorkspaceArgs):
+            # No workspace and no managed group are registered: the stack only uses it.
+            self.workspace_url = pulumi.Output.from_input(args.url)
+            self.workspace_resource_id = pulumi.Output.from_input(args.resource_id)
+        else:
+            workspace = azure_databricks.Workspace(
+                f"{name}-workspace",
+                workspace_name=args.workspace_name,
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                sku=azure_databricks.SkuArgs(name=args.sku),
+                # Classic compute (the lab's cluster) needs Hybrid; Serverless has none.
+                compute_mode=azure_databricks.ComputeMode.HYBRID,
+                managed_resource_group_id=args.managed_resource_group_id,
+                tags=dict(args.tags),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.workspace_url = workspace.workspace_url.apply(lambda host: f"https://{host}")
+            self.workspace_resource_id = workspace.id
 
         # Azure auth through the workspace's ARM id, as the deploying identity.
         self.provider = databricks.Provider(
             f"{name}-provider",
             host=self.workspace_url,
-            azure_workspace_resource_id=workspace.id,
+            azure_workspace_resource_id=self.workspace_resource_id,
             **args.identity.databricks_provider_args(),
             opts=pulumi.ResourceOptions(parent=self),
         )
