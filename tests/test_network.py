@@ -261,3 +261,148 @@ def test_private_mode_refuses_the_gateway_and_serverless_before_anything_is_regi
     assert "docs/networking.md" in message
     assert failure.value.registered == 0, "nothing is registered"
     assert "llmops:allowedIpRanges" not in message, "no second complaint about the key it set"
+
+
+# --- private mode's resources -----------------------------------------------------------------
+
+PRIVATE = {"network": "private", "region": "swedencentral", "tags": '{"owner": "platform"}'}
+ALLOWED = {**PRIVATE, "allowedIpRanges": '["52.10.0.1", "20.30.40.0/24"]'}
+_WORKSPACES = "Microsoft.Databricks/workspaces"
+
+
+@pytest.fixture(scope="module")
+def private(run: Run) -> ProgramRun:
+    """The lab in private mode, no allowed ranges."""
+    return run(PRIVATE)
+
+
+def test_the_network_holds_its_three_subnets_carved_from_the_space(private: ProgramRun) -> None:
+    vnet = private.one("azure-native:network:VirtualNetwork")
+    assert vnet.inputs["addressSpace"] == {"addressPrefixes": ["10.28.0.0/22"]}
+    assert vnet.inputs["location"] == "swedencentral"
+    subnets = {s["name"]: s for s in vnet.inputs["subnets"]}
+    assert list(subnets) == ["databricks-host", "databricks-container", "private-endpoints"]
+    assert [s["addressPrefix"] for s in subnets.values()] == [
+        "10.28.0.0/24",
+        "10.28.1.0/24",
+        "10.28.2.0/24",
+    ], "the first three quarters of the space, each a /24 (Databricks needs at least /26)"
+    group = private.one("azure-native:network:NetworkSecurityGroup")
+    for name in ("databricks-host", "databricks-container"):
+        assert [d["serviceName"] for d in subnets[name]["delegations"]] == [_WORKSPACES]
+        assert subnets[name]["networkSecurityGroup"] == {"id": group.id}, f"{name} has the group"
+    endpoints = subnets["private-endpoints"]
+    assert endpoints["privateEndpointNetworkPolicies"] == "Disabled"
+    assert "delegations" not in endpoints and "networkSecurityGroup" not in endpoints
+    assert not private.by_type("azure-native:network:Subnet"), "no separate subnet resources"
+
+
+def test_a_wider_space_gives_wider_subnets(run: Run) -> None:
+    vnet = run({**PRIVATE, "vnetAddressSpace": "172.20.0.0/16"}).one(
+        "azure-native:network:VirtualNetwork"
+    )
+    assert [s["addressPrefix"] for s in vnet.inputs["subnets"]] == [
+        "172.20.0.0/18",
+        "172.20.64.0/18",
+        "172.20.128.0/18",
+    ]
+
+
+def test_the_workspace_is_injected_without_public_ips_and_its_page_stays_open(
+    private: ProgramRun,
+) -> None:
+    workspace = private.one("azure-native:databricks:Workspace")
+    vnet = private.one("azure-native:network:VirtualNetwork")
+    assert workspace.inputs["parameters"] == {
+        "customVirtualNetworkId": {"value": vnet.id},
+        "customPublicSubnetName": {"value": "databricks-host"},
+        "customPrivateSubnetName": {"value": "databricks-container"},
+        "enableNoPublicIp": {"value": True},
+    }
+    assert workspace.inputs["publicNetworkAccess"] == "Enabled"
+    assert workspace.inputs["requiredNsgRules"] == "AllRules"
+    assert vnet.urn in workspace.dependencies, "destroy removes the workspace before the network"
+
+
+def test_the_account_is_closed_and_reached_through_its_private_endpoint(
+    private: ProgramRun,
+) -> None:
+    account = private.one("azure-native:cognitiveservices:Account")
+    assert account.inputs["properties"]["publicNetworkAccess"] == "Disabled"
+    assert account.inputs["properties"]["networkAcls"] == {"defaultAction": "Deny", "ipRules": []}
+    endpoint = private.one("azure-native:network:PrivateEndpoint")
+    vnet = private.one("azure-native:network:VirtualNetwork")
+    assert endpoint.inputs["subnet"]["id"] == f"{vnet.id}/subnets/private-endpoints"
+    [connection] = endpoint.inputs["privateLinkServiceConnections"]
+    assert connection["privateLinkServiceId"] == account.id
+    assert connection["groupIds"] == ["account"]
+    assert endpoint.inputs["location"] == "swedencentral"
+    assert account.urn in endpoint.dependencies, "destroy removes the endpoint before the account"
+    purge = private.one("pulumi-python:dynamic/llmops:DeletedAccountPurge")
+    assert purge.urn in account.dependencies, "and the account before its purge"
+
+    zone = private.one("azure-native:privatedns:PrivateZone")
+    assert zone.inputs["privateZoneName"] == "privatelink.openai.azure.com"
+    assert zone.inputs["location"] == "global"
+    link = private.one("azure-native:privatedns:VirtualNetworkLink")
+    assert link.inputs["virtualNetwork"] == {"id": vnet.id}
+    assert link.inputs["privateZoneName"] == "privatelink.openai.azure.com"
+    assert link.inputs["location"] == "global"
+    assert link.inputs["registrationEnabled"] is False
+    group = private.one("azure-native:network:PrivateDnsZoneGroup")
+    assert group.inputs["privateEndpointName"] == endpoint.outputs["name"]
+    assert [c["privateDnsZoneId"] for c in group.inputs["privateDnsZoneConfigs"]] == [zone.id]
+    assert endpoint.urn in group.dependencies
+
+
+def test_every_new_azure_resource_carries_the_stack_s_tags(private: ProgramRun) -> None:
+    for type_ in (
+        "azure-native:network:NetworkSecurityGroup",
+        "azure-native:network:VirtualNetwork",
+        "azure-native:privatedns:PrivateZone",
+        "azure-native:privatedns:VirtualNetworkLink",
+        "azure-native:network:PrivateEndpoint",
+    ):
+        assert private.one(type_).inputs["tags"] == {"owner": "platform"}, type_
+
+
+def test_allowed_ranges_open_the_account_to_exactly_those(run: Run) -> None:
+    account = run(ALLOWED).one("azure-native:cognitiveservices:Account")
+    assert account.inputs["properties"]["publicNetworkAccess"] == "Enabled"
+    assert account.inputs["properties"]["networkAcls"] == {
+        "defaultAction": "Deny",
+        "ipRules": [{"value": "52.10.0.1"}, {"value": "20.30.40.0/24"}],
+    }
+
+
+def test_keyless_works_in_private_mode(run: Run) -> None:
+    keyless = run({**PRIVATE, "authMode": "entra"})
+    account = keyless.one("azure-native:cognitiveservices:Account")
+    assert account.inputs["properties"]["disableLocalAuth"] is True
+    assert account.inputs["properties"]["publicNetworkAccess"] == "Disabled"
+    assert keyless.one("azure-native:network:PrivateEndpoint")
+    assert keyless.by_type("azure-native:authorization:RoleAssignment"), "the roles as in public"
+    assert keyless.exports["network"].value == "private"
+
+
+def test_the_outputs_name_the_network(run: Run, private: ProgramRun) -> None:
+    vnet = private.one("azure-native:network:VirtualNetwork")
+    assert private.exports["network"].value == "private"
+    assert private.exports["virtual_network_id"].value == vnet.id
+    assert vnet.id.endswith(
+        "/providers/Microsoft.Network/virtualNetworks/" + vnet.inputs["virtualNetworkName"]
+    )
+    public = run({})
+    assert public.exports["network"].value == "public"
+    assert public.exports["virtual_network_id"].value == ""
+
+
+def test_a_second_up_of_the_private_stack_changes_nothing(run: Run) -> None:
+    first = run(ALLOWED)
+    second = run(ALLOWED, seed="another-machine", state=first)
+    before = {r.urn: r.inputs for r in first.resources}
+    after = {r.urn: r.inputs for r in second.resources}
+    assert set(after) == set(before), "the same resources"
+    assert [urn for urn in before if before[urn] != after[urn]] == []
+    steps = {r.name: (r.change, r.diff) for r in second.resources if r.change != "same"}
+    assert steps == {}, "nothing to update or replace"

@@ -47,6 +47,7 @@ from llmops_infra.stack.lab_environment import (
     pinned_requirements,
 )
 from llmops_infra.stack.lab_jobs import ClusterCompute, LabJobs, LabJobsArgs, ServerlessCompute
+from llmops_infra.stack.network import PrivateNetwork, PrivateNetworkArgs
 from llmops_infra.stack.prompt_schema import PromptSchema, PromptSchemaArgs
 from llmops_infra.stack.region_features import (
     draw_candidates,
@@ -198,6 +199,24 @@ def deploy(config: LlmopsConfig) -> None:
             ),
         )
 
+    # Private mode: the network the workspace is injected into and the account is reached in.
+    private = (
+        PrivateNetwork(
+            "network",
+            PrivateNetworkArgs(
+                resource_group_name=group.name,
+                location=region,
+                network_name=suffix.apply(lambda s: f"vnet-{base}-{s}"),
+                security_group_name=suffix.apply(lambda s: f"nsg-{base}-{s}"),
+                address_space=config.vnet_address_space,
+                allowed_ip_ranges=config.allowed_ip_ranges,
+                tags=config.tags,
+            ),
+        )
+        if config.network == "private"
+        else None
+    )
+
     # [Azure Databricks ワークスペース], signed in to as the identity that deploys the stack.
     workspace = DatabricksWorkspace(
         "databricks",
@@ -211,6 +230,7 @@ def deploy(config: LlmopsConfig) -> None:
             sku=config.workspace_sku,
             identity=identity,
             tags=config.tags,
+            network=private,
         ),
     )
     in_workspace = pulumi.ResourceOptions(provider=workspace.provider)
@@ -252,6 +272,7 @@ def deploy(config: LlmopsConfig) -> None:
             deployer_principal_type=deployer,
             tags=config.tags,
             depends_on=purge,
+            network=private,
         ),
     )
 
@@ -407,6 +428,8 @@ def deploy(config: LlmopsConfig) -> None:
         contract.DATABRICKS_JUDGE_SERVING_ENDPOINT: judge_endpoint_output,
         contract.DATABRICKS_GATEWAY_TOKENS_PER_MINUTE: gateway_tpm,
         contract.MLFLOW_PROMPT_NAME: prompt_name,
+        contract.NETWORK: config.network,
+        contract.VIRTUAL_NETWORK_ID: private.virtual_network_id if private is not None else "",
     }
     for name in contract.ALL_OUTPUTS:
         # Keyless stacks have no key and no secret scope: those outputs are not exported.
