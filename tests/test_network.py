@@ -8,16 +8,21 @@ the network option existed.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from command_runner import run_commands
 from conftest import Run
+from fake_azure_openai import FakeAzureOpenAI, Reply
 
 from llmops_infra import cli
 from llmops_infra.offline.engine import UNKNOWN, ProgramFailed, ProgramRun, Secret
 from llmops_infra.stack.config import parse_config
+from workload.contract import PROJECT_DIR
+from workload.model.network_refusal import network_hint
 
 RECORDING = Path(__file__).with_name("data") / "public-stack-2026-12.json"
 
@@ -406,3 +411,85 @@ def test_a_second_up_of_the_private_stack_changes_nothing(run: Run) -> None:
     assert [urn for urn in before if before[urn] != after[urn]] == []
     steps = {r.name: (r.change, r.diff) for r in second.resources if r.change != "same"}
     assert steps == {}, "nothing to update or replace"
+
+
+# --- the workload, refused by a private account -----------------------------------------------
+
+
+_MLFLOW_LOG = re.compile(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (INFO|WARNING) mlflow")
+
+
+def test_a_call_refused_for_its_network_exits_1_in_one_line_saying_what_to_do(
+    tmp_path: Path,
+) -> None:
+    from mlflow import MlflowClient
+
+    store = tmp_path / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{store}").search_experiments()  # tables made once
+    fakes = {
+        "disabled": FakeAzureOpenAI().start(),
+        "firewall": FakeAzureOpenAI().start(),
+        "eval": FakeAzureOpenAI().start(),
+    }
+    try:
+        fakes["disabled"].script(Reply.network_refused(public_access_disabled=True))
+        fakes["firewall"].script(Reply.network_refused(public_access_disabled=False))
+        fakes["eval"].script(*[Reply.network_refused(public_access_disabled=True)] * 4)
+        clean = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AZURE_OPENAI_", "OPENAI_", "MLFLOW_", "DATABRICKS_", "LLMOPS_"))
+        }
+
+        def scenario(name: str, command: str, *args: str) -> dict[str, Any]:
+            fake = fakes[name]
+            return {
+                "command": command,
+                "args": ["--experiment", name, *args],
+                "env": {
+                    **clean,
+                    "MLFLOW_TRACKING_URI": f"sqlite:///{store}",
+                    "AZURE_OPENAI_ENDPOINT": fake.endpoint,
+                    "AZURE_OPENAI_API_KEY": fake.api_key,
+                    "AZURE_OPENAI_API_VERSION": "2024-05-01-preview",
+                    "AZURE_OPENAI_DEPLOYMENT": fake.deployment,
+                    "PYTHONPATH": str(PROJECT_DIR),
+                },
+            }
+
+        results, output = run_commands(
+            {
+                "disabled": scenario("disabled", "chat"),
+                "firewall": scenario("firewall", "chat"),
+                "eval": scenario("eval", "eval", "--no-judge", "--max-retries", "0"),
+            },
+            cwd=tmp_path,
+            env={**clean, "PYTHONPATH": str(PROJECT_DIR)},
+            timeout=300,
+        )
+    finally:
+        for fake in fakes.values():
+            fake.stop()
+    for name, said in (
+        ("disabled", "Public access is disabled"),
+        ("firewall", "Access denied due to Virtual Network/Firewall rules"),
+        ("eval", "Public access is disabled"),
+    ):
+        result = results[name]
+        assert result["code"] == 1, (name, result, output[-2000:])
+        # MLflow's own log lines (creating the experiment) aside, the command says one line.
+        lines = [
+            line
+            for line in result["stderr"].strip().splitlines()
+            if not _MLFLOW_LOG.match(line)
+        ]
+        assert len(lines) == 1, (name, result["stderr"])
+        for needle in (said, "llmops:network private", "llmops:allowedIpRanges", "workload submit"):
+            assert needle in lines[0], (name, needle, lines[0])
+        assert "Cognitive Services OpenAI User" not in lines[0], "not the role's hint"
+
+
+def test_other_refusals_keep_their_own_hints() -> None:
+    assert network_hint(403, "The principal lacks the role.") == ""
+    assert network_hint(401, "Access denied due to Virtual Network/Firewall rules.") == ""
+    assert network_hint(403, "Access denied due to Virtual Network/Firewall rules.")
