@@ -17,6 +17,7 @@ import pytest
 from command_runner import run_commands
 from conftest import Run
 from fake_azure_openai import FakeAzureOpenAI, Reply
+from plan_runs import start_in_fork
 
 from llmops_infra import cli
 from llmops_infra.offline.engine import UNKNOWN, ProgramFailed, ProgramRun, Secret
@@ -479,17 +480,51 @@ def test_a_call_refused_for_its_network_exits_1_in_one_line_saying_what_to_do(
         assert result["code"] == 1, (name, result, output[-2000:])
         # MLflow's own log lines (creating the experiment) aside, the command says one line.
         lines = [
-            line
-            for line in result["stderr"].strip().splitlines()
-            if not _MLFLOW_LOG.match(line)
+            line for line in result["stderr"].strip().splitlines() if not _MLFLOW_LOG.match(line)
         ]
         assert len(lines) == 1, (name, result["stderr"])
         for needle in (said, "llmops:network private", "llmops:allowedIpRanges", "workload submit"):
             assert needle in lines[0], (name, needle, lines[0])
         assert "Cognitive Services OpenAI User" not in lines[0], "not the role's hint"
+        if name == "disabled":
+            page = (PROJECT_DIR / "docs" / "networking.md").read_text()
+            assert lines[0] in page, "docs/networking.md shows the line the command prints"
 
 
 def test_other_refusals_keep_their_own_hints() -> None:
     assert network_hint(403, "The principal lacks the role.") == ""
     assert network_hint(401, "Access denied due to Virtual Network/Firewall rules.") == ""
     assert network_hint(403, "Access denied due to Virtual Network/Firewall rules.")
+
+
+# --- the offline plan ---------------------------------------------------------------------------
+
+
+def test_the_plan_shows_the_private_network_and_the_public_plan_does_not(run: Run) -> None:
+    # run: the SDKs loaded here, so the forks start at once.
+    started = {
+        "private": start_in_fork("--config", "llmops:network=private"),
+        "public": start_in_fork(),
+    }
+    (code, private, _), (public_code, public, _) = (s.result() for s in started.values())
+    assert code == 0 and public_code == 0
+    for line in (
+        "├─ llmops:network:PrivateNetwork  network",
+        "subnets: databricks-host (10.28.0.0/24, delegated to Microsoft.Databricks/workspaces, "
+        "network security group), databricks-container (10.28.1.0/24, delegated to "
+        "Microsoft.Databricks/workspaces, network security group), private-endpoints "
+        "(10.28.2.0/24)",
+        "public access: Disabled",
+        "network rules: default Deny, reached through its private endpoint only",
+        "sub-resource: account",
+        "zone: privatelink.openai.azure.com",
+        "network: injected into (known after up) (databricks-host, databricks-container); "
+        "cluster VMs without public IPs; web page open",
+        "network                               private",
+        "virtual_network_id                    (known after up)",
+        "Policies (llmops-guardrails): 0 mandatory violations, 2 advisory violations",
+    ):
+        assert line in private, f"the private plan shows {line!r}"
+    assert "network rules:" not in public and "injected into" not in public
+    assert "PrivateNetwork" not in public and "PrivateEndpoint" not in public
+    assert "public access: Enabled" in public
