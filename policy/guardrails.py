@@ -56,6 +56,8 @@ DEPLOYMENT: Final = "azure-native:cognitiveservices:Deployment"
 WORKSPACE: Final = "azure-native:databricks:Workspace"
 CLUSTER: Final = "databricks:index/cluster:Cluster"
 SERVING: Final = "databricks:index/modelServing:ModelServing"
+VIRTUAL_NETWORK: Final = "azure-native:network:VirtualNetwork"
+PRIVATE_ENDPOINT: Final = "azure-native:network:PrivateEndpoint"
 
 #: Azure's requests per minute per 1,000 TPM of a Standard deployment (the workload paces by
 #: the same ratio, in workload/model/pacing.py; the pack runs on its own and keeps its copy).
@@ -349,6 +351,57 @@ def _serverless_pinned(args: ResourceValidationArgs, report: ReportViolation) ->
                 )
 
 
+# --- private networking ----------------------------------------------------------------------
+
+
+def _account_closed(props: Mapping[str, Any]) -> str | None:
+    """Why a private stack's account is not closed, or None."""
+    if _get(props, "properties", "networkAcls", "defaultAction") != "Deny":
+        return "its network rules do not default to Deny (properties.networkAcls.defaultAction)"
+    access = _get(props, "properties", "publicNetworkAccess")
+    rules = _items(_get(props, "properties", "networkAcls", "ipRules"))
+    if access == "Disabled" or (access == "Enabled" and rules):
+        return None
+    return (
+        "its public network access is Enabled for no listed address "
+        "(properties.publicNetworkAccess: Disabled, or Enabled only with ipRules)"
+    )
+
+
+def _private_network(args: StackValidationArgs, report: ReportViolation) -> None:
+    # Private mode is a stack with a virtual network (llmops:network private); a public
+    # stack has none, and this policy has nothing to say about it.
+    if not any(r.resource_type == VIRTUAL_NETWORK for r in args.resources):
+        return
+    for resource in args.resources:
+        if resource.resource_type == ACCOUNT:
+            problem = _account_closed(resource.props)
+            if problem is not None:
+                report(
+                    f"the stack is private (it has a virtual network) but the Azure OpenAI "
+                    f"account is reachable from the internet: {problem}; set llmops:network "
+                    "private (the stack closes it), or keep the account behind its private "
+                    "endpoint",
+                    resource.urn,
+                )
+        elif resource.resource_type == WORKSPACE:
+            no_public_ip = _get(resource.props, "parameters", "enableNoPublicIp", "value")
+            injected = _get(resource.props, "parameters", "customVirtualNetworkId", "value")
+            if no_public_ip is not True or injected in (_MISSING, None, ""):
+                report(
+                    "the stack is private (it has a virtual network) but the workspace's "
+                    "clusters would get public IPs or run outside it: inject it "
+                    "(parameters.customVirtualNetworkId) with enableNoPublicIp true",
+                    resource.urn,
+                )
+    if not any(r.resource_type == PRIVATE_ENDPOINT for r in args.resources):
+        report(
+            "the stack is private (it has a virtual network) but has no private endpoint, so "
+            "nothing in the network reaches the Azure OpenAI account",
+            None,
+        )
+
+
 # --- advisories ------------------------------------------------------------------------------
 
 
@@ -495,6 +548,17 @@ POLICIES: Final = (
             "dependency (name==version, or a wheel file)."
         ),
         validate=_serverless_pinned,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    ),
+    StackValidationPolicy(
+        name="private-network-closed",
+        description=(
+            "In a private stack (one with a virtual network), the Azure OpenAI account is "
+            "closed to the internet (network rules default Deny, public access disabled or "
+            "only for listed addresses) and reached through a private endpoint, and the "
+            "workspace's clusters run in the network without public IPs."
+        ),
+        validate=_private_network,
         enforcement_level=EnforcementLevel.MANDATORY,
     ),
     ResourceValidationPolicy(

@@ -116,6 +116,17 @@ class Reply:
         return cls(429, body, {"Retry-After": retry_after})
 
     @classmethod
+    def network_refused(cls, public_access_disabled: bool) -> Reply:
+        """Azure's 403 to a caller outside a private account's network: public network
+        access Disabled, or the caller's address not among the account's IP rules."""
+        message = (
+            "Public access is disabled. Please configure private endpoint."
+            if public_access_disabled
+            else "Access denied due to Virtual Network/Firewall rules."
+        )
+        return cls(403, {"error": {"code": "403", "message": message}})
+
+    @classmethod
     def server_error(cls, status: int = 500) -> Reply:
         """A 5xx from the service."""
         return cls(status, {"error": {"code": "InternalServerError", "message": "boom"}})

@@ -31,6 +31,8 @@ DESIGN_OUTPUTS = (
     "databricks_judge_serving_endpoint",
     "databricks_gateway_tokens_per_minute",
     "mlflow_prompt_name",
+    "network",
+    "virtual_network_id",
 )
 
 

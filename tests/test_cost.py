@@ -129,6 +129,15 @@ def test_the_gateway_adds_an_unknown_item_that_bills_idle(prices: FakePrices) ->
     assert cost.partial and "gateway serving endpoints (1)" in cost.unknown
 
 
+def test_private_mode_adds_an_unknown_item_that_bills_idle(prices: FakePrices) -> None:
+    (cost,) = _cost("llmops:region=eastus2", "llmops:network=private")
+    private = _by_resource(cost)["private endpoint and DNS zone (private mode)"]
+    assert private.idle and private.price is None
+    assert cost.partial and "private endpoint and DNS zone (private mode)" in cost.unknown
+    (public,) = _cost("llmops:region=eastus2")
+    assert "private endpoint and DNS zone (private mode)" not in _by_resource(public)
+
+
 def _closed_port() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

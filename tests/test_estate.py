@@ -279,11 +279,12 @@ def test_a_failed_lookup_is_one_line_naming_the_key_and_what_to_do(
     assert "\n" not in message
 
 
-def test_an_existing_workspace_with_private_networking_is_refused() -> None:
-    # llmops:network arrives with private networking; the program reads it through this check.
-    refusal = network_refusal(WORKSPACE_ID, "private")
-    assert refusal is not None
-    assert "llmops:workspaceResourceId" in refusal and "llmops:network private" in refusal
+def test_an_existing_workspace_with_private_networking_is_refused(run: Run) -> None:
+    failure = _failure(run, {"workspaceResourceId": WORKSPACE_ID, "network": "private"})
+    assert failure.registered == 0, "refused before anything is registered"
+    message = str(failure)
+    assert "llmops:workspaceResourceId" in message and "llmops:network private" in message
+    assert len(message.strip().splitlines()) == 1, message
     assert network_refusal(WORKSPACE_ID, "public") is None
     assert network_refusal(None, "private") is None
 

@@ -481,3 +481,66 @@ def test_a_broken_pack_is_one_line_and_its_process_ends(
     assert needle in str(caught.value) and "\n" not in str(caught.value)
     with pytest.raises(ProcessLookupError):
         os.kill(analyzer.pid, 0)
+
+
+# --- private networking -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def private(run: Run) -> ProgramRun:
+    """The stack in private mode, as `plan` sees it."""
+    return run({"network": "private"}, preview=True)
+
+
+def test_a_private_stack_passes_and_the_public_one_has_nothing_new(
+    pack: PolicyAnalyzer, private: ProgramRun, preview: ProgramRun
+) -> None:
+    assert mandatory(pack.analyze(private.resources)) == set()
+    assert {(p, r) for p, _, r in found(pack.analyze(preview.resources))} == ADVISORIES, (
+        "the default lab's plan stays as it is"
+    )
+
+
+def _held(run: ProgramRun, type_: str, **properties: Any) -> list[RecordedResource]:
+    """The run's resources with one resource holding other properties (a stack policy reads
+    what the resources hold, their outputs)."""
+    target = run.one(type_)
+    return [
+        dataclasses.replace(
+            r, inputs={**r.inputs, **properties}, outputs={**r.outputs, **properties}
+        )
+        if r is target
+        else r
+        for r in run.resources
+    ]
+
+
+def test_a_private_stack_with_an_open_account_or_public_cluster_ips_is_refused(
+    pack: PolicyAnalyzer, private: ProgramRun
+) -> None:
+    properties = private.one(ACCOUNT).inputs["properties"]
+    opened = _held(private, ACCOUNT, properties={**properties, "publicNetworkAccess": "Enabled"})
+    violations = [v for v in pack.analyze(opened) if v.policy == "private-network-closed"]
+    assert mandatory(violations) == {("private-network-closed", "openai-account")}
+    assert "publicNetworkAccess" in violations[0].message
+
+    allowing = _held(
+        private,
+        ACCOUNT,
+        properties={**properties, "networkAcls": {"defaultAction": "Allow", "ipRules": []}},
+    )
+    assert mandatory(pack.analyze(allowing)) == {("private-network-closed", "openai-account")}
+
+    parameters = private.one(WORKSPACE).inputs["parameters"]
+    public_ips = _held(
+        private, WORKSPACE, parameters={**parameters, "enableNoPublicIp": {"value": False}}
+    )
+    assert mandatory(pack.analyze(public_ips)) == {
+        ("private-network-closed", "databricks-workspace")
+    }
+
+    without_endpoint = [
+        r for r in private.resources if r.type != "azure-native:network:PrivateEndpoint"
+    ]
+    messages = [v.message for v in pack.analyze(without_endpoint) if v.level == "mandatory"]
+    assert any("no private endpoint" in m for m in messages), messages

@@ -320,6 +320,9 @@ def test_a_stack_that_sets_nothing_gets_the_labs_settings_from_pulumi_yaml() -> 
         defaults.gateway_guardrails,
         defaults.inference_table,
         defaults.compute,
+        defaults.network,
+        defaults.vnet_address_space,
+        defaults.allowed_ip_ranges,
     ) == (
         ("eastus2", "northcentralus", "swedencentral", "switzerlandwest"),
         None,
@@ -349,6 +352,9 @@ def test_a_stack_that_sets_nothing_gets_the_labs_settings_from_pulumi_yaml() -> 
         False,
         "",
         "cluster",
+        "public",
+        "10.28.0.0/22",
+        (),
     ), "the documented defaults, as Pulumi.yaml declares them and the program applies them"
 
 
@@ -390,6 +396,9 @@ def test_pulumi_yaml_declares_every_key_the_program_reads_typed_and_described() 
         "resourceGroupName": "string",
         "workspaceResourceId": "string",
         "monitorSchedule": "string",
+        "network": "string",
+        "vnetAddressSpace": "string",
+        "allowedIpRanges": "array",
     }, "the documented types"
     for key, declaration in declared.items():
         assert declaration.get("description"), f"{key} is described"

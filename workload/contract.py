@@ -49,6 +49,7 @@ __all__ = [
     "LAB_PROMPT",
     "MLFLOW_EXPERIMENT_PATH",
     "MLFLOW_PROMPT_NAME",
+    "NETWORK",
     "OPENAI_ACCOUNT_NAME",
     "OPENAI_API_KEY",
     "OPENAI_API_VERSION",
@@ -64,6 +65,7 @@ __all__ = [
     "RESOURCE_GROUP_NAME",
     "SECRET_MASK",
     "SECRET_OUTPUTS",
+    "VIRTUAL_NETWORK_ID",
     "WORKLOAD_DISTRIBUTION",
     "WORKLOAD_FOLDER",
     "job_parameters",
@@ -96,6 +98,10 @@ DATABRICKS_JUDGE_SERVING_ENDPOINT: Final = "databricks_judge_serving_endpoint"
 DATABRICKS_GATEWAY_TOKENS_PER_MINUTE: Final = "databricks_gateway_tokens_per_minute"
 #: ``<catalog>.<schema>.lab_chat`` when ``llmops:catalog`` is set, else "".
 MLFLOW_PROMPT_NAME: Final = "mlflow_prompt_name"
+#: ``public`` or ``private`` (``llmops:network``).
+NETWORK: Final = "network"
+#: Private mode: the virtual network's resource id; "" in public mode.
+VIRTUAL_NETWORK_ID: Final = "virtual_network_id"
 
 #: Every output a stack can export, in docs/reference.md's order.
 ALL_OUTPUTS: Final[tuple[str, ...]] = (
@@ -124,6 +130,8 @@ ALL_OUTPUTS: Final[tuple[str, ...]] = (
     DATABRICKS_JUDGE_SERVING_ENDPOINT,
     DATABRICKS_GATEWAY_TOKENS_PER_MINUTE,
     MLFLOW_PROMPT_NAME,
+    NETWORK,
+    VIRTUAL_NETWORK_ID,
 )
 #: Exported only in key mode (the lab's ``authMode``); an entra stack has no key and no scope.
 KEY_MODE_OUTPUTS: Final[frozenset[str]] = frozenset({OPENAI_API_KEY, DATABRICKS_SECRET_SCOPE})

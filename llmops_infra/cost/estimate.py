@@ -239,6 +239,20 @@ def _gateway(config: LlmopsConfig) -> list[Item]:
     ]  # fmt: skip
 
 
+def _network(config: LlmopsConfig) -> list[Item]:
+    if config.network != "private":
+        return []
+    # The virtual network, its subnets, the security group and the zone's link cost nothing.
+    note = (
+        "Azure Private Link's per-hour and per-GB charges and the private DNS zone's monthly "
+        "charge are not among the meters priced here (docs/networking.md gives them)"
+    )
+    return [
+        Item("private endpoint and DNS zone (private mode)", "Private Link", None, None,
+             idle=True, note=note)
+    ]  # fmt: skip
+
+
 def estimate(config: LlmopsConfig, region: str, book: PriceBook) -> RegionCost:
     """Price the stack in ``region``."""
     lab = _tokens(
@@ -258,7 +272,7 @@ def estimate(config: LlmopsConfig, region: str, book: PriceBook) -> RegionCost:
             config.deployment_name, config.model_name, config.model_version
         )  # fmt: skip
     row += _tokens(book, region, "eval judge", judge_name, judge_model, judge_version, JUDGE_CALL)
-    hourly = _compute(book, config, region) + _gateway(config)
+    hourly = _compute(book, config, region) + _gateway(config) + _network(config)
     return RegionCost(
         region=region,
         items=tuple(hourly + lab + row),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from llmops_infra.errors import ConfigError
-from llmops_infra.offline.resource_types import RESOURCE_TYPES
+from llmops_infra.offline.resource_types import NOT_SHOWN, RESOURCE_TYPES
 from llmops_infra.stack.config import NAMESPACE, LlmopsConfig, parse_config
 from llmops_infra.stack.region_features import (
     FEATURE_LABELS,
@@ -123,7 +123,9 @@ def make_plan(config: Mapping[str, str], *, stack: str) -> Plan | PlanError:
     for resource in ordered:
         shown_inputs = _display(resource.inputs)
         settings_shown = {
-            label: _display(read(shown_inputs)) for label, read in _SHOWS.get(resource.type, ())
+            label: _display(value)
+            for label, read in _SHOWS.get(resource.type, ())
+            if (value := read(shown_inputs)) is not NOT_SHOWN
         }
         resources.append(
             {

@@ -119,7 +119,24 @@ def overlay(held: Any, sent: Any) -> Any:
         for key, value in sent.items():
             merged[key] = overlay(held.get(key), value)
         return merged
+    if _same_named_items(held, sent):
+        # Sub-resources declared inside their parent (a virtual network's subnets): Azure
+        # answers the update with each one as it holds it, its id and state included.
+        return [overlay(h, s) for h, s in zip(held, sent, strict=True)]
     return sent
+
+
+def _same_named_items(held: Any, sent: Any) -> bool:
+    """Whether two lists hold the same named objects, in the same order."""
+    if not isinstance(held, list) or not isinstance(sent, list) or len(held) != len(sent):
+        return False
+    return all(
+        isinstance(h, Mapping)
+        and isinstance(s, Mapping)
+        and "name" in s
+        and h.get("name") == s["name"]
+        for h, s in zip(held, sent, strict=True)
+    )
 
 
 ReadBack = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import os
 import random
@@ -22,12 +23,15 @@ from typing import Any, Final, Protocol
 
 from llmops_infra.azure_api.clients import deleted_account_path
 from llmops_infra.offline.replay import ReadBack
+from llmops_infra.stack.address_space import carve
+from llmops_infra.stack.config import declarations
 
 __all__ = [
     "FAKE_SUBSCRIPTION_ID",
     "FAKE_TENANT_ID",
     "FAKE_USER",
     "FUNCTIONS",
+    "NOT_SHOWN",
     "RESOURCE_TYPES",
     "VSCODE_CLIENT_ID",
     "Cloud",
@@ -110,6 +114,11 @@ Answer = Callable[[Cloud, str, dict[str, Any]], tuple[str, dict[str, Any]]]
 """``answer(cloud, name, inputs) -> (id, output-only properties)``."""
 Reader = Callable[[Mapping[str, Any]], Any]
 """Reads one setting from a resource's inputs, for the plan."""
+
+
+#: What a reader returns for a setting the resource does not have in this stack: the plan
+#: leaves the line out (the public lab's account has no network rules to show).
+NOT_SHOWN: Final = object()
 
 
 def field(path: str) -> Reader:
@@ -476,6 +485,178 @@ def _credential(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, d
     }
 
 
+#: What Azure grants a service a subnet is delegated to (Databricks' VNet injection).
+_DATABRICKS_DELEGATION_ACTIONS: Final = (
+    "Microsoft.Network/virtualNetworks/subnets/join/action",
+    "Microsoft.Network/virtualNetworks/subnets/prepareNetworkPolicies/action",
+    "Microsoft.Network/virtualNetworks/subnets/unprepareNetworkPolicies/action",
+)
+
+
+def _network_state(cloud: Cloud, name: str) -> dict[str, Any]:
+    """What Azure adds to every network resource: its state, GUID and etag."""
+    guid = str(uuid_from(cloud.rng(name)))
+    return {
+        "provisioningState": cloud.later("Succeeded"),
+        "resourceGuid": cloud.later(guid),
+        "etag": cloud.later(f'W/"{uuid_from(cloud.rng(f"{name}/etag"))}"'),
+    }
+
+
+def _security_group(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    group = inputs["networkSecurityGroupName"]
+    arm_id = _arm(inputs["resourceGroupName"], f"Microsoft.Network/networkSecurityGroups/{group}")
+    # Azure's six default rules (allow inside the network and from its load balancer, deny
+    # the rest; allow out to the network and the internet, deny the rest).
+    defaults = [
+        {"name": rule, "id": cloud.later(f"{arm_id}/defaultSecurityRules/{rule}")}
+        for rule in (
+            "AllowVnetInBound",
+            "AllowAzureLoadBalancerInBound",
+            "DenyAllInBound",
+            "AllowVnetOutBound",
+            "AllowInternetOutBound",
+            "DenyAllOutBound",
+        )
+    ]
+    return arm_id, {
+        "name": group,
+        "defaultSecurityRules": defaults,
+        "securityRules": [],
+        **_network_state(cloud, name),
+    }
+
+
+def _virtual_network(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    vnet = inputs["virtualNetworkName"]
+    arm_id = _arm(inputs["resourceGroupName"], f"Microsoft.Network/virtualNetworks/{vnet}")
+    subnets = []
+    for subnet in inputs.get("subnets") or []:
+        delegations = [
+            {
+                **delegation,
+                "actions": list(_DATABRICKS_DELEGATION_ACTIONS),
+                "provisioningState": cloud.later("Succeeded"),
+            }
+            for delegation in subnet.get("delegations") or []
+        ]
+        subnets.append(
+            {
+                **subnet,
+                "id": cloud.later(f"{arm_id}/subnets/{subnet['name']}"),
+                "delegations": delegations,
+                "privateLinkServiceNetworkPolicies": "Enabled",
+                "provisioningState": cloud.later("Succeeded"),
+            }
+        )
+    return arm_id, {"name": vnet, "subnets": subnets, **_network_state(cloud, name)}
+
+
+def _private_zone(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    zone = inputs["privateZoneName"]
+    arm_id = _arm(inputs["resourceGroupName"], f"Microsoft.Network/privateDnsZones/{zone}")
+    return arm_id, {
+        "name": zone,
+        "maxNumberOfRecordSets": cloud.later(25000),
+        "numberOfRecordSets": cloud.later(1),  # the zone's SOA record
+        "maxNumberOfVirtualNetworkLinks": cloud.later(1000),
+        "numberOfVirtualNetworkLinks": cloud.later(0),
+        "provisioningState": cloud.later("Succeeded"),
+        "etag": cloud.later(str(uuid_from(cloud.rng(name)))),
+    }
+
+
+def _zone_link(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    link = inputs["virtualNetworkLinkName"]
+    arm_id = _arm(
+        inputs["resourceGroupName"],
+        f"Microsoft.Network/privateDnsZones/{inputs['privateZoneName']}/virtualNetworkLinks/{link}",
+    )
+    return arm_id, {
+        "name": link,
+        "virtualNetworkLinkState": cloud.later("Completed"),
+        "provisioningState": cloud.later("Succeeded"),
+        "etag": cloud.later(str(uuid_from(cloud.rng(name)))),
+    }
+
+
+def _private_address(cloud: Cloud) -> str:
+    """The endpoint's address in its subnet: the first Azure leaves (it keeps four)."""
+    space = (
+        cloud.config.get("llmops:vnetAddressSpace") or declarations()["vnetAddressSpace"].default
+    )
+    subnet = ipaddress.IPv4Network(carve(space).private_endpoints)
+    return str(subnet.network_address + 4)
+
+
+def _private_endpoint(
+    cloud: Cloud, name: str, inputs: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    endpoint = inputs["privateEndpointName"]
+    group = inputs["resourceGroupName"]
+    arm_id = _arm(group, f"Microsoft.Network/privateEndpoints/{endpoint}")
+    connections = [
+        {
+            **connection,
+            "privateLinkServiceConnectionState": {
+                "status": cloud.later("Approved"),
+                "description": cloud.later("Auto-Approved"),
+                "actionsRequired": cloud.later("None"),
+            },
+            "provisioningState": cloud.later("Succeeded"),
+        }
+        for connection in inputs.get("privateLinkServiceConnections") or []
+    ]
+    account = str(endpoint).removeprefix("pe-")
+    nic = _arm(
+        group, f"Microsoft.Network/networkInterfaces/{endpoint}.nic.{uuid_from(cloud.rng(name))}"
+    )
+    return arm_id, {
+        "name": endpoint,
+        "privateLinkServiceConnections": connections,
+        "networkInterfaces": [{"id": cloud.later(nic)}],
+        "customDnsConfigs": [
+            {
+                "fqdn": cloud.later(f"{account}.openai.azure.com"),
+                "ipAddresses": [cloud.later(_private_address(cloud))],
+            }
+        ],
+        **_network_state(cloud, name),
+    }
+
+
+def _dns_zone_group(cloud: Cloud, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    zone_group = inputs["privateDnsZoneGroupName"]
+    endpoint = inputs["privateEndpointName"]
+    arm_id = _arm(
+        inputs["resourceGroupName"],
+        f"Microsoft.Network/privateEndpoints/{endpoint}/privateDnsZoneGroups/{zone_group}",
+    )
+    account = str(endpoint).removeprefix("pe-")
+    configs = [
+        {
+            **config,
+            "recordSets": [
+                {
+                    "recordType": "A",
+                    "recordSetName": cloud.later(account),
+                    "fqdn": cloud.later(f"{account}.privatelink.openai.azure.com"),
+                    "ttl": 10,
+                    "ipAddresses": [cloud.later(_private_address(cloud))],
+                    "provisioningState": cloud.later("Succeeded"),
+                }
+            ],
+        }
+        for config in inputs.get("privateDnsZoneConfigs") or []
+    ]
+    return arm_id, {
+        "name": zone_group,
+        "privateDnsZoneConfigs": configs,
+        "provisioningState": cloud.later("Succeeded"),
+        "etag": cloud.later(f'W/"{uuid_from(cloud.rng(f"{name}/etag"))}"'),
+    }
+
+
 def uuid_from(rng: random.Random) -> str:
     """A GUID drawn from ``rng`` (stable for one stack and resource)."""
     digits = "".join(rng.choice("0123456789abcdef") for _ in range(32))
@@ -695,6 +876,54 @@ def _principal_type(inputs: Mapping[str, Any]) -> Any:
     return inputs.get("principalType")
 
 
+def _subnets(inputs: Mapping[str, Any]) -> list[str]:
+    shown = []
+    for subnet in inputs.get("subnets") or []:
+        notes = [str(subnet.get("addressPrefix"))]
+        notes += [f"delegated to {d.get('serviceName')}" for d in subnet.get("delegations") or []]
+        if subnet.get("networkSecurityGroup"):
+            notes.append("network security group")
+        shown.append(f"{subnet.get('name')} ({', '.join(notes)})")
+    return shown
+
+
+def _account_rules(inputs: Mapping[str, Any]) -> Any:
+    rules = field("properties.networkAcls")(inputs)
+    if rules is None:
+        return NOT_SHOWN
+    allowed = [rule.get("value") for rule in rules.get("ipRules") or []]
+    reached = "reached through its private endpoint"
+    if not allowed:
+        return f"default {rules.get('defaultAction')}, {reached} only"
+    return (
+        f"default {rules.get('defaultAction')}, {reached} and from {', '.join(map(str, allowed))}"
+    )
+
+
+def _injection(inputs: Mapping[str, Any]) -> Any:
+    parameters = inputs.get("parameters")
+    if not parameters:
+        return NOT_SHOWN
+    vnet = field("customVirtualNetworkId.value")(parameters)
+    host = field("customPublicSubnetName.value")(parameters)
+    container = field("customPrivateSubnetName.value")(parameters)
+    no_public_ip = field("enableNoPublicIp.value")(parameters)
+    page = "open" if inputs.get("publicNetworkAccess") == "Enabled" else "private"
+    return (
+        f"injected into {vnet} ({host}, {container}); cluster VMs "
+        f"{'without' if no_public_ip else 'with'} public IPs; web page {page}"
+    )
+
+
+def _endpoint_connection(inputs: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    connections = inputs.get("privateLinkServiceConnections") or []
+    return connections[0] if connections else None
+
+
+def _endpoint_target(inputs: Mapping[str, Any]) -> Any:
+    return (_endpoint_connection(inputs) or {}).get("privateLinkServiceId")
+
+
 def _tpm(inputs: Mapping[str, Any]) -> str:
     capacity = field("sku.capacity")(inputs)
     return f"{int(capacity)}K" if isinstance(capacity, int | float) else str(capacity)
@@ -796,6 +1025,41 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         # provider's host first (estimate: a Python start-up with pulumi imported).
         provisioning_seconds=2.0,
     ),
+    ResourceType("llmops:network:PrivateNetwork"),
+    ResourceType(
+        "azure-native:network:NetworkSecurityGroup",
+        shows=(("name", field("networkSecurityGroupName")), ("region", field("location"))),
+        answer=_security_group,
+        provisioning_seconds=5.0,  # one ARM PUT, done in seconds
+    ),
+    ResourceType(
+        "azure-native:network:VirtualNetwork",
+        shows=(
+            ("name", field("virtualNetworkName")),
+            ("region", field("location")),
+            ("address space", field("addressSpace.addressPrefixes")),
+            ("subnets", _subnets),
+        ),
+        answer=_virtual_network,
+        provisioning_seconds=10.0,  # one ARM PUT with its subnets
+    ),
+    ResourceType(
+        "azure-native:privatedns:PrivateZone",
+        shows=(("zone", field("privateZoneName")), ("location", field("location"))),
+        answer=_private_zone,
+        provisioning_seconds=30.0,  # a global resource: ARM waits for its propagation
+    ),
+    ResourceType(
+        "azure-native:privatedns:VirtualNetworkLink",
+        shows=(
+            ("name", field("virtualNetworkLinkName")),
+            ("zone", field("privateZoneName")),
+            ("network", field("virtualNetwork.id")),
+            ("auto-registration", field("registrationEnabled")),
+        ),
+        answer=_zone_link,
+        provisioning_seconds=30.0,
+    ),
     ResourceType("llmops:openai:AzureOpenAI"),
     ResourceType(
         "azure-native:cognitiveservices:Account",
@@ -806,6 +1070,7 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
             ("sku", field("sku.name")),
             ("subdomain", field("properties.customSubDomainName")),
             ("public access", field("properties.publicNetworkAccess")),
+            ("network rules", _account_rules),
             (
                 "key access",
                 lambda i: (
@@ -844,6 +1109,29 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         answer=_openai_deployment,
         provisioning_seconds=60.0,
     ),
+    ResourceType(
+        "azure-native:network:PrivateEndpoint",
+        shows=(
+            ("name", field("privateEndpointName")),
+            ("private endpoint of", _endpoint_target),
+            ("sub-resource", lambda i: (_endpoint_connection(i) or {}).get("groupIds")),
+            ("subnet", field("subnet.id")),
+        ),
+        answer=_private_endpoint,
+        provisioning_seconds=60.0,  # a network interface and the connection's approval
+    ),
+    ResourceType(
+        "azure-native:network:PrivateDnsZoneGroup",
+        shows=(
+            ("endpoint", field("privateEndpointName")),
+            (
+                "zones",
+                lambda i: [c.get("privateDnsZoneId") for c in i.get("privateDnsZoneConfigs") or []],
+            ),
+        ),
+        answer=_dns_zone_group,
+        provisioning_seconds=10.0,
+    ),
     ResourceType("llmops:databricks:Workspace"),
     ResourceType(
         "azure-native:databricks:Workspace",
@@ -853,6 +1141,7 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
             ("sku", field("sku.name")),
             ("compute mode", field("computeMode")),
             ("managed group", field("managedResourceGroupId")),
+            ("network", _injection),
         ),
         answer=_workspace,
         provisioning_seconds=240.0,  # observed 48 s to 5 min

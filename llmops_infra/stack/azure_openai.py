@@ -21,8 +21,10 @@ from typing import Final
 
 import pulumi
 from pulumi_azure_native import authorization, cognitiveservices
+from pulumi_azure_native import network as azure_network
 
 from llmops_infra.stack.config import AuthMode
+from llmops_infra.stack.network import PrivateNetwork
 
 __all__ = [
     "OPENAI_USER_ROLE",
@@ -86,6 +88,9 @@ class AzureOpenAIArgs:
     """Tags for every resource."""
     depends_on: tuple[pulumi.Resource, ...] = ()
     """Resources the account must be created after (and deleted before)."""
+    network: PrivateNetwork | None = None
+    """Private mode: the account closed, reached through a private endpoint in this
+    network; None (the lab) leaves it on the internet."""
 
 
 class AzureOpenAI(pulumi.ComponentResource):
@@ -109,6 +114,9 @@ class AzureOpenAI(pulumi.ComponentResource):
     ) -> None:
         super().__init__("llmops:openai:AzureOpenAI", name, None, opts)
         keyless = args.auth_mode == "entra"
+        # Private mode closes the account; the lab's (public) account is sent exactly as
+        # before, so a public stack sees no change.
+        rules = args.network.account_rules() if args.network is not None else None
 
         account = cognitiveservices.Account(
             f"{name}-account",
@@ -121,7 +129,12 @@ class AzureOpenAI(pulumi.ComponentResource):
             properties=cognitiveservices.AccountPropertiesArgs(
                 # The endpoint's host name, and required for Entra ID (token) auth.
                 custom_sub_domain_name=args.account_name,
-                public_network_access=cognitiveservices.PublicNetworkAccess.ENABLED,
+                public_network_access=(
+                    rules.public_network_access
+                    if rules is not None
+                    else cognitiveservices.PublicNetworkAccess.ENABLED
+                ),
+                network_acls=rules.network_acls if rules is not None else None,
                 # Keyless: no key works, so none can leak (Azure Policy's "key access
                 # disabled"). Key mode says False outright: azure-native leaves a property
                 # the program stops sending as it is in Azure (pulumi-azure-native#2507), so
@@ -132,6 +145,8 @@ class AzureOpenAI(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
 
+        if args.network is not None:
+            self._private_endpoint(name, account, args, args.network)
         chat = self._deployment(f"{name}-deployment", account, args, args.chat, after=None)
         judge = (
             self._deployment(f"{name}-judge-deployment", account, args, args.judge, after=chat)
@@ -173,6 +188,47 @@ class AzureOpenAI(pulumi.ComponentResource):
                 "deployment_name": self.deployment_name,
                 "judge_deployment_name": self.judge_deployment_name,
             }
+        )
+
+    def _private_endpoint(
+        self,
+        name: str,
+        account: cognitiveservices.Account,
+        args: AzureOpenAIArgs,
+        private: PrivateNetwork,
+    ) -> None:
+        """The account's private endpoint in the network, and its DNS record in the private
+        zone (the zone group keeps the record in step with the endpoint's address).
+
+        The endpoint names the account, so ``destroy`` deletes it before the account (and
+        the account's purge after that)."""
+        endpoint = azure_network.PrivateEndpoint(
+            f"{name}-private-endpoint",
+            private_endpoint_name=pulumi.Output.concat("pe-", account.name),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            subnet=azure_network.SubnetArgs(id=private.private_endpoint_subnet_id),
+            private_link_service_connections=[
+                azure_network.PrivateLinkServiceConnectionArgs(
+                    name=account.name,
+                    private_link_service_id=account.id,
+                    group_ids=["account"],  # an Azure AI services account's one sub-resource
+                )
+            ],
+            tags=dict(args.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        azure_network.PrivateDnsZoneGroup(
+            f"{name}-private-dns",
+            private_dns_zone_group_name="default",
+            private_endpoint_name=endpoint.name,
+            resource_group_name=args.resource_group_name,
+            private_dns_zone_configs=[
+                azure_network.PrivateDnsZoneConfigArgs(
+                    name="privatelink-openai-azure-com", private_dns_zone_id=private.dns_zone_id
+                )
+            ],
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _deployment(

@@ -23,6 +23,7 @@ from typing import Any, Final, Literal
 from ruamel.yaml import YAML
 
 from llmops_infra.errors import ConfigError
+from llmops_infra.stack.address_space import allowed_range_problem, vnet_problem
 from llmops_infra.stack.quartz_cron import cron_problem
 from llmops_infra.stack.regions import AZURE_REGIONS
 from workload.contract import PROJECT_DIR
@@ -37,6 +38,7 @@ __all__ = [
     "ConfigType",
     "Declaration",
     "LlmopsConfig",
+    "Network",
     "PrincipalType",
     "WorkspaceSku",
     "declarations",
@@ -51,6 +53,7 @@ NAMESPACE: Final = "llmops"
 WorkspaceSku = Literal["premium", "trial"]
 AuthMode = Literal["key", "entra"]
 Compute = Literal["cluster", "serverless"]
+Network = Literal["public", "private"]
 PrincipalType = Literal["User", "ServicePrincipal"]
 ConfigType = Literal["string", "integer", "boolean", "array", "object"]
 
@@ -131,6 +134,13 @@ class LlmopsConfig:
     monitor_schedule: str | None
     """A Quartz cron expression the monitor job runs on, unpaused; None: its schedule stays
     paused."""
+    network: Network
+    """``public`` (the lab: every endpoint on the internet) or ``private`` (a virtual
+    network, the account behind a private endpoint)."""
+    vnet_address_space: str
+    """Private mode: the virtual network's IPv4 range (/16../22), its subnets carved from it."""
+    allowed_ip_ranges: tuple[str, ...]
+    """Private mode: public IPv4 addresses or ranges that may still reach the account."""
 
 
 @dataclass(frozen=True)
@@ -525,6 +535,63 @@ def _monitor_schedule(value: str, _: Mapping[str, Any]) -> str | None:
     return cron_problem(value)
 
 
+def _network(value: str, settings: Mapping[str, Any]) -> str | None:
+    if value not in ("public", "private"):
+        return "must be one of public, private"
+    if value == "public":
+        return None
+    # The gateway's serving endpoints and serverless jobs run in Databricks' serverless
+    # plane, outside the stack's virtual network: they reach a private account only through
+    # a network connectivity configuration with a private endpoint rule, which only an
+    # account admin makes (Microsoft Learn, "Configure private connectivity to Azure
+    # resources" for serverless compute; Model Serving's limits page lists the regions
+    # where it reaches external models over Private Link).
+    needing = [
+        what
+        for what, on in (
+            ("gateway true (its serving endpoints)", settings["gateway"]),
+            ("compute serverless (its jobs)", settings["compute"] == "serverless"),
+        )
+        if on
+    ]
+    if not needing:
+        return None
+    return (
+        f"{' and '.join(needing)} run in Databricks' serverless compute, outside the "
+        "stack's virtual network, and reach a private Azure OpenAI account only through a "
+        "network connectivity configuration with a private endpoint rule, which a "
+        "Databricks account admin makes (docs/networking.md); set network public, or "
+        "gateway false and compute cluster"
+    )
+
+
+def _only_in_private(key: str, default: Any) -> Check:
+    # Refused rather than ignored: allowed addresses the user believes restrict the account
+    # while the account stays open to everyone are worse than one more edit.
+    def check(value: Any, settings: Mapping[str, Any]) -> str | None:
+        if settings["network"] == "private" or value == default:
+            return None
+        return f"{key} applies only to network private: set network private, or leave {key} unset"
+
+    return check
+
+
+def _vnet_address_space(value: str, settings: Mapping[str, Any]) -> str | None:
+    problem = vnet_problem(value)
+    if problem is not None:
+        return problem
+    return _only_in_private("vnetAddressSpace", declarations()["vnetAddressSpace"].default)(
+        value, settings
+    )
+
+
+def _allowed_ip_ranges(value: list[str], settings: Mapping[str, Any]) -> str | None:
+    problem = allowed_range_problem(value)
+    if problem is not None:
+        return problem
+    return _only_in_private("allowedIpRanges", [])(value, settings)
+
+
 #: Each key's rule, in the order keys are checked (a rule sees the fields before it).
 RULES: Final[dict[str, Rule]] = {
     "allowedRegions": Rule("allowed_regions", _regions),
@@ -564,6 +631,9 @@ RULES: Final[dict[str, Rule]] = {
         "workspace_resource_id", _workspace_resource_id, empty_is_none=True
     ),
     "monitorSchedule": Rule("monitor_schedule", _monitor_schedule, empty_is_none=True),
+    "network": Rule("network", _network, keep_refused=True),
+    "vnetAddressSpace": Rule("vnet_address_space", _vnet_address_space),
+    "allowedIpRanges": Rule("allowed_ip_ranges", _allowed_ip_ranges),
 }
 
 
@@ -597,6 +667,7 @@ def parse_config(get: Callable[[str], str | None]) -> LlmopsConfig:
     if problems:
         raise ConfigError("; ".join(problems))
     values["allowed_regions"] = tuple(values["allowed_regions"])
+    values["allowed_ip_ranges"] = tuple(values["allowed_ip_ranges"])
     values["tags"] = dict(values["tags"])
     return LlmopsConfig(**values)
 

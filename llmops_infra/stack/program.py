@@ -53,6 +53,7 @@ from llmops_infra.stack.lab_environment import (
     pinned_requirements,
 )
 from llmops_infra.stack.lab_jobs import ClusterCompute, LabJobs, LabJobsArgs, ServerlessCompute
+from llmops_infra.stack.network import PrivateNetwork, PrivateNetworkArgs
 from llmops_infra.stack.prompt_schema import PromptSchema, PromptSchemaArgs
 from llmops_infra.stack.region_features import (
     draw_candidates,
@@ -145,9 +146,7 @@ def deploy(config: LlmopsConfig) -> None:
     base = name_base(pulumi.get_project(), pulumi.get_stack())
     # Into an existing estate: looked up first, so a group or workspace that is missing or
     # cannot hold the lab stops the program before anything is registered.
-    # Hook for llmops:network (issue 28): read once that key exists; "public" until then.
-    network = str(getattr(config, "network", "public"))
-    if refusal := network_refusal(config.workspace_resource_id, network):
+    if refusal := network_refusal(config.workspace_resource_id, config.network):
         raise pulumi.RunError(refusal)
     if config.resource_group_name is not None:
         look_up_group(config.resource_group_name)
@@ -238,6 +237,24 @@ def deploy(config: LlmopsConfig) -> None:
             ),
         )
 
+    # Private mode: the network the workspace is injected into and the account is reached in.
+    private = (
+        PrivateNetwork(
+            "network",
+            PrivateNetworkArgs(
+                resource_group_name=group_name,
+                location=region,
+                network_name=suffix.apply(lambda s: f"vnet-{base}-{s}"),
+                security_group_name=suffix.apply(lambda s: f"nsg-{base}-{s}"),
+                address_space=config.vnet_address_space,
+                allowed_ip_ranges=config.allowed_ip_ranges,
+                tags=config.tags,
+            ),
+        )
+        if config.network == "private"
+        else None
+    )
+
     # [Azure Databricks ワークスペース], signed in to as the identity that deploys the stack.
     workspace_args: DatabricksWorkspaceArgs | ExistingWorkspaceArgs
     if existing is not None:
@@ -257,6 +274,7 @@ def deploy(config: LlmopsConfig) -> None:
             sku=config.workspace_sku,
             identity=identity,
             tags=config.tags,
+            network=private,
         )
     workspace = DatabricksWorkspace("databricks", workspace_args)
     in_workspace = pulumi.ResourceOptions(provider=workspace.provider)
@@ -298,6 +316,7 @@ def deploy(config: LlmopsConfig) -> None:
             deployer_principal_type=deployer,
             tags=config.tags,
             depends_on=purge,
+            network=private,
         ),
     )
 
@@ -454,6 +473,8 @@ def deploy(config: LlmopsConfig) -> None:
         contract.DATABRICKS_JUDGE_SERVING_ENDPOINT: judge_endpoint_output,
         contract.DATABRICKS_GATEWAY_TOKENS_PER_MINUTE: gateway_tpm,
         contract.MLFLOW_PROMPT_NAME: prompt_name,
+        contract.NETWORK: config.network,
+        contract.VIRTUAL_NETWORK_ID: private.virtual_network_id if private is not None else "",
     }
     for name in contract.ALL_OUTPUTS:
         # Keyless stacks have no key and no secret scope: those outputs are not exported.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_databricks as databricks
@@ -18,6 +19,7 @@ from pulumi_azure_native import databricks as azure_databricks
 
 from llmops_infra.stack.azure_identity import AzureIdentity
 from llmops_infra.stack.identity import FORMER_DATABRICKS_TYPE
+from llmops_infra.stack.network import PrivateNetwork
 
 __all__ = ["DatabricksWorkspace", "DatabricksWorkspaceArgs", "ExistingWorkspaceArgs"]
 
@@ -40,6 +42,22 @@ class DatabricksWorkspaceArgs:
     """The deploying identity, handed to the provider (it signs in to the workspace)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for the workspace."""
+    network: PrivateNetwork | None = None
+    """Private mode: the network the workspace is injected into; None (the lab): the
+    workspace's own managed network, as before."""
+
+
+def _injection(private: PrivateNetwork | None) -> dict[str, Any]:
+    """The workspace's network inputs: none for the lab (it is sent as before); in private
+    mode VNet injection with secure cluster connectivity, the web page still reachable so
+    a learner can open it, and Databricks' own rules in the network security group."""
+    if private is None:
+        return {}
+    return {
+        "parameters": private.workspace_parameters(),
+        "public_network_access": azure_databricks.PublicNetworkAccess.ENABLED,
+        "required_nsg_rules": azure_databricks.RequiredNsgRules.ALL_RULES,
+    }
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,7 @@ class DatabricksWorkspace(pulumi.ComponentResource):
                 managed_resource_group_id=args.managed_resource_group_id,
                 tags=dict(args.tags),
                 opts=pulumi.ResourceOptions(parent=self),
+                **_injection(args.network),
             )
             self.workspace_url = workspace.workspace_url.apply(lambda host: f"https://{host}")
             self.workspace_resource_id = workspace.id

@@ -44,6 +44,7 @@ from workload.evaluation.judges import (
 )
 from workload.model.gateway import GUARDRAIL_REFUSAL, guardrail_refusal
 from workload.model.masking import mask_secret
+from workload.model.network_refusal import network_hint
 from workload.model.paced_client import FATAL_STATUSES, RunControl, Stopped
 from workload.model.trace_tags import PROMPT_VERSION_TAG, tag_prompt_version
 from workload.monitoring.traces import EVAL_RUN_NAME
@@ -453,7 +454,8 @@ def run_evaluation(
             )
     except Stopped as err:  # the run ended FAILED as the exception left it
         reason = control.stopped or str(err)
-        raise ServiceError(f"stopped at once: {reason} ({stop_hint})") from None
+        hint = network_hint(403, reason) or stop_hint  # a private account's refusal says so
+        raise ServiceError(f"stopped at once: {reason} ({hint})") from None
     except MlflowException as err:
         raise ServiceError(
             f"MLflow could not record the evaluation at {mlflow.get_tracking_uri()}: "

@@ -21,6 +21,7 @@ from workload.errors import ServiceError, first_line
 from workload.model.auth import make_client, status_hint
 from workload.model.gateway import GUARDRAIL_REFUSAL, gateway_hint, guardrail_refusal
 from workload.model.masking import mask_secret
+from workload.model.network_refusal import network_hint
 from workload.model.trace_tags import PROMPT_VERSION_TAG, tag_prompt_version, tag_traces
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ def _describe(
         gateway = gateway_hint(err.status_code, model) if via == "gateway" else ""
         hint = (
             gateway
+            or network_hint(err.status_code, detail)
             or status_hint(err.status_code, auth_mode)
             or {
                 404: "check the endpoint, the deployment name and the API version",

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Final
 
 import httpx2
 
+from workload.model.network_refusal import network_hint
 from workload.model.pacing import Pacer, admission_tokens
 from workload.monitoring.traces import PACING_WAIT_MS
 
@@ -203,14 +204,25 @@ class PacedTransport(httpx2.BaseTransport):
         if response.status_code == 429:
             self.pacer.hold_off(_retry_after(response))
         elif response.status_code in FATAL_STATUSES:
-            self.control.stop(
-                f"HTTP {response.status_code} from deployment {self.pacer.budget.deployment!r}"
-            )
+            reason = f"HTTP {response.status_code} from deployment {self.pacer.budget.deployment!r}"
+            refusal = _network_refusal(response)
+            self.control.stop(f"{reason}: {refusal}" if refusal else reason)
         return response
 
     def close(self) -> None:
         """Close the connections."""
         self._inner.close()
+
+
+def _network_refusal(response: httpx2.Response) -> str:
+    """Azure's own words when it refused a private account's caller for its network (the
+    stop's reason then says why, and the run's hint what to do), else ""."""
+    try:
+        error = json.loads(response.content).get("error") or {}
+        message = str(error.get("message") or "")
+    except (ValueError, AttributeError):
+        return ""
+    return message if network_hint(response.status_code, message) else ""
 
 
 def paced_client(
