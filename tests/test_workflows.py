@@ -636,6 +636,25 @@ def test_on_main_promote_moves_production_to_the_candidate_its_eval_ran(tmp_path
 
 
 @pytest.mark.slow
+def test_on_main_a_prompt_production_already_runs_is_evaluated_and_nothing_promoted(
+    tmp_path: Path,
+) -> None:
+    """The branch left the prompt as it is: no new version, and no production eval or promote
+    (which would refuse to move production onto itself, failing the job)."""
+    release = Release(tmp_path, ref="refs/heads/main")
+    release.register_production(LAB_SYSTEM)
+    done = release.run()
+    assert not _ok(done), _ok(done)
+    assert (release.alias("candidate"), release.alias("production")) == (1, 1)
+    assert release.outcome("candidate-eval") == "success"
+    assert release.outcome("baseline-eval") == "skipped"
+    assert release.runner.steps[_promote_step(release.runner)]["name"] not in done
+    summary = release.runner.summary.read_text()
+    assert "candidate = version 1 (unchanged); production = version 1" in summary
+    assert "nothing to promote" in summary
+
+
+@pytest.mark.slow
 def test_on_main_a_refused_promote_fails_the_job_with_its_reasons(tmp_path: Path) -> None:
     """The judges score the branch's prompt worse than production: promote exits 3, the step
     fails (so the job does), each reason an error annotation and a line of the summary."""
