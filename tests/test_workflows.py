@@ -6,8 +6,11 @@ the runner's own variables. :class:`Runner` does the same, with made-up reposito
 and secrets. Only what this machine cannot do is stood in for: ``python3 tasks.py`` skips its
 install (the virtualenv running these tests is the one it makes), ``pulumi`` is a fake that
 records each call and fails where the real CLI fails first (a ``file://`` backend whose
-folder does not exist, a stack made without its passphrase), and ``uses:`` steps (GitHub's
-actions) are not run.
+folder does not exist, a stack made without its passphrase) and answers ``stack output`` with
+the outputs a test gives it, and ``uses:`` steps (GitHub's actions) are not run. A step's
+``if:`` is evaluated as GitHub does, for the comparisons the workflows use. The release
+steps' ``workload`` commands run for real, against the fake Azure OpenAI (tests/), with a
+local sqlite MLflow store standing in for the workspace's tracking server and Unity Catalog.
 """
 
 from __future__ import annotations
@@ -61,6 +64,12 @@ if args[:1] == ["login"] and args[1].startswith("file://"):
 if args[:2] == ["stack", "init"] and not os.environ.get("PULUMI_CONFIG_PASSPHRASE"):
     sys.exit("error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or "
              "PULUMI_CONFIG_PASSPHRASE_FILE environment variables")
+if args[:2] == ["stack", "output"]:
+    if not os.environ.get("PULUMI_CONFIG_PASSPHRASE"):
+        sys.exit("error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or "
+                 "PULUMI_CONFIG_PASSPHRASE_FILE environment variables")
+    with open(os.environ["FAKE_PULUMI_OUTPUTS"]) as outputs:
+        print(outputs.read())
 """
 
 #: ``python3 tasks.py TASK ARGS`` as tasks.py runs it, less its install; records ARGS.
@@ -106,6 +115,23 @@ def evaluate(expression: str, contexts: Mapping[str, Any]) -> str:
     return ""
 
 
+_COMPARISON: Final = re.compile(r"(?P<left>.+?)(?P<op>==|!=)(?P<right>.+)", re.DOTALL)
+
+
+def condition(expression: str, contexts: Mapping[str, Any]) -> bool:
+    """A step's ``if:``: ``A == B`` and ``A != B`` joined by ``&&``, as GitHub evaluates them
+    (strings compared case-insensitively; a missing value is ''). Anything else says so."""
+    results = []
+    for part in expression.split("&&"):
+        match = _COMPARISON.fullmatch(part.strip())
+        if match is None:
+            raise ValueError(f"this test cannot evaluate if: {expression}")
+        left = evaluate(match["left"], contexts).casefold()
+        right = evaluate(match["right"], contexts).casefold()
+        results.append((left == right) == (match["op"] == "=="))
+    return all(results)
+
+
 def substitute(text: str, contexts: Mapping[str, Any]) -> str:
     """The text with each ``${{ ... }}`` replaced by its value."""
     return _EXPRESSION.sub(lambda m: evaluate(m[1], contexts), text)
@@ -147,16 +173,33 @@ def one(steps: Sequence[Mapping[str, Any]], which: Callable[[Mapping[str, Any]],
 class Runner:
     """One job of a workflow on a runner of this machine: its ``run:`` steps, in order."""
 
-    def __init__(self, name: str, job: str, inputs: Mapping[str, str], tmp: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        job: str,
+        inputs: Mapping[str, str],
+        tmp: Path,
+        *,
+        ref: str = "refs/heads/main",
+        variables: Mapping[str, str] = VARS,
+        stand_ins: Mapping[str, str] | None = None,
+    ) -> None:
+        """``stand_ins``: variables that replace, in every step, what this machine lacks."""
         self.job = workflow(name)["jobs"][job]
         self.steps: list[dict[str, Any]] = self.job["steps"]
         self.contexts: dict[str, Any] = {
-            "github": {"run_id": "4242", "run_attempt": "1", "event_name": "workflow_dispatch"},
+            "github": {
+                "run_id": "4242",
+                "run_attempt": "1",
+                "event_name": "workflow_dispatch",
+                "ref": ref,
+            },
             "inputs": dict(inputs),
-            "vars": VARS,
+            "vars": dict(variables),
             "secrets": SECRETS,
             "steps": {},
         }
+        self.stand_ins = dict(stand_ins or {})
         self.temp = tmp / "runner-temp"
         self.temp.mkdir()
         fakes = tmp / "bin"
@@ -167,6 +210,9 @@ class Runner:
         self.log = tmp / "pulumi-calls.jsonl"
         self.tasks_log = tmp / "tasks-args.txt"
         self.output = tmp / "github-output"
+        self.summary = tmp / "step-summary.md"
+        self.summary.write_text("")
+        self.outputs_file = tmp / "stack-outputs.json"
         self.base = {
             "PATH": f"{fakes}{os.pathsep}/usr/bin{os.pathsep}/bin",
             "HOME": str(tmp),
@@ -175,7 +221,13 @@ class Runner:
             "GITHUB_WORKSPACE": str(ROOT),
             "RUNNER_TEMP": str(self.temp),
             "GITHUB_OUTPUT": str(self.output),
+            "GITHUB_STEP_SUMMARY": str(self.summary),
+            "GITHUB_REF": ref,
+            "GITHUB_REF_NAME": ref.removeprefix("refs/heads/"),
+            "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
+            "GITHUB_RUN_ID": "4242",
             "FAKE_PULUMI_LOG": str(self.log),
+            "FAKE_PULUMI_OUTPUTS": str(self.outputs_file),
             "FAKE_TASKS_LOG": str(self.tasks_log),
         }
         if self.job.get("permissions", {}).get("id-token") == "write":
@@ -188,7 +240,7 @@ class Runner:
         values = dict(self.base)
         for scope in (self.job.get("env", {}), step.get("env", {})):
             values.update({k: substitute(str(v), self.contexts) for k, v in scope.items()})
-        return values
+        return values | self.stand_ins
 
     def run(self, index: int) -> subprocess.CompletedProcess[str]:
         """Step ``index``'s script, as GitHub's default shell runs it; its outputs kept."""
@@ -208,7 +260,29 @@ class Runner:
         if "id" in step:
             lines = self.output.read_text().splitlines()
             outputs = dict(line.split("=", 1) for line in lines if "=" in line)
-            self.contexts["steps"][step["id"]] = {"outputs": outputs}
+            outcome = "success" if done.returncode == 0 else "failure"
+            self.contexts["steps"][step["id"]] = {"outputs": outputs, "outcome": outcome}
+        return done
+
+    def skipped(self, index: int) -> bool:
+        """Whether GitHub skips step ``index``: its ``if:`` is false (recorded as skipped)."""
+        step = self.steps[index]
+        if "if" not in step or condition(str(step["if"]), self.contexts):
+            return False
+        if "id" in step:
+            self.contexts["steps"][step["id"]] = {"outputs": {}, "outcome": "skipped"}
+        return True
+
+    def run_steps(self, indices: Sequence[int]) -> dict[int, subprocess.CompletedProcess[str]]:
+        """The ``run:`` steps ``indices`` in order, bar those their ``if:`` skips; stops at
+        a failure."""
+        done: dict[int, subprocess.CompletedProcess[str]] = {}
+        for index in indices:
+            if "run" not in self.steps[index] or self.skipped(index):
+                continue
+            done[index] = self.run(index)
+            if done[index].returncode != 0:
+                break
         return done
 
     def run_through(
@@ -328,17 +402,22 @@ def test_the_passphrase_reaches_only_the_steps_that_use_the_stack() -> None:
     assert given == needed, [s.get("name", s.get("uses")) for s in job["steps"]]
 
 
-def test_eval_signs_in_to_the_azure_cli_right_before_it_runs() -> None:
-    """eval's DefaultAzureCredential asks the CLI, whose OIDC login holds for 5 minutes."""
+def test_each_eval_signs_in_to_the_azure_cli_right_before_it_runs() -> None:
+    """eval's DefaultAzureCredential asks the CLI, whose OIDC login holds for 5 minutes: each
+    eval (the gate, the candidate's, production's) has a login of its own just before it,
+    run whenever the eval is."""
     steps = workflow("deploy.yml")["jobs"]["deploy"]["steps"]
-    evaluation = one(steps, _runs("workload eval"))
-    login = steps[evaluation - 1]
-    assert _uses("azure/login")(login), "the Azure CLI signs in right before eval"
-    assert login["with"] == {
-        "client-id": "${{ vars.AZURE_CLIENT_ID }}",
-        "tenant-id": "${{ vars.AZURE_TENANT_ID }}",
-        "subscription-id": "${{ vars.AZURE_SUBSCRIPTION_ID }}",
-    }
+    evaluations = [i for i, step in enumerate(steps) if _runs("workload eval")(step)]
+    assert len(evaluations) == 3, "the gate, the candidate's eval and production's"
+    for evaluation in evaluations:
+        login = steps[evaluation - 1]
+        assert _uses("azure/login")(login), "the Azure CLI signs in right before eval"
+        assert login["with"] == {
+            "client-id": "${{ vars.AZURE_CLIENT_ID }}",
+            "tenant-id": "${{ vars.AZURE_TENANT_ID }}",
+            "subscription-id": "${{ vars.AZURE_SUBSCRIPTION_ID }}",
+        }
+        assert login.get("if") == steps[evaluation].get("if"), "signed in when eval runs"
 
 
 def test_preflight_signs_in_with_a_fresh_runner_token_not_the_cli_login(tmp_path: Path) -> None:
@@ -371,3 +450,243 @@ def test_ci_caches_the_uv_downloads_of_every_requirements_file() -> None:
         patterns = re.findall(r"hashFiles\('([^']+)'\)", key)
         covered = {p.name for pattern in patterns for p in ROOT.glob(pattern)}
         assert covered == set(files), f"job {name}: the key hashes every requirements file"
+
+
+# --- the release: the branch's prompt as candidate, evaluated, promoted on main only ----------
+
+#: The repository variable naming the prompt kept outside the throwaway stack (docs/ci.md).
+PROMPT_NAME: Final = "llmops_ci_lab_chat"
+KEY: Final = "test-key-workflows-0123456789abcdef"
+#: The lab's system message: the packaged prompt's, so the branch's candidate.
+LAB_SYSTEM: Final = "Assistant is a large language model trained by OpenAI."
+#: Production's, before the run: another wording of the lab's.
+KIND_SYSTEM: Final = "Assistant is a kind large language model trained by OpenAI."
+#: What the fake answers, under a system message it answers badly: no joke at all.
+NO_JOKE: Final = "I will not tell jokes."
+
+
+def _is_release(step: Mapping[str, Any]) -> bool:
+    return str(step.get("name", "")).startswith("release:")
+
+
+class Release:
+    """The deploy job's release steps run here: the fake Azure OpenAI behind the stack's
+    outputs, a sqlite store for the workspace's MLflow and Unity Catalog, production
+    registered before the run (another wording of the lab's)."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        ref: str,
+        worse_under: str | None = None,
+        fail_under: str = "expectations_guidelines=0.8",
+        variables: Mapping[str, str] | None = None,
+    ) -> None:
+        from fake_azure_openai import FakeAzureOpenAI
+
+        def reply(messages: list[dict[str, Any]]) -> str:
+            system = next((m["content"] for m in messages if m.get("role") == "system"), "")
+            return NO_JOKE if system == worse_under else "Why did the cat cross the road? A joke."
+
+        self.uri = f"sqlite:///{tmp / 'mlflow.db'}"
+        self.fake = FakeAzureOpenAI(
+            api_key=KEY, reply_text=reply, judge_verdict=lambda prompt: NO_JOKE not in prompt
+        ).start()
+        self.runner = Runner(
+            "deploy.yml",
+            "deploy",
+            {"auth-mode": "key", "fail-under": fail_under},
+            tmp,
+            ref=ref,
+            variables=VARS | {"LLMOPS_PROMPT_NAME": PROMPT_NAME}
+            if variables is None
+            else variables,
+            stand_ins={"MLFLOW_TRACKING_URI": self.uri},
+        )
+        self.runner.outputs_file.write_text(
+            json.dumps(
+                {
+                    "openai_endpoint": self.fake.endpoint,
+                    "openai_api_key": KEY,
+                    "openai_api_version": "2024-05-01-preview",
+                    "openai_deployment": "gpt-4o",
+                    "openai_auth_mode": "key",
+                    "openai_tokens_per_minute": 600000,
+                }
+            )
+        )
+
+    def register_production(self, system: str) -> None:
+        """Version 1, production: what an earlier run promoted."""
+        prompt = self.runner.temp / "production.json"
+        template = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": "{{prompt}}"},
+        ]
+        prompt.write_text(json.dumps({"template": template}))
+        env = {
+            **self.runner.base,
+            "MLFLOW_TRACKING_URI": self.uri,
+            "LLMOPS_PROMPT_NAME": PROMPT_NAME,
+        }
+        done = subprocess.run(
+            [
+                str(ROOT / ".venv/bin/python"),
+                "-m",
+                "workload",
+                "prompt",
+                "push",
+                "--json",
+                "--file",
+                str(prompt),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=STEP_TIMEOUT,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["version"] == 1
+
+    def run(self) -> dict[str, subprocess.CompletedProcess[str]]:
+        """The release steps, by id (or name); the fake stopped afterwards."""
+        steps = self.runner.steps
+        try:
+            done = self.runner.run_steps([i for i, s in enumerate(steps) if _is_release(s)])
+        finally:
+            self.fake.stop()
+        return {str(steps[i].get("id", steps[i]["name"])): d for i, d in done.items()}
+
+    def client(self) -> Any:
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def alias(self, alias: str) -> int:
+        return int(self.client().get_prompt_version_by_alias(PROMPT_NAME, alias).version)
+
+    def history(self) -> list[dict[str, Any]]:
+        tags = self.client().get_prompt(PROMPT_NAME).tags or {}
+        return [json.loads(v) for k, v in sorted(tags.items()) if k.startswith("llmops.history.")]
+
+    def output(self, step_id: str, name: str) -> str:
+        return str(self.runner.contexts["steps"][step_id]["outputs"].get(name, ""))
+
+    def outcome(self, step_id: str) -> str:
+        return str(self.runner.contexts["steps"].get(step_id, {}).get("outcome", "not reached"))
+
+
+def _promote_step(runner: Runner) -> int:
+    return one(runner.steps, _runs("workload promote"))
+
+
+def _ok(done: Mapping[str, subprocess.CompletedProcess[str]]) -> str:
+    return "\n".join(
+        f"{k} exited {d.returncode}: {d.stderr[-3000:]}"
+        for k, d in done.items()
+        if d.returncode != 0
+    )
+
+
+@pytest.mark.slow
+def test_on_a_branch_the_prompt_is_pushed_as_candidate_and_evaluated_but_not_promoted(
+    tmp_path: Path,
+) -> None:
+    release = Release(tmp_path, ref="refs/heads/shorter-prompt")
+    release.register_production(KIND_SYSTEM)
+    done = release.run()
+    assert not _ok(done), _ok(done)
+    assert release.alias("candidate") == 2, "the branch's prompt is a new version, candidate"
+    assert release.alias("production") == 1, "a branch never moves production"
+    assert release.history() == []
+    run_id = release.output("candidate-eval", "run_id")
+    run = release.client().get_run(run_id)
+    assert run.data.tags["llmops.prompt_version"] == f"{PROMPT_NAME}/2", "the candidate ran"
+    assert release.outcome("baseline-eval") == "skipped"
+    promote = release.runner.steps[_promote_step(release.runner)]["name"]
+    assert promote not in done, "promote runs on main only"
+    summary = release.runner.summary.read_text()
+    assert "candidate = version 2 (registered); production = version 1" in summary
+    assert f"eval run {run_id} passed" in summary
+
+
+@pytest.mark.slow
+def test_on_main_promote_moves_production_to_the_candidate_its_eval_ran(tmp_path: Path) -> None:
+    release = Release(tmp_path, ref="refs/heads/main")
+    release.register_production(KIND_SYSTEM)
+    done = release.run()
+    assert not _ok(done), _ok(done)
+    candidate_run = release.output("candidate-eval", "run_id")
+    baseline_run = release.output("baseline-eval", "run_id")
+    assert release.client().get_run(baseline_run).data.tags["llmops.prompt_version"] == (
+        f"{PROMPT_NAME}/1"
+    ), "the baseline is production's eval, in this run's experiment"
+    assert release.alias("production") == 2
+    (move,) = release.history()
+    assert (move["action"], move["from_version"], move["to_version"], move["run_id"]) == (
+        "promote",
+        1,
+        2,
+        candidate_run,
+    ), "promote took the candidate's eval run"
+    assert "promoted, production: 1 -> 2" in release.runner.summary.read_text()
+
+
+@pytest.mark.slow
+def test_on_main_a_prompt_production_already_runs_is_evaluated_and_nothing_promoted(
+    tmp_path: Path,
+) -> None:
+    """The branch left the prompt as it is: no new version, and no production eval or promote
+    (which would refuse to move production onto itself, failing the job)."""
+    release = Release(tmp_path, ref="refs/heads/main")
+    release.register_production(LAB_SYSTEM)
+    done = release.run()
+    assert not _ok(done), _ok(done)
+    assert (release.alias("candidate"), release.alias("production")) == (1, 1)
+    assert release.outcome("candidate-eval") == "success"
+    assert release.outcome("baseline-eval") == "skipped"
+    assert release.runner.steps[_promote_step(release.runner)]["name"] not in done
+    summary = release.runner.summary.read_text()
+    assert "candidate = version 1 (unchanged); production = version 1" in summary
+    assert "nothing to promote" in summary
+
+
+@pytest.mark.slow
+def test_on_main_a_refused_promote_fails_the_job_with_its_reasons(tmp_path: Path) -> None:
+    """The judges score the branch's prompt worse than production: promote exits 3, the step
+    fails (so the job does), each reason an error annotation and a line of the summary."""
+    release = Release(
+        tmp_path, ref="refs/heads/main", worse_under=LAB_SYSTEM, fail_under="reply_received=0.9"
+    )
+    release.register_production(KIND_SYSTEM)
+    done = release.run()
+    promote = done[release.runner.steps[_promote_step(release.runner)]["name"]]
+    assert promote.returncode == 3, promote.stderr
+    assert [k for k, d in done.items() if d.returncode != 0] == [
+        release.runner.steps[_promote_step(release.runner)]["name"]
+    ], "only promote failed"
+    assert release.alias("production") == 1, "nothing changed"
+    assert release.history() == []
+    reason = "expectations_guidelines regressed against"
+    assert f"::error title=promote refused::{reason}" in promote.stdout
+    summary = release.runner.summary.read_text()
+    assert "promote refused, production stays at version 1 (not 2)" in summary
+    assert f"- {reason}" in summary
+
+
+def test_without_the_variable_the_release_steps_are_skipped_with_a_notice(tmp_path: Path) -> None:
+    release = Release(tmp_path, ref="refs/heads/main", variables=VARS)
+    done = release.run()
+    assert list(done) == ["release"], "only the check runs"
+    assert done["release"].returncode == 0
+    assert "::notice title=release::release steps skipped" in done["release"].stdout
+    assert "LLMOPS_PROMPT_NAME is not set" in release.runner.summary.read_text()
+    assert all(
+        release.outcome(step_id) == "skipped"
+        for step_id in ("candidate", "candidate-eval", "baseline-eval")
+    )
+    assert release.runner.pulumi_calls() == [], "nothing read the stack"
+    assert not (tmp_path / "mlflow.db").exists(), "nothing registered"
