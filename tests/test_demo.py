@@ -145,7 +145,7 @@ def _signalled(started: subprocess.Popen[bytes], sent: signal.Signals) -> int:
     ``kill PID`` and a CI's cancel send it): its exit status, once it and every process it
     started have ended."""
     try:
-        _wait_for_command(started.pid, "-m workload chat")
+        _wait_for_command(started.pid, "-m workload prompt push")
         started.send_signal(sent)
         code = started.wait(timeout=120)
         left = [_command_line(pid) for pid in _group_members(started.pid)]
