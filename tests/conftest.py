@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -120,6 +121,41 @@ def fake_azure_openai() -> Iterator[FakeAzureOpenAI]:
     """
     with FakeAzureOpenAI() as fake:
         yield fake
+
+
+@pytest.fixture(scope="session")
+def empty_mlflow_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """An MLflow sqlite file with its tables made and nothing in them: copy it, don't write it.
+
+    A fresh store costs seconds of schema migrations; this one is made once per session,
+    under pytest-xdist once for all the workers (in their shared temporary folder, under a
+    lock), and each test store is a copy of it.
+    """
+    import fcntl
+
+    folder = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):
+        folder = folder.parent  # every worker's basetemp is a folder of the session's
+    store = folder / "empty-mlflow.db"
+    with (folder / "empty-mlflow.lock").open("w") as lock:
+        deadline = time.monotonic() + 300
+        while True:  # another worker making it: wait for it (bounded)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail("another worker held the empty MLflow store's lock for 300 s")
+                time.sleep(0.1)
+        if not store.exists():
+            from mlflow import MlflowClient
+
+            making = folder / f"empty-mlflow.{os.getpid()}.db"
+            MlflowClient(tracking_uri=f"sqlite:///{making}").search_experiments()
+            making.rename(store)  # whole or not at all
+    return store
 
 
 @pytest.fixture(scope="session")

@@ -114,16 +114,14 @@ def _strict(**options: Any) -> FakeAzureOpenAI:
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from mlflow import MlflowClient
-
+def results(
+    tmp_path_factory: pytest.TempPathFactory, empty_mlflow_store: Path
+) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("strict")
-    template = tmp / "template.db"
-    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
     # One store, each scenario its own experiment.
     store = tmp / "store"
     store.mkdir()
-    shutil.copyfile(template, store / "mlflow.db")
+    shutil.copyfile(empty_mlflow_store, store / "mlflow.db")
     two = _write(tmp / "two.jsonl", _rows(["cats", "dogs"], "owls")[:2])
     japanese = DATASETS / "lab_prompts_ja.jsonl"
     ja_two = _write(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +125,11 @@ EVAL_CODES = {"eval_v1": 0, "eval_v2": 3, "eval_v3": 0, "eval_v3_other": 0}
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
+def loop(tmp_path_factory: pytest.TempPathFactory, empty_mlflow_store: Path) -> Loop:
     tmp = tmp_path_factory.mktemp("releases")
     loop = Loop(tmp)
+    for store in ("mlflow.db", "untouched.db"):
+        shutil.copyfile(empty_mlflow_store, tmp / store)
     v2 = _prompt_file(tmp / "v2.json", TERSE_SYSTEM, model_config={"temperature": 0.5})
     v3 = _prompt_file(tmp / "v3.json", KIND_SYSTEM)
     bad = _prompt_file(tmp / "bad.json", "{{tone}}")
