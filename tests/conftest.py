@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -159,14 +160,15 @@ def empty_mlflow_store(
 
 
 @pytest.fixture(scope="session")
-def monitor_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def monitor_store(tmp_path_factory: pytest.TempPathFactory, empty_mlflow_store: Path) -> Path:
     """A real MLflow sqlite file of autolog-shaped traces (see ``tests/monitor_store.py``).
 
     Built once per session, in a subprocess so MLflow's global state stays out of
-    this one (building takes a while: schema migrations, then a run and a trace at
-    a time). Tests read it; one that writes copies the file first.
+    this one (building takes a while: a run and a trace at a time, into a copy of
+    the empty store). Tests read it; one that writes copies the file first.
     """
     db = tmp_path_factory.mktemp("monitor-store") / "mlflow.db"
+    shutil.copyfile(empty_mlflow_store, db)
     builder = Path(__file__).with_name("monitor_store.py")
     done = subprocess.run(
         [sys.executable, str(builder), str(db)],
