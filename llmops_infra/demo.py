@@ -244,11 +244,56 @@ def _unwinding_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class _Held:
+    """The signals that arrived while :func:`_signals_held` held them back."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    def deliver(self) -> None:
+        """Send them again, to the handlers now in place (which raise)."""
+        for signum in self.signals:
+            os.kill(os.getpid(), signum)
+        self.signals.clear()
+
+
+@contextmanager
+def _signals_held() -> Iterator[_Held]:
+    """Hold back Ctrl-C and SIGTERM while the block runs, for :meth:`_Held.deliver`.
+
+    Raised inside ``subprocess.Popen``, after its fork, they would lose the started
+    child: no object would be left to end it. In a thread other than the main one
+    (which has no signal handlers), nothing is held.
+    """
+    held = _Held()
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {
+        s: signal.signal(s, lambda signum, frame: held.signals.append(signum)) for s in signals
+    }
+    try:
+        yield held
+    except BaseException:
+        _restore(previous)
+        held.deliver()  # the block failed: what arrived meanwhile is not lost either
+        raise
+    _restore(previous)
+
+
+def _restore(handlers: dict[signal.Signals, Any]) -> None:
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+
+
 @contextmanager
 def _child(cmd: Sequence[str], cwd: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     """A child process whose stdout is captured, always gone when the block is left."""
-    child = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True)
+    with _signals_held() as held:
+        child = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True)
     try:
+        held.deliver()  # Ctrl-C or SIGTERM while it was being started: end it now
         yield child
     finally:
         if child.poll() is None:

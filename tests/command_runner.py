@@ -4,7 +4,10 @@ Each ``python -m workload`` process pays seconds of MLflow start-up; the end-to-
 tests run their scenarios through ``workload.cli.main`` (what ``python -m workload``
 calls) one after another in one child process instead, each with its own
 environment. A scenario ``{"command", "args", "env"}`` may add ``"dbutils"``: the
-service credentials of a simulated Databricks runtime (``tests/fake_dbutils.py``).
+service credentials of a simulated Databricks runtime (``tests/fake_dbutils.py``). An
+argument may be ``{"of": NAME, "key": KEY}``: the field KEY of the JSON an earlier
+scenario NAME printed (a run id, say), so a command on what another made needs no
+process of its own.
 
 Run as a script, it reads the scenarios as JSON on stdin and prints the results as
 one JSON line; :func:`run_commands` does that from a test.
@@ -50,13 +53,20 @@ def run_commands(
     return results, done.stdout + done.stderr
 
 
+def _argument(argument: str | dict[str, str], results: Mapping[str, Mapping[str, Any]]) -> str:
+    """``argument``, or the field it names of an earlier scenario's JSON output."""
+    if isinstance(argument, str):
+        return argument
+    return str(json.loads(results[argument["of"]]["stdout"])[argument["key"]])
+
+
 def _main() -> None:
     sys.path.insert(0, str(TESTS))
     import fake_dbutils
 
     from workload.cli import main
 
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for name, plan in json.loads(sys.stdin.read()).items():
         start = time.monotonic()
         os.environ.clear()
@@ -66,7 +76,7 @@ def _main() -> None:
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                code = main([plan["command"], *plan["args"]])
+                code = main([plan["command"], *[_argument(a, results) for a in plan["args"]]])
             except SystemExit as exit:
                 code = exit.code if isinstance(exit.code, int) else 1
             except BaseException:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -123,14 +125,50 @@ def fake_azure_openai() -> Iterator[FakeAzureOpenAI]:
 
 
 @pytest.fixture(scope="session")
-def monitor_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def empty_mlflow_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """An MLflow sqlite file with its tables made and nothing in them: copy it, don't write it.
+
+    A fresh store costs seconds of schema migrations; this one is made once per session,
+    under pytest-xdist once for all the workers (in their shared temporary folder, under a
+    lock), and each test store is a copy of it.
+    """
+    import fcntl
+
+    folder = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):
+        folder = folder.parent  # every worker's basetemp is a folder of the session's
+    store = folder / "empty-mlflow.db"
+    with (folder / "empty-mlflow.lock").open("w") as lock:
+        deadline = time.monotonic() + 300
+        while True:  # another worker making it: wait for it (bounded)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail("another worker held the empty MLflow store's lock for 300 s")
+                time.sleep(0.1)
+        if not store.exists():
+            from mlflow import MlflowClient
+
+            making = folder / f"empty-mlflow.{os.getpid()}.db"
+            MlflowClient(tracking_uri=f"sqlite:///{making}").search_experiments()
+            making.rename(store)  # whole or not at all
+    return store
+
+
+@pytest.fixture(scope="session")
+def monitor_store(tmp_path_factory: pytest.TempPathFactory, empty_mlflow_store: Path) -> Path:
     """A real MLflow sqlite file of autolog-shaped traces (see ``tests/monitor_store.py``).
 
     Built once per session, in a subprocess so MLflow's global state stays out of
-    this one (building takes a while: schema migrations, then a run and a trace at
-    a time). Tests read it; one that writes copies the file first.
+    this one (building takes a while: a run and a trace at a time, into a copy of
+    the empty store). Tests read it; one that writes copies the file first.
     """
     db = tmp_path_factory.mktemp("monitor-store") / "mlflow.db"
+    shutil.copyfile(empty_mlflow_store, db)
     builder = Path(__file__).with_name("monitor_store.py")
     done = subprocess.run(
         [sys.executable, str(builder), str(db)],

@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -417,8 +418,11 @@ class Scenario:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Scenario], str]]:
+def runs(
+    tmp_path_factory: pytest.TempPathFactory, empty_mlflow_store: Path
+) -> Iterator[tuple[dict[str, Scenario], str]]:
     tmp = tmp_path_factory.mktemp("auth")
+    shutil.copyfile(empty_mlflow_store, tmp / "mlflow.db")  # its tables made already
     outputs = tmp / "outputs.json"
     base = {
         k: v

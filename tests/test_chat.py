@@ -63,15 +63,6 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
-def _empty_store(tmp: Path) -> Path:
-    """An MLflow sqlite file with its tables made once: each fresh store costs seconds."""
-    from mlflow import MlflowClient
-
-    template = tmp / "template.db"
-    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
-    return template
-
-
 def _scenario(store: Path, *args: str, key: str = KEY, **env: str) -> Scenario:
     fake = FakeAzureOpenAI(api_key=key).start()
     given_key = env.get("AZURE_OPENAI_API_KEY") or key
@@ -107,11 +98,11 @@ def outputs_file(tmp_path_factory: pytest.TempPathFactory, dev: ProgramRun) -> P
 
 @pytest.fixture(scope="module")
 def scenarios(
-    tmp_path_factory: pytest.TempPathFactory, outputs_file: Path
+    tmp_path_factory: pytest.TempPathFactory, outputs_file: Path, empty_mlflow_store: Path
 ) -> Iterator[dict[str, Scenario]]:
     tmp = tmp_path_factory.mktemp("chat")
     exported = json.loads(outputs_file.read_text())
-    template = _empty_store(tmp)
+    template = empty_mlflow_store
     stores = {"lab": tmp / "lab", "shared": tmp / "shared"}
     for store in stores.values():
         store.mkdir()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,8 +64,11 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
-def test_chat_then_monitor_with_the_same_outputs_find_the_same_traces(tmp_path: Path) -> None:
+def test_chat_then_monitor_with_the_same_outputs_find_the_same_traces(
+    tmp_path: Path, empty_mlflow_store: Path
+) -> None:
     db = tmp_path / "mlflow.db"
+    shutil.copyfile(empty_mlflow_store, db)  # its tables made already
     env = {
         **_clean_env(),
         "MLFLOW_TRACKING_URI": f"sqlite:///{db}",

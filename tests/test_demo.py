@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,7 +146,7 @@ def _signalled(started: subprocess.Popen[bytes], sent: signal.Signals) -> int:
     ``kill PID`` and a CI's cancel send it): its exit status, once it and every process it
     started have ended."""
     try:
-        _wait_for_command(started.pid, "-m workload chat")
+        _wait_for_command(started.pid, "-m workload prompt push")
         started.send_signal(sent)
         code = started.wait(timeout=120)
         left = [_command_line(pid) for pid in _group_members(started.pid)]
@@ -205,3 +206,34 @@ def test_too_few_traces_for_the_monitor_is_refused_before_anything_starts(tmp_pa
         "5: make them 10 or more"
     )
     assert list(tmp_path.iterdir()) == [], "nothing started, nothing written"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds processes in /proc")
+def test_ctrl_c_while_a_command_is_being_started_still_ends_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C can arrive while ``subprocess.Popen`` has forked the command but not returned it
+    (seen: the interrupted demo left `workload prompt push` running). The real Popen starts
+    the command; the signal is sent to this process the moment it has."""
+    from llmops_infra import demo
+
+    started: list[subprocess.Popen[str]] = []
+
+    class InterruptedWhileStarting(subprocess.Popen[str]):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+            os.kill(os.getpid(), signal.SIGINT)  # still inside Popen(): Ctrl-C now
+            time.sleep(1)  # the handler runs here, as it would in Popen's own code
+
+    monkeypatch.setattr(demo.subprocess, "Popen", InterruptedWhileStarting)
+    command = [sys.executable, "-c", "import time; time.sleep(60)"]
+    with pytest.raises(KeyboardInterrupt), demo._child(command, tmp_path, dict(os.environ)):
+        pytest.fail("the interruption comes before the command's output is read")
+    (child,) = started
+    try:
+        assert child.poll() is not None, "the command was ended on the way out"
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=60)

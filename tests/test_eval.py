@@ -116,12 +116,11 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scenario]]:
-    from mlflow import MlflowClient
-
+def scenarios(
+    tmp_path_factory: pytest.TempPathFactory, empty_mlflow_store: Path
+) -> Iterator[dict[str, Scenario]]:
     tmp = tmp_path_factory.mktemp("eval")
-    template = tmp / "template.db"
-    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+    template = empty_mlflow_store
     stores = {"judged": tmp / "judged", "shared": tmp / "shared"}
     for store in stores.values():
         store.mkdir()

@@ -4,13 +4,14 @@ The stricter fake (``tests/fake_azure_openai.py`` options): limits over sliding
 10-second windows, a token estimate of its own (a CJK character one token,
 English more per character than characters / 4), answers after 1 to 1.5 s,
 judge answers long enough to be cut off at a low ``max_tokens``, judges that
-answer 503. Three child processes run at once (MLflow's start-up costs seconds a
-process): the lab's limits in real time, English with a judge deployment and
-Japanese with judges on the chat deployment, one process each (two rows each,
-so each takes about ten seconds; the window logic over many requests is tested
-with time scaled in ``tests/test_pacing.py``); the judge-error, pass-rate,
-tracing and comparison scenarios, on unlimited fakes, in the third, and then the
-`compare` commands on the runs it made.
+answer 503. Every scenario runs in one child process, one after another
+(``tests/command_runner.py``: MLflow's start-up costs seconds a process): first
+the lab's limits in real time, English with a judge deployment and Japanese with
+judges on the chat deployment (two rows each, so each takes about ten seconds;
+the window logic over many requests is tested with time scaled in
+``tests/test_pacing.py``); then the judge-error, pass-rate, tracing and
+comparison scenarios on unlimited fakes, and the `compare` commands on the runs
+they made.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -114,16 +114,14 @@ def _strict(**options: Any) -> FakeAzureOpenAI:
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from mlflow import MlflowClient
-
+def results(
+    tmp_path_factory: pytest.TempPathFactory, empty_mlflow_store: Path
+) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("strict")
-    template = tmp / "template.db"
-    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
-    stores = {name: tmp / name for name in ("english", "japanese", "judges")}
-    for store in stores.values():
-        store.mkdir()
-        shutil.copyfile(template, store / "mlflow.db")
+    # One store, each scenario its own experiment.
+    store = tmp / "store"
+    store.mkdir()
+    shutil.copyfile(empty_mlflow_store, store / "mlflow.db")
     two = _write(tmp / "two.jsonl", _rows(["cats", "dogs"], "owls")[:2])
     japanese = DATASETS / "lab_prompts_ja.jsonl"
     ja_two = _write(
@@ -134,30 +132,24 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         "english": _strict(judge_deployment=JUDGE, judge_tpm=10_000, judge_rationale_words=30),
         "japanese": _strict(judge_rationale_words=30),
     }
-    lab = {
-        "english": {
-            "english": _plan(
-                stores["english"],
-                "english",
-                fakes["english"],
-                "--dataset",
-                str(two),
-                "--tpm",
-                "10000",
-                "--judge-tpm",
-                "10000",
-                *small,
-                LLMOPS_JUDGE_DEPLOYMENT=JUDGE,
-            )
-        },
-        "japanese": {
-            "japanese": _plan(
-                stores["japanese"], "japanese", fakes["japanese"], "--dataset", str(ja_two), *small
-            )
-        },
+    # The lab's limits first, in a process fresh as a user's.
+    plan = {
+        "english": _plan(
+            store,
+            "english",
+            fakes["english"],
+            "--dataset",
+            str(two),
+            "--tpm",
+            "10000",
+            "--judge-tpm",
+            "10000",
+            *small,
+            LLMOPS_JUDGE_DEPLOYMENT=JUDGE,
+        ),
+        "japanese": _plan(store, "japanese", fakes["japanese"], "--dataset", str(ja_two), *small),
     }
-    # The judge scenarios: unlimited fakes, each its own experiment in one store.
-    store = stores["judges"]
+    # The judge scenarios: unlimited fakes.
     three = str(_write(tmp / "three.jsonl", _rows(["cats", "dogs", "bees"], "owls")[:3]))
     unpaced = ("--tpm", "6000000", "--dataset", three, "--json")
     fakes["outage"] = FakeAzureOpenAI(api_key=KEY, judge_status=503).start()
@@ -187,7 +179,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         _write(tmp / "after.jsonl", _rows(ANIMALS, "lions") + TWINS[1::-1] + TWINS[2:])
     )
     retries = ("--max-retries", "1")
-    judges = {
+    plan |= {
         "outage": _plan(store, "outage", fakes["outage"], *unpaced, *retries),
         "outage_gated": _plan(
             store,
@@ -251,39 +243,25 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         ),
         "drift_monitor": {**_plan(store, "drift", fakes["chat"], "--json"), "command": "monitor"},
     }
-    cwd, env = tmp, {**_clean_env(), "PYTHONPATH": str(PROJECT_DIR)}
+    # Then `compare` on the runs those made (their run ids read from their JSON).
+    compare_env = _plan(store, "compare", fakes["chat"])["env"]
+    run_a, run_b, chat_run = ({"of": name, "key": "run_id"} for name in ("before", "after", "chat"))
+
+    def compare(*args: str | dict[str, str]) -> dict[str, Any]:
+        return {"command": "compare", "args": list(args), "env": compare_env}
+
+    plan |= {
+        "compare_table": compare(run_a, run_b),
+        "compare_default_alpha": compare(run_a, run_b, "--json", "--fail-on-regression"),
+        "compare_alpha_0.01": compare(
+            run_a, run_b, "--json", "--fail-on-regression", "--alpha", "0.01"
+        ),
+        "compare_not_eval": compare(run_a, chat_run, "--json"),
+        "compare_same_run": compare(run_a, run_a, "--json", "--fail-on-regression"),
+    }
     try:
-        with ThreadPoolExecutor(3) as pool:
-            futures = [
-                pool.submit(run_commands, plan, cwd=cwd, env=env)
-                for plan in (lab["english"], lab["japanese"], judges)
-            ]
-            done: dict[str, Any] = {}
-            for future in futures:
-                done.update(future.result()[0])
-        run_a = json.loads(done["before"]["stdout"])["run_id"]
-        run_b = json.loads(done["after"]["stdout"])["run_id"]
-        chat_run = json.loads(done["chat"]["stdout"])["run_id"]
-        compare_env = _plan(store, "compare", fakes["chat"])["env"]
-
-        def compare(*args: str) -> dict[str, Any]:
-            return {"command": "compare", "args": list(args), "env": compare_env}
-
-        compared, _ = run_commands(
-            {
-                "table": compare(run_a, run_b),
-                "default_alpha": compare(run_a, run_b, "--json", "--fail-on-regression"),
-                "alpha_0.01": compare(
-                    run_a, run_b, "--json", "--fail-on-regression", "--alpha", "0.01"
-                ),
-                "not_eval": compare(run_a, chat_run, "--json"),
-                "same_run": compare(run_a, run_a, "--json", "--fail-on-regression"),
-            },
-            cwd=cwd,
-            env=env,
-        )
-        done.update({f"compare_{name}": result for name, result in compared.items()})
-        yield {"results": done, "fakes": fakes, "stores": stores}
+        done, _ = run_commands(plan, cwd=tmp, env={**_clean_env(), "PYTHONPATH": str(PROJECT_DIR)})
+        yield {"results": done, "fakes": fakes, "store": store}
     finally:
         for fake in fakes.values():
             fake.stop()
@@ -350,13 +328,9 @@ def test_a_truncated_judge_answer_is_retried_once_then_a_judge_error(
     assert (rate["pass_rate"], rate["judge_errors"]) == (None, 3), "cut off: no verdict"
     assert result["code"] == 1
     (experiment,) = [
-        e
-        for e in _client(results["stores"]["judges"]).search_experiments()
-        if e.name == "truncated"
+        e for e in _client(results["store"]).search_experiments() if e.name == "truncated"
     ]
-    traces = _client(results["stores"]["judges"]).search_traces(
-        locations=[experiment.experiment_id]
-    )
+    traces = _client(results["store"]).search_traces(locations=[experiment.experiment_id])
     errors = [
         a.error.error_message
         for t in traces
@@ -384,7 +358,7 @@ def test_the_logged_pass_rate_is_the_jsons_and_counts_a_failed_row_as_failed(
     assert summary["errors"] == 1 and summary["passed"] is True
     rate = _scorer(result["stdout"], "expectations_guidelines")
     assert (rate["pass_rate"], rate["n"], rate["judge_errors"]) == (pytest.approx(2 / 3), 3, 0)
-    metrics = _client(results["stores"]["judges"]).get_run(summary["run_id"]).data.metrics
+    metrics = _client(results["store"]).get_run(summary["run_id"]).data.metrics
     for scorer in summary["scorers"]:
         assert metrics[f"{scorer['name']}/pass_rate"] == pytest.approx(scorer["pass_rate"])
     assert metrics["expectations_guidelines/mean"] == pytest.approx(1.0), (
@@ -397,7 +371,7 @@ def test_with_scorer_tracing_on_the_experiment_holds_only_the_rows_traces(
 ) -> None:
     result = results["results"]["tracing"]
     assert result["code"] == 0, result["stderr"]
-    client = _client(results["stores"]["judges"])
+    client = _client(results["store"])
     (experiment,) = [e for e in client.search_experiments() if e.name == "tracing"]
     traces = client.search_traces(locations=[experiment.experiment_id])
     assert len(traces) == 3, "three rows, three traces; no scorer's"

@@ -100,12 +100,11 @@ def _clean_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scenario]]:
-    from mlflow import MlflowClient
-
+def scenarios(
+    tmp_path_factory: pytest.TempPathFactory, empty_mlflow_store: Path
+) -> Iterator[dict[str, Scenario]]:
     tmp = tmp_path_factory.mktemp("gateway")
-    template = tmp / "template.db"
-    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+    template = empty_mlflow_store
     dataset = tmp / "rows.jsonl"
     dataset.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
     runs: dict[str, Scenario] = {}

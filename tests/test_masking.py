@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,10 @@ def test_a_successful_answer_and_short_values_pass_untouched() -> None:
     assert sent_credentials(httpx2.Request("GET", "https://x", headers={"api-key": "abc"})) == []
 
 
-def test_the_chat_command_stores_no_echoed_key_in_its_trace(tmp_path: Path) -> None:
+def test_the_chat_command_stores_no_echoed_key_in_its_trace(
+    tmp_path: Path, empty_mlflow_store: Path
+) -> None:
+    shutil.copyfile(empty_mlflow_store, tmp_path / "mlflow.db")  # its tables made already
     echo = {"error": {"code": "BadRequest", "message": f"key {KEY} was not expected"}}
     with FakeAzureOpenAI(api_key=KEY) as fake:
         fake.script(Reply(400, echo))  # not retried: the answer as it came

@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -250,7 +251,7 @@ print(json.dumps({
 
 
 def test_a_calls_waits_for_the_pacer_add_up_on_its_span_and_leave_its_latency(
-    tmp_path: Path,
+    tmp_path: Path, empty_mlflow_store: Path
 ) -> None:
     """Autolog's span is open while the transport waits, first attempt and retry alike;
     the wait is on the span, and the trace's latency as the monitor reads it is without it."""
@@ -258,6 +259,7 @@ def test_a_calls_waits_for_the_pacer_add_up_on_its_span_and_leave_its_latency(
         k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AZURE_", "OPENAI_"))
     }
     env.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}", PYTHONPATH=str(ROOT))
+    shutil.copyfile(empty_mlflow_store, tmp_path / "mlflow.db")  # its tables made already
     with FakeAzureOpenAI() as fake:
         fake.script(Reply.rate_limited("0.01"))  # then the normal completion
         done = subprocess.run(

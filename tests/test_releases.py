@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +84,14 @@ class Loop:
             }
         return env | extra
 
-    def batch(self, plan: list[tuple[str, str, list[str], dict[str, str]]]) -> None:
-        """Run the scenarios in order in one child process; each has a fake of its own."""
+    def batch(
+        self, plan: list[tuple[str, str, list[str | dict[str, str]], dict[str, str]]]
+    ) -> None:
+        """Run the scenarios in order in one child process; each has a fake of its own.
+
+        An argument ``{"of": NAME, "key": KEY}`` is a field of scenario NAME's JSON output
+        (``tests/command_runner.py``): a run id an earlier scenario made, say.
+        """
         scenarios = {}
         for name, command, args, env in plan:
             fake = FakeAzureOpenAI(api_key=KEY, reply_text=_reply, judge_verdict=_verdict)
@@ -118,9 +125,11 @@ EVAL_CODES = {"eval_v1": 0, "eval_v2": 3, "eval_v3": 0, "eval_v3_other": 0}
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
+def loop(tmp_path_factory: pytest.TempPathFactory, empty_mlflow_store: Path) -> Loop:
     tmp = tmp_path_factory.mktemp("releases")
     loop = Loop(tmp)
+    for store in ("mlflow.db", "untouched.db"):
+        shutil.copyfile(empty_mlflow_store, tmp / store)
     v2 = _prompt_file(tmp / "v2.json", TERSE_SYSTEM, model_config={"temperature": 0.5})
     v3 = _prompt_file(tmp / "v3.json", KIND_SYSTEM)
     bad = _prompt_file(tmp / "bad.json", "{{tone}}")
@@ -133,6 +142,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
     other.parent.mkdir()
     other.write_text("".join(json.dumps(row) + "\n" for row in ROWS[:4]))
     copy = str(tmp / "copy" / "rows.jsonl")
+    run = {name: {"of": name, "key": "run_id"} for name in [*EVAL_CODES, "chat_production"]}
     elsewhere = f"sqlite:///{tmp / 'untouched.db'}"
     ds = ["--dataset", str(dataset)]
     loop.batch(
@@ -165,13 +175,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
                 [*EVAL, "--prompt-version", "3", "--dataset", str(other)],
                 {},
             ),
-        ]
-    )
-    run = {name: loop.json(name, code)["run_id"] for name, code in EVAL_CODES.items()}
-    chat_run = loop.json("chat_production")["run_id"]
-    loop.batch(
-        [
-            ("promote_chat_run", "promote", [chat_run], {}),
+            # Then promote and rollback on the runs those made.
+            ("promote_chat_run", "promote", [run["chat_production"]], {}),
             ("promote_v2", "promote", [run["eval_v2"], "--json"], {}),
             (
                 "promote_other_dataset",
