@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +138,20 @@ def _start_in_background(folder: Path, command: list[str]) -> subprocess.Popen[b
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AZURE_"))}
     with (folder / "stdout.txt").open("wb") as out, (folder / "stderr.txt").open("wb") as err:
         return subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            # As from a terminal: a test run started in the background (no job control)
+            # ignores SIGINT, and a child inherits that, so Ctrl-C would never reach it.
+            preexec_fn=_sigint_as_in_a_terminal,
         )
+
+
+def _sigint_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python then installs KeyboardInterrupt
 
 
 def _signalled(started: subprocess.Popen[bytes], sent: signal.Signals) -> int:
@@ -208,7 +221,19 @@ def test_too_few_traces_for_the_monitor_is_refused_before_anything_starts(tmp_pa
     assert list(tmp_path.iterdir()) == [], "nothing started, nothing written"
 
 
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C as in a terminal, even when the test run was started in the background (no
+    job control: SIGINT ignored, so Python installed no KeyboardInterrupt handler)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds processes in /proc")
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_ctrl_c_while_a_command_is_being_started_still_ends_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
