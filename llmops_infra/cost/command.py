@@ -65,7 +65,9 @@ def _students(text: str) -> int | None:
 
 
 def draw_regions(settings: LlmopsConfig) -> list[str]:
-    """The pinned region, or every allowed region the draw can land on for these options."""
+    """The pinned region, or every allowed region the stack can land in for these options
+    (the draw's, or, with ``workspaceResourceId``, the existing workspace's, known only at
+    ``up``)."""
     from llmops_infra.stack.region_features import unusable_regions
 
     if settings.region is not None:
