@@ -185,7 +185,9 @@ def _per_hour(costs: Sequence[RegionCost], *, idle: bool) -> str:
 def plan_line(costs: Sequence[RegionCost], today: str) -> str:
     """The plan's last line: running and idle per hour, where the prices came from."""
     partial = any(c.partial for c in costs)
-    where = costs[0].region if len(costs) == 1 else f"the {len(costs)} regions the stack can land in"
+    where = (
+        costs[0].region if len(costs) == 1 else f"the {len(costs)} regions the stack can land in"
+    )
     origin = (
         f"bundled prices of {as_of(costs, today)}, the API unreachable"
         if source(costs) == BUNDLED_SOURCE
