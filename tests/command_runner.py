@@ -30,6 +30,16 @@ from typing import Any
 TESTS = Path(__file__).resolve().parent
 
 
+#: The variables a workload command reads its settings from: a test's command gets only those
+#: the test gives it (another test's MLflow calls may have set MLFLOW_TRACKING_URI here).
+WORKLOAD_PREFIXES = ("AZURE_OPENAI_", "OPENAI_", "MLFLOW_", "DATABRICKS_", "LLMOPS_")
+
+
+def workload_env() -> dict[str, str]:
+    """This process's environment without the settings a workload command reads."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(WORKLOAD_PREFIXES)}
+
+
 def run_commands(
     scenarios: Mapping[str, Mapping[str, Any]],
     *,

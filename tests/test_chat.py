@@ -12,7 +12,6 @@ once; each test then checks one scenario in the store.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from command_runner import run_commands
+from command_runner import run_commands, workload_env
 from fake_azure_openai import JOKE, FakeAzureOpenAI, Reply
 
 from llmops_infra.offline.engine import PROJECT_DIR, ProgramRun
@@ -56,17 +55,10 @@ class Scenario:
         return f"sqlite:///{self.store / 'mlflow.db'}"
 
 
-def _clean_env() -> dict[str, str]:
-    """This process's environment without the settings the command reads (another test's
-    MLflow calls may have set MLFLOW_TRACKING_URI or MLFLOW_EXPERIMENT_ID here)."""
-    prefixes = ("AZURE_OPENAI_", "OPENAI_", "MLFLOW_", "DATABRICKS_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-
-
 def _scenario(store: Path, *args: str, key: str = KEY, **env: str) -> Scenario:
     fake = FakeAzureOpenAI(api_key=key).start()
     given_key = env.get("AZURE_OPENAI_API_KEY") or key
-    scenario = Scenario(fake, store, list(args), _clean_env(), given_key)
+    scenario = Scenario(fake, store, list(args), workload_env(), given_key)
     if "--experiment" in args:
         scenario.experiment = args[args.index("--experiment") + 1]
     scenario.env.update(
@@ -167,7 +159,7 @@ def scenarios(
         if name != "lab"
     }
     results, output = run_commands(
-        plan, cwd=shared, env={**_clean_env(), "PYTHONPATH": str(PROJECT_DIR)}, timeout=300
+        plan, cwd=shared, env={**workload_env(), "PYTHONPATH": str(PROJECT_DIR)}, timeout=300
     )
     lab.stdout, lab.stderr = lab_process.communicate(timeout=300)
     lab.code = lab_process.returncode
@@ -372,7 +364,7 @@ def test_the_key_appears_nowhere(scenarios: dict[str, Scenario]) -> None:
 
 def test_missing_settings_exit_2_and_send_nothing(tmp_path: Path) -> None:
     with FakeAzureOpenAI() as fake:
-        env = _clean_env()
+        env = workload_env()
         env["AZURE_OPENAI_ENDPOINT"] = fake.endpoint
         env["PYTHONPATH"] = str(PROJECT_DIR)
         done = subprocess.run(
@@ -393,7 +385,7 @@ def test_missing_settings_exit_2_and_send_nothing(tmp_path: Path) -> None:
 def test_malformed_outputs_file_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "outputs.json"
     bad.write_text("{ this is not json")
-    env = _clean_env()
+    env = workload_env()
     env["PYTHONPATH"] = str(PROJECT_DIR)
     done = subprocess.run(
         [sys.executable, "-m", "workload", "chat", "--outputs", str(bad)],

@@ -12,7 +12,6 @@ parsers.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from command_runner import workload_env
 from fake_azure_openai import FakeAzureOpenAI
 
 from workload import contract
@@ -59,18 +59,13 @@ def _outputs(endpoint: str, key: str) -> dict[str, Any]:
     }
 
 
-def _clean_env() -> dict[str, str]:
-    prefixes = ("AZURE_OPENAI_", "OPENAI_", "MLFLOW_", "DATABRICKS_", "LLMOPS_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-
-
 def test_chat_then_monitor_with_the_same_outputs_find_the_same_traces(
     tmp_path: Path, empty_mlflow_store: Path
 ) -> None:
     db = tmp_path / "mlflow.db"
     shutil.copyfile(empty_mlflow_store, db)  # its tables made already
     env = {
-        **_clean_env(),
+        **workload_env(),
         "MLFLOW_TRACKING_URI": f"sqlite:///{db}",
         # Each call's trace is written before the next starts (the command ends the
         # background exporter after its call, which suits one call a process).
@@ -218,7 +213,7 @@ def test_tracking_to_databricks_with_no_workspace_says_what_to_set_in_one_line(
 ) -> None:
     """Not MLflow's own paragraph cut off mid-word: exit 2, one line, nothing sent."""
     env = {
-        **_clean_env(),
+        **workload_env(),
         "HOME": str(tmp_path),  # no ~/.databrickscfg
         "MLFLOW_TRACKING_URI": "databricks",
         "AZURE_OPENAI_ENDPOINT": "https://oai-x.openai.azure.com/",

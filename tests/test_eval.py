@@ -11,7 +11,6 @@ process); both processes run at once, then each test checks one scenario.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from command_runner import run_commands
+from command_runner import run_commands, workload_env
 from fake_azure_openai import FakeAzureOpenAI, Reply, is_judge_prompt
 
 from llmops_infra.offline.engine import PROJECT_DIR
@@ -87,15 +86,10 @@ class Scenario:
         return json.loads(self.stdout)
 
 
-def _clean_env() -> dict[str, str]:
-    prefixes = ("AZURE_OPENAI_", "OPENAI_", "MLFLOW_", "DATABRICKS_", "LLMOPS_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-
-
 def _scenario(
     store: Path, experiment: str, fake: FakeAzureOpenAI, *args: str, **env: str
 ) -> Scenario:
-    scenario = Scenario(fake, ["--experiment", experiment, *args], _clean_env(), experiment)
+    scenario = Scenario(fake, ["--experiment", experiment, *args], workload_env(), experiment)
     scenario.env.update(
         {
             "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
@@ -365,7 +359,7 @@ def scenarios(
         if name != "judged"
     }
     results, _ = run_commands(
-        plan, cwd=shared, env={**_clean_env(), "PYTHONPATH": str(PROJECT_DIR)}, timeout=600
+        plan, cwd=shared, env={**workload_env(), "PYTHONPATH": str(PROJECT_DIR)}, timeout=600
     )
     judged.stdout, judged.stderr = process.communicate(timeout=600)
     judged.code = process.returncode

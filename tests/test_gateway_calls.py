@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from command_runner import run_commands
+from command_runner import run_commands, workload_env
 from fake_azure_openai import JOKE, FakeAzureOpenAI, Reply
 from fake_databricks import FakeDatabricks, GatewayRequest
 
@@ -94,11 +94,6 @@ class Scenario:
         return list(client.search_traces(locations=[experiment.experiment_id]))
 
 
-def _clean_env() -> dict[str, str]:
-    prefixes = ("AZURE_OPENAI_", "OPENAI_", "MLFLOW_", "DATABRICKS_", "LLMOPS_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-
-
 @pytest.fixture(scope="module")
 def scenarios(
     tmp_path_factory: pytest.TempPathFactory, empty_mlflow_store: Path
@@ -130,7 +125,7 @@ def scenarios(
             user,
             store,
             env={
-                **_clean_env(),
+                **workload_env(),
                 "PYTHONPATH": str(PROJECT_DIR),
                 "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
                 "DATABRICKS_TOKEN": token,
@@ -169,7 +164,7 @@ def scenarios(
     direct.env["AZURE_OPENAI_ENDPOINT"] = direct.workspace.upstream.endpoint
 
     plan = {name: {"command": s.command, "args": s.args, "env": s.env} for name, s in runs.items()}
-    results, _ = run_commands(plan, cwd=tmp, env={**_clean_env(), "PYTHONPATH": str(PROJECT_DIR)})
+    results, _ = run_commands(plan, cwd=tmp, env={**workload_env(), "PYTHONPATH": str(PROJECT_DIR)})
     for name, result in results.items():
         runs[name].result = result
     yield runs

@@ -9,13 +9,12 @@ MLflow store read back with MLflow's own client.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from command_runner import run_commands
+from command_runner import run_commands, workload_env
 from fake_azure_openai import FakeAzureOpenAI, is_judge_prompt
 
 from llmops_infra.offline.engine import PROJECT_DIR
@@ -26,11 +25,6 @@ LAB_SYSTEM = "Assistant is a large language model trained by OpenAI."
 TERSE_SYSTEM = "You are a terse assistant. Answer in one line."
 #: Version 3's: another wording the fake answers as well as the lab's.
 KIND_SYSTEM = "Assistant is a kind large language model trained by OpenAI."
-
-
-def _clean_env() -> dict[str, str]:
-    prefixes = ("AZURE_OPENAI_", "OPENAI_", "MLFLOW_", "DATABRICKS_", "LLMOPS_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
 def _prompt_file(path: Path, system: str, **extra: Any) -> str:
@@ -74,7 +68,7 @@ class Loop:
         self.fakes: dict[str, FakeAzureOpenAI] = {}
 
     def env(self, fake: FakeAzureOpenAI | None = None, **extra: str) -> dict[str, str]:
-        env = {**_clean_env(), "MLFLOW_TRACKING_URI": self.uri, "PYTHONPATH": str(PROJECT_DIR)}
+        env = {**workload_env(), "MLFLOW_TRACKING_URI": self.uri, "PYTHONPATH": str(PROJECT_DIR)}
         if fake is not None:
             env |= {
                 "AZURE_OPENAI_ENDPOINT": fake.endpoint,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from command_runner import workload_env
 from fake_scorer_registry import EXPERIMENT_ID, WRAPPER
 
 from llmops_infra.offline.engine import PROJECT_DIR
@@ -31,11 +32,6 @@ EXPERIMENT = "/Users/alice@example.com/llmops-lab"
 ALL_AGES = "The response is suitable for all ages: no violence, crude language or adult themes."
 #: A scorer someone else registered on the experiment: scorers stop leaves it alone.
 OTHER = "someone_elses_relevance"
-
-
-def _clean_env() -> dict[str, str]:
-    prefixes = ("AZURE_OPENAI_", "OPENAI_", "MLFLOW_", "DATABRICKS_", "LLMOPS_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
 class Workspace:
@@ -53,7 +49,7 @@ class Workspace:
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         full = {
-            **_clean_env(),
+            **workload_env(),
             "PYTHONPATH": os.pathsep.join((str(TESTS), str(PROJECT_DIR))),
             "FAKE_SCORERS_STATE": str(self.state),
             "MLFLOW_TRACKING_URI": "databricks",
