@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from command_runner import run_commands
+from command_runner import run_commands, workload_env
 from fake_azure_openai import FakeAzureOpenAI, Reply, is_judge_prompt
-from test_eval import KEY, _clean_env, _scenario, _write
+from test_eval import KEY, _scenario, _write
 
 from llmops_infra.offline.engine import PROJECT_DIR
 
@@ -260,7 +260,9 @@ def results(
         "compare_same_run": compare(run_a, run_a, "--json", "--fail-on-regression"),
     }
     try:
-        done, _ = run_commands(plan, cwd=tmp, env={**_clean_env(), "PYTHONPATH": str(PROJECT_DIR)})
+        done, _ = run_commands(
+            plan, cwd=tmp, env={**workload_env(), "PYTHONPATH": str(PROJECT_DIR)}
+        )
         yield {"results": done, "fakes": fakes, "store": store}
     finally:
         for fake in fakes.values():
